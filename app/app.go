@@ -1,0 +1,81 @@
+// Package app is Causerie's vocabulary: the users, messages and errors that every other package speaks in.
+// It imports nothing of the project, so adapters (store, bus, handlers) can depend on it without depending
+// on each other.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DefaultRoom is the room every connection starts in.
+const DefaultRoom = "general"
+
+// User is a registered account. PasswordHash never leaves the server.
+type User struct {
+	ID           int64     `json:"id"`
+	Email        string    `json:"email"`
+	Name         string    `json:"name"`
+	PasswordHash string    `json:"-"`
+	CreatedAt    time.Time `json:"-"`
+}
+
+// Identity is who a verified token speaks for.
+type Identity struct {
+	UserID    int64
+	Name      string
+	ExpiresAt time.Time
+}
+
+// Author is how a message names its sender on the wire.
+type Author struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// Message is one stored chat message. ID orders the messages of Room: a later message has a larger ID.
+// ClientID is the sender's own id for the message, if it gave one.
+type Message struct {
+	ID       int64     `json:"id"`
+	Room     string    `json:"room"`
+	From     Author    `json:"from"`
+	Text     string    `json:"text"`
+	At       time.Time `json:"at"`
+	ClientID string    `json:"-"`
+}
+
+// Error codes shared by REST error bodies and WebSocket error frames.
+const (
+	CodeInvalid          = "invalid"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "conflict"
+	CodeTooLarge         = "too_large"
+	CodeInternal         = "internal"
+)
+
+// Error is an error a client may see: Code is stable and machine-readable, Message is for people.
+// Anything that is not an *Error reaches clients as CodeInternal with a generic message.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the *Error in err's chain, or CodeInternal when there is none.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

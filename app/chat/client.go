@@ -1,0 +1,176 @@
+package chat
+
+import (
+	"sync"
+	"time"
+
+	"github.com/causerie/causerie/app"
+)
+
+// Close codes the hub sends; the transport writes them in the close frame.
+const (
+	CloseNormal     = 1000
+	CloseGoingAway  = 1001
+	CloseInternal   = 1011
+	CloseSlowClient = 4100
+)
+
+// Conn is the transport under a client, implemented over WebSocket by the handlers package. The hub calls
+// WriteFrames, Ping and Close from the client's writer goroutine only, and Abort from any goroutine.
+type Conn interface {
+	// WriteFrames writes each payload as one text frame, in order, bounded by a write deadline.
+	WriteFrames(frames [][]byte) error
+	// Ping writes a ping control frame.
+	Ping() error
+	// Close writes a close frame with code and reason, then closes the connection.
+	Close(code int, reason string)
+	// Abort closes the connection at once, without a close frame, unblocking any write in progress.
+	// It is safe to call more than once and together with Close.
+	Abort()
+	// LastRead is when a byte last arrived from the peer (pong frames included).
+	LastRead() time.Time
+}
+
+// Client is one connection as the hub sees it: an identity and a bounded outbound queue.
+//
+// Nobody waits on a client: enqueue appends to the queue and returns; a writer goroutine, started when the
+// queue goes from empty to non-empty and gone when it is drained again, writes everything queued in one
+// batch. An idle client holds no goroutine but its reader. A client whose queue would grow past its byte
+// limit is aborted and counted, never waited for.
+type Client struct {
+	// ID is unique across nodes; Skip in a bus event names it.
+	ID   string
+	User app.Identity
+
+	seq      uint64
+	conn     Conn
+	hub      *Hub
+	maxQueue int
+
+	mu      sync.Mutex
+	queue   [][]byte
+	queued  int // bytes in queue
+	writing bool
+	ping    bool
+	// closeCode is set once the client is closing; nothing is queued after that.
+	closeCode   int
+	closeReason string
+	rooms       map[string]struct{}
+}
+
+// enqueue queues frame for writing and reports whether it was accepted. A full queue aborts the client.
+func (c *Client) enqueue(frame []byte) bool {
+	c.mu.Lock()
+	if c.closeCode != 0 {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued+len(frame) > c.maxQueue {
+		c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
+		c.queue, c.queued = nil, 0
+		c.mu.Unlock()
+		c.hub.stats.SlowClientsDropped.Add(1)
+		c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
+		// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.
+		go func() {
+			c.conn.Close(CloseSlowClient, "slow client")
+			c.conn.Abort()
+		}()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return true
+}
+
+// requestPing asks the writer to send a ping frame.
+func (c *Client) requestPing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	c.ping = true
+	c.startWriterLocked()
+}
+
+// Close writes what is queued, then a close frame with code, then closes the connection. Later calls
+// do nothing.
+func (c *Client) Close(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	c.closeCode, c.closeReason = code, reason
+	c.startWriterLocked()
+}
+
+func (c *Client) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// writeLoop drains the queue in batches until it finds it empty. It is the only caller of conn's write
+// methods while it runs.
+func (c *Client) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch, ping, code, reason := c.queue, c.ping, c.closeCode, c.closeReason
+		c.queue, c.queued, c.ping = nil, 0, false
+		if len(batch) == 0 && !ping && code == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		if code == CloseSlowClient {
+			return // enqueue already closes the connection.
+		}
+		var err error
+		if len(batch) > 0 {
+			err = c.conn.WriteFrames(batch)
+		}
+		if err == nil && ping {
+			err = c.conn.Ping()
+		}
+		if err != nil {
+			c.mu.Lock()
+			if c.closeCode == 0 {
+				c.closeCode = CloseInternal
+			}
+			c.queue, c.queued = nil, 0
+			c.mu.Unlock()
+			c.conn.Abort()
+			return
+		}
+		if code != 0 {
+			c.conn.Close(code, reason)
+			return
+		}
+	}
+}
+
+// inRoom reports whether the client has joined room.
+func (c *Client) inRoom(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.rooms[room]
+	return ok
+}
+
+// roomNames returns the rooms the client is in.
+func (c *Client) roomNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := make([]string, 0, len(c.rooms))
+	for r := range c.rooms {
+		names = append(names, r)
+	}
+	return names
+}

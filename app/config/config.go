@@ -1,0 +1,150 @@
+// Package config reads Causerie's settings from the environment, once, at start-up.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds every setting. Each field's comment names its variable and default; README.md and
+// .env.example carry the same table.
+type Config struct {
+	// Host is the interface to listen on (HOST, default empty: all interfaces).
+	Host string
+	// Port is the TCP port (PORT, default 8181, the course's; 0 picks a free port).
+	Port int
+	// DataDir holds the SQLite database and the generated JWT secret (DATA_DIR, default ./data).
+	DataDir string
+	// JWTSecret signs tokens (JWT_SECRET, at least 32 bytes). Empty means: generate one on first start
+	// and keep it in DataDir.
+	JWTSecret string
+	// TokenTTL is how long a token is valid after it is issued (TOKEN_TTL, default 24h).
+	TokenTTL time.Duration
+	// BcryptCost is the bcrypt work factor for new passwords (BCRYPT_COST, default 10, 4 to 31).
+	BcryptCost int
+	// AllowedOrigins are the browser origins, besides the server's own host, that may open a WebSocket
+	// (ALLOWED_ORIGINS, comma-separated, e.g. https://chat.example.com; default none).
+	AllowedOrigins []string
+	// MaxMessageBytes caps the text of one message (MAX_MESSAGE_BYTES, default 4096).
+	MaxMessageBytes int
+	// QueueBytes caps the bytes waiting to be written to one connection; a client whose queue is full
+	// is disconnected (WS_QUEUE_BYTES, default 1048576).
+	QueueBytes int
+	// PingInterval is how often the server pings each connection (PING_INTERVAL, default 25s).
+	PingInterval time.Duration
+	// PongWait is how long a connection may stay silent before it is closed (PONG_WAIT, default 60s;
+	// must be longer than PING_INTERVAL).
+	PongWait time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, default 10s).
+	ShutdownTimeout time.Duration
+	// LogFormat is text or json (LOG_FORMAT, default text).
+	LogFormat string
+	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
+	LogLevel string
+}
+
+// Load reads the configuration through getenv (os.Getenv in production) and returns one error that
+// names every bad variable.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		Host:            getenv("HOST"),
+		Port:            p.int("PORT", 8181, 0, 65535),
+		DataDir:         p.string("DATA_DIR", "./data"),
+		JWTSecret:       getenv("JWT_SECRET"),
+		TokenTTL:        p.duration("TOKEN_TTL", 24*time.Hour),
+		BcryptCost:      p.int("BCRYPT_COST", 10, 4, 31),
+		AllowedOrigins:  p.list("ALLOWED_ORIGINS"),
+		MaxMessageBytes: p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
+		QueueBytes:      p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
+		PingInterval:    p.duration("PING_INTERVAL", 25*time.Second),
+		PongWait:        p.duration("PONG_WAIT", 60*time.Second),
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
+		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		p.fail("JWT_SECRET", "must be at least 32 bytes (or unset, to generate one)")
+	}
+	if c.PongWait <= c.PingInterval {
+		p.fail("PONG_WAIT", "must be longer than PING_INTERVAL")
+	}
+	if len(p.errs) > 0 {
+		return Config{}, fmt.Errorf("config: %w", errors.Join(p.errs...))
+	}
+	return c, nil
+}
+
+// Addr is the address to listen on.
+func (c Config) Addr() string {
+	return c.Host + ":" + strconv.Itoa(c.Port)
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name, msg string) {
+	p.errs = append(p.errs, fmt.Errorf("%s %s", name, msg))
+}
+
+func (p *parser) string(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) int(name string, def, min, max int) int {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		p.fail(name, fmt.Sprintf("must be a whole number from %d to %d, got %q", min, max, v))
+		return def
+	}
+	return n
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, fmt.Sprintf("must be a positive duration such as 30s or 24h, got %q", v))
+		return def
+	}
+	return d
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(strings.TrimSpace(p.getenv(name)))
+	if v == "" {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, ", "), v))
+	return def
+}
+
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, item := range strings.Split(p.getenv(name), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, strings.TrimSuffix(item, "/"))
+		}
+	}
+	return out
+}

@@ -1,0 +1,51 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app/config"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != ":8181" || c.DataDir != "./data" || c.TokenTTL != 24*time.Hour || c.MaxMessageBytes != 4096 ||
+		c.QueueBytes != 1<<20 || c.BcryptCost != 10 || c.JWTSecret != "" || c.LogFormat != "text" {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestValues(t *testing.T) {
+	env := map[string]string{
+		"PORT": "9000", "HOST": "127.0.0.1", "TOKEN_TTL": "1h", "ALLOWED_ORIGINS": " https://a.example/ , https://b.example",
+		"LOG_FORMAT": "JSON", "JWT_SECRET": strings.Repeat("s", 32),
+	}
+	c, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != "127.0.0.1:9000" || c.TokenTTL != time.Hour || c.LogFormat != "json" ||
+		strings.Join(c.AllowedOrigins, ",") != "https://a.example,https://b.example" {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestErrorsNameEveryBadVariable(t *testing.T) {
+	env := map[string]string{
+		"PORT": "http", "TOKEN_TTL": "forever", "JWT_SECRET": "short", "LOG_LEVEL": "loud",
+		"PING_INTERVAL": "2m", "MAX_MESSAGE_BYTES": "0",
+	}
+	_, err := config.Load(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Frame types on the WebSocket, both directions.
+const (
+	FrameWelcome = "welcome"
+	FrameMessage = "message"
+	FrameAck     = "ack"
+	FrameError   = "error"
+	FramePing    = "ping"
+	FramePong    = "pong"
+)
+
+// Error codes that only WebSocket error frames use.
+const (
+	CodeBadJSON     = "bad_json"
+	CodeUnknownType = "unknown_type"
+	CodeEmptyText   = "empty_text"
+	CodeTooLong     = "too_long"
+	CodeNotJoined   = "not_joined"
+)
+
+// MaxClientIDBytes caps the id a client may attach to a message.
+const MaxClientIDBytes = 64
+
+// Inbound is a frame from a client. A text frame that does not start with '{' is a message whose Text is
+// the whole frame: that is what Postman and the course's page send.
+type Inbound struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+	ID   string `json:"id"`
+	Room string `json:"room"`
+}
+
+// DecodeInbound parses one text frame. Errors are *Error with a frame error code.
+func DecodeInbound(data []byte) (Inbound, error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Inbound{Type: FrameMessage, Text: string(data)}, nil
+	}
+	var in Inbound
+	if err := json.Unmarshal(trimmed, &in); err != nil {
+		return Inbound{}, Errorf(CodeBadJSON, "frame is not a valid JSON object: %v", err)
+	}
+	if len(in.ID) > MaxClientIDBytes {
+		return Inbound{}, Errorf(CodeInvalid, "id must be at most %d bytes", MaxClientIDBytes)
+	}
+	return in, nil
+}
+
+// PongFrame is the answer to a ping frame; it never changes, so it is encoded once.
+var PongFrame = []byte(`{"type":"pong"}`)
+
+// EncodeMessage returns the message frame for m and m's JSON object alone, which EncodeAck reuses so
+// that a message is marshalled once however many frames carry it.
+func EncodeMessage(m Message) (frame, object []byte, err error) {
+	object, err = json.Marshal(m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode message: %w", err)
+	}
+	frame = make([]byte, 0, len(object)+len(`{"type":"message",`))
+	frame = append(frame, `{"type":"message",`...)
+	frame = append(frame, object[1:]...)
+	return frame, object, nil
+}
+
+// EncodeAck returns the ack frame for a message the client sent with clientID; object is the message
+// JSON from EncodeMessage.
+func EncodeAck(clientID string, object []byte) []byte {
+	b := make([]byte, 0, len(object)+len(clientID)+48)
+	b = append(b, `{"type":"ack",`...)
+	if clientID != "" {
+		b = append(b, `"id":`...)
+		q, _ := json.Marshal(clientID) // a string always marshals
+		b = append(b, q...)
+		b = append(b, ',')
+	}
+	b = append(b, `"message":`...)
+	b = append(b, object...)
+	return append(b, '}')
+}
+
+// EncodeError returns an error frame; clientID, when set, names the client frame it answers.
+func EncodeError(code, message, clientID string) []byte {
+	// Structs of strings always marshal, so the error is impossible here and below.
+	b, _ := json.Marshal(struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		ID      string `json:"id,omitempty"`
+	}{FrameError, code, message, clientID})
+	return b
+}
+
+// EncodeWelcome returns the first frame a connection gets.
+func EncodeWelcome(user Author, rooms []string) []byte {
+	b, _ := json.Marshal(struct {
+		Type  string   `json:"type"`
+		User  Author   `json:"user"`
+		Rooms []string `json:"rooms"`
+	}{FrameWelcome, user, rooms})
+	return b
+}

@@ -1,0 +1,64 @@
+// Package liveness records when each TCP connection last received a byte.
+//
+// golang.org/x/net/websocket answers pings itself and throws pongs away, so a handler cannot see that a
+// peer answered. The bytes of a pong still cross the net.Conn, though: wrapping the listener's connections
+// to note the time of every read gives the hub a "last heard from" for each WebSocket, pongs included.
+// The wrapped connection reaches the handler through the request context (http.Server.ConnContext).
+package liveness
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is a net.Conn that remembers when it last read a byte.
+type Conn struct {
+	net.Conn
+	lastRead atomic.Int64 // unix nanoseconds
+}
+
+// Read reads from the connection and records the time when it got data.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// LastRead is when the connection last read a byte (or was accepted).
+func (c *Conn) LastRead() time.Time { return time.Unix(0, c.lastRead.Load()) }
+
+type listener struct{ net.Listener }
+
+// Listen wraps ln so that every accepted connection is a *Conn.
+func Listen(ln net.Listener) net.Listener { return listener{ln} }
+
+func (l listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{Conn: nc}
+	c.lastRead.Store(time.Now().UnixNano())
+	return c, nil
+}
+
+type contextKey struct{}
+
+// ConnContext is an http.Server.ConnContext that makes the *Conn available to handlers.
+func ConnContext(ctx context.Context, nc net.Conn) context.Context {
+	if c, ok := nc.(*Conn); ok {
+		return context.WithValue(ctx, contextKey{}, c)
+	}
+	return ctx
+}
+
+// FromContext returns the request's *Conn, or nil when the server was not set up with Listen and
+// ConnContext.
+func FromContext(ctx context.Context) *Conn {
+	c, _ := ctx.Value(contextKey{}).(*Conn)
+	return c
+}

@@ -1,0 +1,171 @@
+// Package server builds Causerie's Echo application from its parts and runs it: the error handler, the
+// middleware in order, the route table, the embedded page, and the graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	echomw "github.com/labstack/echo/v4/middleware"
+
+	"github.com/causerie/causerie/app/auth"
+	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/chat"
+	"github.com/causerie/causerie/app/config"
+	"github.com/causerie/causerie/app/liveness"
+	"github.com/causerie/causerie/app/metrics"
+	"github.com/causerie/causerie/app/store"
+	"github.com/causerie/causerie/handlers"
+	"github.com/causerie/causerie/middleware"
+	"github.com/causerie/causerie/public"
+)
+
+// bodyLimit caps request bodies; the account routes take a few hundred bytes at most.
+const bodyLimit = "64K"
+
+// contentSecurityPolicy allows only the page's own script, style and connections: no inline script can
+// run even if some text were ever rendered as HTML.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// Server is the whole application for one node.
+type Server struct {
+	cfg  config.Config
+	log  *slog.Logger
+	db   *store.DB
+	bus  bus.Bus
+	hub  *chat.Hub
+	echo *echo.Echo
+}
+
+// New builds the application over db. It reads or creates the token secret in cfg.DataDir when
+// cfg.JWTSecret is empty.
+func New(cfg config.Config, db *store.DB, log *slog.Logger) (*Server, error) {
+	secret := []byte(cfg.JWTSecret)
+	if len(secret) == 0 {
+		var created bool
+		var err error
+		secret, created, err = auth.LoadOrCreateSecret(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(cfg.DataDir, auth.SecretFile)
+		if created {
+			log.Warn("JWT_SECRET is not set: generated a secret and saved it; set JWT_SECRET to share one between nodes", "path", path)
+		} else {
+			log.Warn("JWT_SECRET is not set: using the secret saved earlier", "path", path)
+		}
+	}
+	passwords, err := auth.NewPasswords(cfg.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	tokens := auth.NewTokens(secret, cfg.TokenTTL, time.Now)
+	b := bus.NewMemory()
+	hub := chat.New(chat.Options{
+		Store:           db,
+		Bus:             b,
+		Log:             log,
+		Now:             time.Now,
+		MaxMessageBytes: cfg.MaxMessageBytes,
+		QueueBytes:      cfg.QueueBytes,
+		PingInterval:    cfg.PingInterval,
+		PongWait:        cfg.PongWait,
+	})
+	s := &Server{cfg: cfg, log: log, db: db, bus: b, hub: hub, echo: echo.New()}
+	s.routes(tokens, passwords, metrics.New(hub.Stats()))
+	return s, nil
+}
+
+func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metrics.Metrics) {
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(s.log)
+
+	e.Use(echomw.RequestID())
+	e.Use(middleware.RequestLog(s.log))
+	e.Use(middleware.Metrics(m))
+	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(echomw.SecureWithConfig(echomw.SecureConfig{
+		ContentTypeNosniff:    "nosniff",
+		XFrameOptions:         "DENY",
+		ReferrerPolicy:        "no-referrer",
+		ContentSecurityPolicy: contentSecurityPolicy,
+	}))
+	e.Use(echomw.BodyLimit(bodyLimit))
+
+	jwt := middleware.JWT(tokens)
+	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
+	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now}
+	ws := &handlers.WS{Hub: s.hub, Log: s.log}
+	upgrade := jwt(origin(ws.Serve))
+	health := &handlers.Health{Store: s.db}
+
+	e.POST("/api/register", accounts.Register)
+	e.POST("/api/login", accounts.Login)
+	e.GET("/api/me", accounts.Me, jwt)
+	e.GET("/ws", upgrade)
+	e.GET("/healthz", health.Check)
+	e.GET("/metrics", echo.WrapHandler(m.Handler()))
+
+	// "/" is the page, or a WebSocket when the request asks for one: the course connects to
+	// ws://localhost:8181?token=... with no path.
+	page := echo.StaticFileHandler("index.html", public.Files)
+	e.GET("/", func(c echo.Context) error {
+		if handlers.IsUpgrade(c.Request()) {
+			return upgrade(c)
+		}
+		return page(c)
+	})
+	e.GET("/app.js", echo.StaticFileHandler("app.js", public.Files))
+	e.GET("/app.css", echo.StaticFileHandler("app.css", public.Files))
+}
+
+// Handler returns the Echo application, for tests that only need plain HTTP.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve serves on ln until ctx ends, then shuts down: it stops accepting, lets requests in flight finish,
+// closes every WebSocket with 1001 after what is queued for it, and returns. The store is the caller's
+// to close.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.echo,
+		ConnContext:       liveness.ConnContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	pingCtx, stopPings := context.WithCancel(context.Background())
+	defer stopPings()
+	go s.hub.Run(pingCtx)
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(liveness.Listen(ln)) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("server: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	// http.Server.Shutdown neither sees nor waits for hijacked connections: the hub closes those.
+	errHTTP := hs.Shutdown(sctx)
+	errHub := s.hub.Shutdown(sctx, chat.CloseGoingAway, "server shutting down")
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errHTTP = errors.Join(errHTTP, err)
+	}
+	return errors.Join(errHTTP, errHub, s.bus.Close())
+}

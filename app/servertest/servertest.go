@@ -1,0 +1,325 @@
+// Package servertest starts a real Causerie server on a loopback port, with SQLite in a temporary
+// directory, and gives tests real HTTP and WebSocket clients for it. Nothing in it is a mock.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/causerie/causerie/app/config"
+	"github.com/causerie/causerie/app/server"
+	"github.com/causerie/causerie/app/store"
+)
+
+// Timeout bounds every wait in tests: a frame that has not come by then is not coming.
+const Timeout = 10 * time.Second
+
+// Server is a running server. Its logs are kept for tests to inspect.
+type Server struct {
+	URL    string // http://127.0.0.1:port
+	WSURL  string // ws://127.0.0.1:port
+	Config config.Config
+	DB     *store.DB
+
+	logs     *syncBuffer
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+}
+
+// Start starts a server configured by env (variables as in README.md) on top of test defaults, and stops
+// it when the test ends.
+func Start(t testing.TB, env map[string]string) *Server {
+	t.Helper()
+	vars := map[string]string{
+		"HOST":        "127.0.0.1",
+		"PORT":        "0",
+		"DATA_DIR":    t.TempDir(),
+		"JWT_SECRET":  "test-secret-that-is-at-least-32-bytes-long",
+		"BCRYPT_COST": "4",
+		"LOG_LEVEL":   "debug",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := store.OpenSQLite(ctx, cfg.DataDir+"/causerie.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{
+		URL:    "http://" + ln.Addr().String(),
+		WSURL:  "ws://" + ln.Addr().String(),
+		Config: cfg,
+		DB:     db,
+		logs:   logs,
+		cancel: cancel,
+		done:   make(chan error, 1),
+	}
+	go func() { s.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		s.Stop(t)
+		db.Close()
+	})
+	return s
+}
+
+// Stop shuts the server down gracefully and returns once Serve has returned. Later calls do nothing.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.stopOnce.Do(func() {
+		s.cancel()
+		select {
+		case err := <-s.done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(Timeout):
+			t.Error("server did not stop")
+		}
+	})
+}
+
+// Logs returns everything the server logged so far.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// Do sends a request with an optional JSON body and bearer token and returns the status and the decoded
+// JSON body (nil when the body is empty).
+func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 {
+		return resp.StatusCode, nil
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: body is not a JSON object: %q", method, path, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// User is a registered account and its token.
+type User struct {
+	ID    int64
+	Email string
+	Name  string
+	Token string
+}
+
+// Register creates an account with password "password123" and returns it.
+func (s *Server) Register(t testing.TB, email string) User {
+	t.Helper()
+	status, body := s.Do(t, http.MethodPost, "/api/register", "", map[string]string{"email": email, "password": "password123"})
+	if status != http.StatusCreated {
+		t.Fatalf("register %s: status %d, body %v", email, status, body)
+	}
+	u := body["user"].(map[string]any)
+	return User{ID: int64(u["id"].(float64)), Email: u["email"].(string), Name: u["name"].(string), Token: body["token"].(string)}
+}
+
+// Client is a WebSocket client (gorilla/websocket, which shows close codes that x/net/websocket hides).
+type Client struct {
+	*websocket.Conn
+	t testing.TB
+}
+
+// Dial opens a WebSocket to path (with its query) and fails the test if the upgrade is refused.
+func (s *Server) Dial(t testing.TB, path string, header http.Header) *Client {
+	t.Helper()
+	c, resp, err := s.TryDial(path, header)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", path, err, status)
+	}
+	cl := &Client{Conn: c, t: t}
+	t.Cleanup(func() { c.Close() })
+	return cl
+}
+
+// TryDial opens a WebSocket and returns the handshake response whatever happened.
+func (s *Server) TryDial(path string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	// A write buffer larger than any test frame: gorilla splits bigger messages into continuation frames,
+	// which x/net/websocket does not reassemble (see docs/protocol.md).
+	d := websocket.Dialer{HandshakeTimeout: Timeout, WriteBufferSize: 128 << 10}
+	return d.Dial(s.WSURL+path, header)
+}
+
+// Connect opens a WebSocket on /ws for u and reads its welcome frame.
+func (s *Server) Connect(t testing.TB, u User) *Client {
+	t.Helper()
+	c := s.Dial(t, "/ws?token="+u.Token, nil)
+	if f := c.Read(); f["type"] != "welcome" {
+		t.Fatalf("first frame: got %v, want a welcome", f)
+	}
+	return c
+}
+
+// Send writes v as a JSON text frame.
+func (c *Client) Send(v any) {
+	c.t.Helper()
+	if err := c.WriteJSON(v); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// SendText writes s as a text frame as is.
+func (c *Client) SendText(s string) {
+	c.t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// Read returns the next frame as a JSON object, failing the test after Timeout.
+func (c *Client) Read() map[string]any {
+	c.t.Helper()
+	f, err := c.TryRead(Timeout)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return f
+}
+
+// TryRead returns the next frame, or the error that ended the wait (a *websocket.CloseError carries the
+// close code).
+func (c *Client) TryRead(wait time.Duration) (map[string]any, error) {
+	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return nil, err
+	}
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	var f map[string]any
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("frame is not a JSON object: %q", data)
+	}
+	return f, nil
+}
+
+// CloseCode reads until the connection closes and returns the close code the server sent; a server that
+// hung up without a close frame gives 1006 (abnormal closure).
+func (c *Client) CloseCode() int {
+	c.t.Helper()
+	for {
+		_, err := c.TryRead(Timeout)
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*websocket.CloseError); ok {
+			return ce.Code
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			c.t.Fatal("connection still open after", Timeout)
+		}
+		c.t.Fatalf("connection ended without a close code: %v", err)
+		return 0
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// QueryRow runs a query against the server's SQLite file through a connection of its own, so tests can
+// check what was stored without going through the code under test.
+func QueryRow(t testing.TB, s *Server, query string, args ...any) *sql.Row {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+s.Config.DataDir+"/causerie.db?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db.QueryRow(query, args...)
+}
+
+// Get returns the body of a GET that must answer 200.
+func (s *Server) Get(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := http.Get(s.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return string(b)
+}

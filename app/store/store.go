@@ -1,0 +1,159 @@
+// Package store keeps users and messages in SQL. The DB type is the same for every dialect; dialects
+// differ only in how they are opened and in query text. Driver errors are turned into *app.Error codes
+// here (a unique violation becomes app.CodeConflict), so callers never see a driver type.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/causerie/causerie/app"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is the store. It is safe for concurrent use.
+type DB struct {
+	// write has a single connection so that writers queue in Go instead of sleeping in SQLite's busy
+	// handler; read serves every query that changes nothing.
+	write *sql.DB
+	read  *sql.DB
+	// isUnique reports whether a driver error is a unique-constraint violation.
+	isUnique func(error) bool
+}
+
+// Close closes the database.
+func (d *DB) Close() error {
+	return errors.Join(d.write.Close(), d.read.Close())
+}
+
+// Ping reports whether the database answers.
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// migrate applies, in order, every embedded migration that the schema_migrations table does not list.
+func (d *DB) migrate(ctx context.Context) error {
+	if _, err := d.write.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("store: list migrations: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("store: migration %s: name must start with a number", base)
+		}
+		if err := d.applyMigration(ctx, version, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *DB) applyMigration(ctx context.Context, version int, name string) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin migration %d: %w", version, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return fmt.Errorf("store: check migration %d: %w", version, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("store: read migration %d: %w", version, err)
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("store: apply migration %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("store: record migration %d: %w", version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit migration %d: %w", version, err)
+	}
+	return nil
+}
+
+// CreateUser stores u (whose Email must already be in lower case) and returns it with its ID.
+// A taken e-mail is an app.CodeConflict error.
+func (d *DB) CreateUser(ctx context.Context, u app.User) (app.User, error) {
+	err := d.write.QueryRowContext(ctx,
+		`INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+		u.Email, u.Name, u.PasswordHash, u.CreatedAt.UnixMilli()).Scan(&u.ID)
+	if d.isUnique(err) {
+		return app.User{}, app.Errorf(app.CodeConflict, "e-mail already registered")
+	}
+	if err != nil {
+		return app.User{}, fmt.Errorf("store: create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with that e-mail (any case), or an app.CodeNotFound error.
+func (d *DB) UserByEmail(ctx context.Context, email string) (app.User, error) {
+	return d.user(ctx, `WHERE email = ?`, strings.ToLower(email))
+}
+
+// UserByID returns the user with that id, or an app.CodeNotFound error.
+func (d *DB) UserByID(ctx context.Context, id int64) (app.User, error) {
+	return d.user(ctx, `WHERE id = ?`, id)
+}
+
+func (d *DB) user(ctx context.Context, where string, arg any) (app.User, error) {
+	var u app.User
+	var created int64
+	err := d.read.QueryRowContext(ctx,
+		`SELECT id, email, name, password_hash, created_at FROM users `+where, arg).
+		Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.User{}, app.Errorf(app.CodeNotFound, "no such user")
+	}
+	if err != nil {
+		return app.User{}, fmt.Errorf("store: get user: %w", err)
+	}
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	return u, nil
+}
+
+// AppendMessage stores m as the next message of m.Room and returns it with its ID. It returns only once
+// the message is durable, so a caller may acknowledge it.
+func (d *DB) AppendMessage(ctx context.Context, m app.Message) (app.Message, error) {
+	var clientID sql.NullString
+	if m.ClientID != "" {
+		clientID = sql.NullString{String: m.ClientID, Valid: true}
+	}
+	// The next id is computed inside the INSERT: the single write connection makes it race-free.
+	err := d.write.QueryRowContext(ctx, `
+		INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
+		SELECT ?, COALESCE(MAX(id), 0) + 1, ?, ?, ?, ?, ? FROM messages WHERE room = ?
+		RETURNING id`,
+		m.Room, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli(), m.Room).Scan(&m.ID)
+	if err != nil {
+		return app.Message{}, fmt.Errorf("store: append message to %s: %w", m.Room, err)
+	}
+	return m, nil
+}

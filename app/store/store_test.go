@@ -1,0 +1,94 @@
+package store_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/store"
+)
+
+func openTemp(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sub", "causerie.db")
+	db, err := store.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func TestUsers(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	created := time.Date(2026, 11, 25, 10, 0, 0, 123e6, time.UTC)
+	u, err := db.CreateUser(ctx, app.User{Email: "ada@example.com", Name: "ada", PasswordHash: "h", CreatedAt: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ID == 0 {
+		t.Fatal("no id")
+	}
+	if _, err := db.CreateUser(ctx, app.User{Email: "ADA@example.com", Name: "x", PasswordHash: "h", CreatedAt: created}); app.ErrorCode(err) != app.CodeConflict {
+		t.Errorf("duplicate e-mail in another case: err = %v, want conflict", err)
+	}
+	for name, get := range map[string]func() (app.User, error){
+		"by e-mail":               func() (app.User, error) { return db.UserByEmail(ctx, "ada@example.com") },
+		"by e-mail in upper case": func() (app.User, error) { return db.UserByEmail(ctx, "ADA@EXAMPLE.COM") },
+		"by id":                   func() (app.User, error) { return db.UserByID(ctx, u.ID) },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.ID != u.ID || got.Name != "ada" || got.PasswordHash != "h" || !got.CreatedAt.Equal(created) {
+			t.Errorf("%s: got %+v", name, got)
+		}
+	}
+	if _, err := db.UserByID(ctx, 999); app.ErrorCode(err) != app.CodeNotFound {
+		t.Errorf("missing user: err = %v, want not_found", err)
+	}
+}
+
+func TestMessageIDsArePerRoomAndOrdered(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	u, err := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for i, room := range []string{"general", "general", "other", "general", "other"} {
+		m, err := db.AppendMessage(ctx, app.Message{Room: room, From: app.Author{ID: u.ID, Name: u.Name}, Text: "t", At: time.Now(), ClientID: ""})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[room]++
+		if m.ID != want[room] {
+			t.Errorf("message %d in %s: id %d, want %d", i, room, m.ID, want[room])
+		}
+	}
+}
+
+func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTemp(t)
+	if _, err := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	again, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer again.Close()
+	if _, err := again.UserByEmail(ctx, "a@example.com"); err != nil {
+		t.Errorf("user lost across reopen: %v", err)
+	}
+	if err := again.Ping(ctx); err != nil {
+		t.Error(err)
+	}
+}

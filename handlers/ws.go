@@ -1,0 +1,210 @@
+package handlers
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/net/websocket"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/chat"
+	"github.com/causerie/causerie/app/liveness"
+	"github.com/causerie/causerie/middleware"
+)
+
+// Hub is what the WebSocket endpoint needs of the chat hub.
+type Hub interface {
+	Register(user app.Identity, conn chat.Conn) (*chat.Client, error)
+	Unregister(c *chat.Client)
+	Receive(ctx context.Context, c *chat.Client, data []byte)
+	CountBadFrame(code string)
+}
+
+const (
+	// maxFrameBytes caps one inbound frame; x/net/websocket's own default is 32 MiB.
+	maxFrameBytes = 64 << 10
+	// writeWait bounds one batch of writes, so a peer that stopped reading cannot hold its writer forever.
+	writeWait = 10 * time.Second
+	// closeWait bounds the close handshake: writing the close frame and waiting for the writer to finish.
+	closeWait = time.Second
+)
+
+// Close codes the transport itself sends (RFC 6455 section 7.4.1).
+const (
+	closeUnsupportedData = 1003
+	closeInvalidPayload  = 1007
+	closeTooBig          = 1009
+)
+
+// WS serves the WebSocket endpoint. Authentication and the Origin check run as middleware before it,
+// while a refusal can still be an HTTP status.
+type WS struct {
+	Hub Hub
+	Log *slog.Logger
+}
+
+// IsUpgrade reports whether r asks for a WebSocket.
+func IsUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get(echo.HeaderUpgrade), "websocket")
+}
+
+// Serve upgrades the request and runs the session until the connection ends: GET /ws.
+func (h *WS) Serve(c echo.Context) error {
+	if !IsUpgrade(c.Request()) {
+		return app.Errorf(app.CodeInvalid, "this route takes a WebSocket upgrade")
+	}
+	live := liveness.FromContext(c.Request().Context())
+	if live == nil {
+		return errors.New("ws: server not built with liveness.Listen and liveness.ConnContext")
+	}
+	user := middleware.Identity(c)
+	ctx := c.Request().Context()
+	websocket.Server{
+		// Origin is checked by middleware.CheckOrigin; x/net's own check would refuse clients that send
+		// no Origin at all (Postman, CLI tools).
+		Handshake: func(*websocket.Config, *http.Request) error { return nil },
+		Handler: func(ws *websocket.Conn) {
+			c.Response().Status = http.StatusSwitchingProtocols
+			h.session(ctx, ws, live, user)
+		},
+	}.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// session is the connection's reader; the hub starts a writer when there is something to write.
+// The socket is closed when session returns.
+func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *liveness.Conn, user app.Identity) {
+	ws.MaxPayloadBytes = maxFrameBytes
+	conn := &wsConn{ws: ws, live: live, done: make(chan struct{})}
+	client, err := h.Hub.Register(user, conn)
+	if err != nil {
+		conn.Close(chat.CloseGoingAway, "server shutting down")
+		return
+	}
+	defer h.Hub.Unregister(client)
+
+	code, reason := h.read(ctx, ws, client)
+	client.Close(code, reason)
+	// The writer sends what is queued and the close frame, then closes the socket; wait for it, but not
+	// for a peer that does not read.
+	select {
+	case <-conn.done:
+	case <-time.After(closeWait):
+		conn.Abort()
+	}
+}
+
+// read handles frames until the connection fails or must be closed, and returns the close code to send.
+func (h *WS) read(ctx context.Context, ws *websocket.Conn, client *chat.Client) (int, string) {
+	for {
+		var f inbound
+		err := receiver.Receive(ws, &f)
+		switch {
+		case errors.Is(err, websocket.ErrFrameTooLarge):
+			h.Hub.CountBadFrame(app.CodeTooLarge)
+			return closeTooBig, fmt.Sprintf("frame over %d bytes", maxFrameBytes)
+		case err != nil:
+			// EOF: the peer sent a close frame or hung up. Answer with a normal close either way.
+			return chat.CloseNormal, ""
+		case f.binary:
+			h.Hub.CountBadFrame("binary")
+			return closeUnsupportedData, "binary frames are not supported; send JSON text"
+		case !utf8.Valid(f.data):
+			h.Hub.CountBadFrame("invalid_utf8")
+			return closeInvalidPayload, "text frame is not valid UTF-8"
+		}
+		h.Hub.Receive(ctx, client, f.data)
+	}
+}
+
+type inbound struct {
+	data   []byte
+	binary bool
+}
+
+// receiver reads one whole frame and keeps its opcode, which websocket.Message hides.
+var receiver = websocket.Codec{
+	Unmarshal: func(data []byte, payloadType byte, v any) error {
+		f := v.(*inbound)
+		f.data, f.binary = data, payloadType == websocket.BinaryFrame
+		return nil
+	},
+}
+
+type controlFrame struct {
+	opcode  byte
+	payload []byte
+}
+
+// control writes ping and close frames: Codec.Send takes the connection's write lock and writes the
+// opcode Marshal returns, which is the only way x/net/websocket offers to send a control frame.
+var control = websocket.Codec{
+	Marshal: func(v any) ([]byte, byte, error) {
+		f := v.(controlFrame)
+		return f.payload, f.opcode, nil
+	},
+}
+
+// wsConn is chat.Conn over an x/net/websocket connection.
+type wsConn struct {
+	ws        *websocket.Conn
+	live      *liveness.Conn
+	closeOnce sync.Once
+	doneOnce  sync.Once
+	done      chan struct{} // closed once the socket is closed
+}
+
+var _ chat.Conn = (*wsConn)(nil)
+
+func (c *wsConn) WriteFrames(frames [][]byte) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		return fmt.Errorf("ws: set write deadline: %w", err)
+	}
+	for _, f := range frames {
+		if _, err := c.ws.Write(f); err != nil {
+			return fmt.Errorf("ws: write: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *wsConn) Ping() error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		return fmt.Errorf("ws: set write deadline: %w", err)
+	}
+	if err := control.Send(c.ws, controlFrame{opcode: websocket.PingFrame}); err != nil {
+		return fmt.Errorf("ws: ping: %w", err)
+	}
+	return nil
+}
+
+// Close sends the close frame once and closes the socket. The short deadline also cuts short a write in
+// progress, whose lock the close frame needs.
+func (c *wsConn) Close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		_ = c.ws.SetWriteDeadline(time.Now().Add(closeWait))
+		payload := binary.BigEndian.AppendUint16(nil, uint16(code))
+		if len(reason) > 123 { // a control frame's payload is at most 125 bytes
+			reason = reason[:123]
+		}
+		_ = control.Send(c.ws, controlFrame{opcode: websocket.CloseFrame, payload: append(payload, reason...)})
+	})
+	c.Abort()
+}
+
+// Abort closes the TCP connection under the WebSocket, which also ends the reader's Receive.
+func (c *wsConn) Abort() {
+	_ = c.live.Close()
+	c.doneOnce.Do(func() { close(c.done) })
+}
+
+func (c *wsConn) LastRead() time.Time { return c.live.LastRead() }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// TestRun starts the whole program as main does, on a free loopback port, and chats through it with the
+// x/net/websocket client.
+func TestRun(t *testing.T) {
+	env := map[string]string{
+		"HOST": "127.0.0.1", "PORT": "0", "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json", "BCRYPT_COST": "4",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, logs := io.Pipe()
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, nil, func(k string) string { return env[k] }, logs)
+		logs.Close()
+	}()
+
+	lines := bufio.NewScanner(out)
+	var addr string
+	sawWarning := false
+	for addr == "" && lines.Scan() {
+		var entry map[string]any
+		if err := json.Unmarshal(lines.Bytes(), &entry); err != nil {
+			t.Fatalf("log line is not JSON: %s", lines.Text())
+		}
+		if strings.Contains(entry["msg"].(string), "JWT_SECRET is not set") {
+			sawWarning = true
+		}
+		if entry["msg"] == "listening" {
+			addr = entry["addr"].(string)
+		}
+	}
+	if addr == "" {
+		t.Fatal("the server never logged its address")
+	}
+	if !sawWarning {
+		t.Error("no warning about the generated JWT secret")
+	}
+	go io.Copy(io.Discard, out)
+
+	resp, err := http.Post("http://"+addr+"/api/register", "application/json",
+		strings.NewReader(`{"email":"ada@example.com","password":"password123"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&session)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || session.Token == "" {
+		t.Fatalf("register: %d", resp.StatusCode)
+	}
+
+	dial := func() *websocket.Conn {
+		ws, err := websocket.Dial("ws://"+addr+"/?token="+session.Token, "", "http://"+addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.SetDeadline(time.Now().Add(10 * time.Second))
+		var welcome string
+		if err := websocket.Message.Receive(ws, &welcome); err != nil || !strings.Contains(welcome, `"welcome"`) {
+			t.Fatalf("welcome: %q %v", welcome, err)
+		}
+		return ws
+	}
+	a, b := dial(), dial()
+	defer a.Close()
+	defer b.Close()
+	if err := websocket.Message.Send(a, "salut"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := websocket.Message.Receive(b, &got); err != nil || !strings.Contains(got, `"text":"salut"`) || !strings.Contains(got, `"name":"ada"`) {
+		t.Fatalf("b got %q, %v", got, err)
+	}
+
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit code %d", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after the context ended")
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	var out strings.Builder
+	env := map[string]string{"PORT": "eighty", "DATA_DIR": t.TempDir()}
+	if code := run(context.Background(), nil, func(k string) string { return env[k] }, &out); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if !strings.Contains(out.String(), "PORT") {
+		t.Errorf("output %q does not name PORT", out.String())
+	}
+}

@@ -1,0 +1,11 @@
+// Package public holds the browser page of Causerie: index.html, app.js and app.css (the Tailwind
+// build of tailwind.css, committed so that `go build` needs no Node.js). The server serves Files at /.
+package public
+
+import "embed"
+
+// Files holds the page. Rebuild app.css with `npm run build:css` in this folder after changing the
+// classes used in index.html or app.js.
+//
+//go:embed index.html app.js app.css
+var Files embed.FS
