@@ -9,8 +9,40 @@ import (
 	"time"
 )
 
-// DefaultRoom is the room every connection starts in.
+// DefaultRoom is the room a connection starts in when it names none.
 const DefaultRoom = "general"
+
+// MaxRoomName is the longest room name.
+const MaxRoomName = 64
+
+// ValidRoom reports whether name is 1 to MaxRoomName characters of a-z, 0-9, '-' and '_'.
+func ValidRoom(name string) bool {
+	if name == "" || len(name) > MaxRoomName {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// MessageQuery selects messages of one room with After < id < Before (a zero bound is no bound).
+type MessageQuery struct {
+	After, Before int64
+	// Limit caps the result. Latest picks the newest Limit messages of the range instead of the oldest.
+	Limit  int
+	Latest bool
+}
+
+// RoomInfo is a room as listed to clients.
+type RoomInfo struct {
+	Name   string `json:"name"`
+	Online int    `json:"online"`
+}
 
 // User is a registered account. PasswordHash never leaves the server.
 type User struct {

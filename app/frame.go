@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Frame types on the WebSocket, both directions.
@@ -14,6 +15,15 @@ const (
 	FrameError   = "error"
 	FramePing    = "ping"
 	FramePong    = "pong"
+	FrameJoin    = "join"
+	FrameLeave   = "leave"
+	FrameTyping  = "typing"
+	FrameAuth    = "auth"
+	FrameHistory = "history"
+	FrameResumed = "resumed"
+	FramePresent = "presence"
+	FrameJoined  = "joined"
+	FrameLeft    = "left"
 )
 
 // Error codes that only WebSocket error frames use.
@@ -23,6 +33,10 @@ const (
 	CodeEmptyText   = "empty_text"
 	CodeTooLong     = "too_long"
 	CodeNotJoined   = "not_joined"
+	CodeInvalidRoom = "invalid_room"
+	CodeTooMany     = "too_many_rooms"
+	CodeRateLimited = "rate_limited"
+	CodeExpired     = "token_expired"
 )
 
 // MaxClientIDBytes caps the id a client may attach to a message.
@@ -31,10 +45,12 @@ const MaxClientIDBytes = 64
 // Inbound is a frame from a client. A text frame that does not start with '{' is a message whose Text is
 // the whole frame: that is what Postman and the course's page send.
 type Inbound struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-	ID   string `json:"id"`
-	Room string `json:"room"`
+	Type  string `json:"type"`
+	Text  string `json:"text"`
+	ID    string `json:"id"`
+	Room  string `json:"room"`
+	Since *int64 `json:"since"`
+	Token string `json:"token"`
 }
 
 // DecodeInbound parses one text frame. Errors are *Error with a frame error code.
@@ -69,11 +85,11 @@ func EncodeMessage(m Message) (frame, object []byte, err error) {
 	return frame, object, nil
 }
 
-// EncodeAck returns the ack frame for a message the client sent with clientID; object is the message
-// JSON from EncodeMessage.
-func EncodeAck(clientID string, object []byte) []byte {
-	b := make([]byte, 0, len(object)+len(clientID)+48)
-	b = append(b, `{"type":"ack",`...)
+// EncodeMessageAck returns the ack frame for a message the client sent with clientID; object is the
+// message JSON from EncodeMessage.
+func EncodeMessageAck(clientID string, object []byte) []byte {
+	b := make([]byte, 0, len(object)+len(clientID)+64)
+	b = append(b, `{"type":"ack","for":"message",`...)
 	if clientID != "" {
 		b = append(b, `"id":`...)
 		q, _ := json.Marshal(clientID) // a string always marshals
@@ -104,5 +120,71 @@ func EncodeWelcome(user Author, rooms []string) []byte {
 		User  Author   `json:"user"`
 		Rooms []string `json:"rooms"`
 	}{FrameWelcome, user, rooms})
+	return b
+}
+
+// Ack is the answer to a join, leave or auth frame; For names the frame type.
+type Ack struct {
+	For       string     `json:"for"`
+	ID        string     `json:"id,omitempty"`
+	Room      string     `json:"room,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// EncodeAck returns the ack frame for a.
+func EncodeAck(a Ack) []byte {
+	b, _ := json.Marshal(struct {
+		Type string `json:"type"`
+		Ack
+	}{FrameAck, a})
+	return b
+}
+
+// EncodeHistory returns the history frame of room; msgs are oldest first.
+func EncodeHistory(room string, msgs []Message) ([]byte, error) {
+	if msgs == nil {
+		msgs = []Message{}
+	}
+	b, err := json.Marshal(struct {
+		Type     string    `json:"type"`
+		Room     string    `json:"room"`
+		Messages []Message `json:"messages"`
+	}{FrameHistory, room, msgs})
+	if err != nil {
+		return nil, fmt.Errorf("encode history: %w", err)
+	}
+	return b, nil
+}
+
+// EncodeResumed returns the frame that ends a replay.
+func EncodeResumed(room string, complete bool) []byte {
+	b, _ := json.Marshal(struct {
+		Type     string `json:"type"`
+		Room     string `json:"room"`
+		Complete bool   `json:"complete"`
+	}{FrameResumed, room, complete})
+	return b
+}
+
+// EncodePresence returns the list of users in room.
+func EncodePresence(room string, users []Author) []byte {
+	if users == nil {
+		users = []Author{}
+	}
+	b, _ := json.Marshal(struct {
+		Type  string   `json:"type"`
+		Room  string   `json:"room"`
+		Users []Author `json:"users"`
+	}{FramePresent, room, users})
+	return b
+}
+
+// EncodeUserEvent returns a joined, left or typing frame about user in room.
+func EncodeUserEvent(kind, room string, user Author) []byte {
+	b, _ := json.Marshal(struct {
+		Type string `json:"type"`
+		Room string `json:"room"`
+		User Author `json:"user"`
+	}{kind, room, user})
 	return b
 }

@@ -134,6 +134,18 @@ func (a *Auth) Me(c echo.Context) error {
 	return c.JSON(http.StatusOK, u)
 }
 
+// Refresh returns a fresh token for the token's user: POST /api/token/refresh.
+func (a *Auth) Refresh(c echo.Context) error {
+	u, err := a.Users.UserByID(c.Request().Context(), middleware.Identity(c).UserID)
+	if app.ErrorCode(err) == app.CodeNotFound {
+		return app.Errorf(app.CodeUnauthorized, "the token's user no longer exists")
+	}
+	if err != nil {
+		return err
+	}
+	return a.respondWithToken(c, http.StatusOK, u)
+}
+
 func (a *Auth) respondWithToken(c echo.Context, status int, u app.User) error {
 	token, err := a.Tokens.Issue(u)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +25,7 @@ import (
 
 // Hub is what the WebSocket endpoint needs of the chat hub.
 type Hub interface {
-	Register(user app.Identity, conn chat.Conn) (*chat.Client, error)
+	Register(ctx context.Context, user app.Identity, conn chat.Conn, joins []chat.Join) (*chat.Client, error)
 	Unregister(c *chat.Client)
 	Receive(ctx context.Context, c *chat.Client, data []byte)
 	CountBadFrame(code string)
@@ -50,6 +52,8 @@ const (
 type WS struct {
 	Hub Hub
 	Log *slog.Logger
+	// MaxRooms caps the rooms a connection may ask for at connect.
+	MaxRooms int
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.
@@ -66,6 +70,10 @@ func (h *WS) Serve(c echo.Context) error {
 	if live == nil {
 		return errors.New("ws: server not built with liveness.Listen and liveness.ConnContext")
 	}
+	joins, err := parseJoins(c.QueryParam("rooms"), c.QueryParam("since"), h.MaxRooms)
+	if err != nil {
+		return err
+	}
 	user := middleware.Identity(c)
 	ctx := c.Request().Context()
 	websocket.Server{
@@ -74,7 +82,7 @@ func (h *WS) Serve(c echo.Context) error {
 		Handshake: func(*websocket.Config, *http.Request) error { return nil },
 		Handler: func(ws *websocket.Conn) {
 			c.Response().Status = http.StatusSwitchingProtocols
-			h.session(ctx, ws, live, user)
+			h.session(ctx, ws, live, user, joins)
 		},
 	}.ServeHTTP(c.Response(), c.Request())
 	return nil
@@ -82,10 +90,10 @@ func (h *WS) Serve(c echo.Context) error {
 
 // session is the connection's reader; the hub starts a writer when there is something to write.
 // The socket is closed when session returns.
-func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *liveness.Conn, user app.Identity) {
+func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *liveness.Conn, user app.Identity, joins []chat.Join) {
 	ws.MaxPayloadBytes = maxFrameBytes
 	conn := &wsConn{ws: ws, live: live, done: make(chan struct{})}
-	client, err := h.Hub.Register(user, conn)
+	client, err := h.Hub.Register(ctx, user, conn, joins)
 	if err != nil {
 		conn.Close(chat.CloseGoingAway, "server shutting down")
 		return
@@ -124,6 +132,51 @@ func (h *WS) read(ctx context.Context, ws *websocket.Conn, client *chat.Client) 
 		}
 		h.Hub.Receive(ctx, client, f.data)
 	}
+}
+
+// parseJoins reads the rooms to join at connect from the rooms and since query parameters: the rooms
+// listed (general when none is), then those named in since; since gives each its last message seen.
+func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
+	seen := map[string]*int64{}
+	if since != "" {
+		for _, item := range strings.Split(since, ",") {
+			name, idText, ok := strings.Cut(strings.TrimSpace(item), ":")
+			id, err := strconv.ParseInt(idText, 10, 64)
+			if !ok || err != nil || id < 0 || !app.ValidRoom(name) {
+				return nil, app.Errorf(app.CodeInvalid, "since must list room:id pairs such as general:123,x:45; got %q", item)
+			}
+			seen[name] = &id
+		}
+	}
+	var names []string
+	if rooms == "" && since == "" {
+		names = []string{app.DefaultRoom}
+	}
+	for _, name := range strings.Split(rooms, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if !app.ValidRoom(name) {
+			return nil, app.Errorf(app.CodeInvalid, "room %q: names are 1 to %d characters of a-z, 0-9, - and _", name, app.MaxRoomName)
+		}
+		names = append(names, name)
+	}
+	for _, item := range strings.Split(since, ",") {
+		if name, _, ok := strings.Cut(strings.TrimSpace(item), ":"); ok {
+			names = append(names, name)
+		}
+	}
+	joins := make([]chat.Join, 0, len(names))
+	for _, name := range names {
+		if slices.ContainsFunc(joins, func(j chat.Join) bool { return j.Room == name }) {
+			continue
+		}
+		joins = append(joins, chat.Join{Room: name, Since: seen[name]})
+	}
+	if len(joins) > max {
+		return nil, app.Errorf(app.CodeInvalid, "at most %d rooms per connection", max)
+	}
+	return joins, nil
 }
 
 type inbound struct {

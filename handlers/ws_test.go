@@ -66,6 +66,12 @@ func TestWelcomeFrame(t *testing.T) {
 	if rooms := fmt.Sprint(w["rooms"]); rooms != "[general]" {
 		t.Errorf("rooms = %s, want [general]", rooms)
 	}
+	if p := c.Expect("presence", "general"); fmt.Sprint(p["users"]) != fmt.Sprintf("[map[id:%d name:claire.dupont]]", u.ID) {
+		t.Errorf("presence = %v", p)
+	}
+	if h := c.Expect("history", "general"); fmt.Sprint(h["messages"]) != "[]" {
+		t.Errorf("history = %v, want none", h)
+	}
 }
 
 func TestCourseURLAndPlainTextFrames(t *testing.T) {
@@ -74,10 +80,12 @@ func TestCourseURLAndPlainTextFrames(t *testing.T) {
 	// The course connects to ws://localhost:8181?token=... with no path.
 	adaConn := s.Dial(t, "?token="+ada.Token, nil)
 	adaConn.Read()
+	adaConn.Expect("presence", "general")
+	adaConn.Expect("history", "general")
 	bobConn := s.Connect(t, bob)
 
 	adaConn.SendText("hello from Postman")
-	if ack := adaConn.Read(); ack["type"] != "ack" || ack["id"] != nil {
+	if ack := adaConn.Read(); ack["type"] != "ack" || ack["for"] != "message" || ack["id"] != nil {
 		t.Errorf("ack = %v, want an ack without id", ack)
 	}
 	if got := bobConn.Read(); got["text"] != "hello from Postman" {
@@ -245,7 +253,7 @@ func TestOriginCheck(t *testing.T) {
 // A client that never reads must not slow down the others: it is dropped when its queue fills, and the
 // rest keep getting every message.
 func TestStuckClientDoesNotDelayOthers(t *testing.T) {
-	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "60000"})
+	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "60000", "RATE_LIMIT": "0"})
 	u := s.Register(t, "ada@example.com")
 
 	// The stuck client: a raw TCP socket that upgrades and then never reads, so the kernel buffers fill.

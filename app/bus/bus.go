@@ -6,11 +6,15 @@ import "context"
 
 // Event is one frame for the connections in Room. Payload is the encoded frame, built once by the
 // publisher and written as is to every socket. Skip names the connection that must not get it (the
-// sender's, which gets an ack instead); empty means none.
+// sender's, which gets an ack instead), SkipUser a user none of whose connections must (a typing user);
+// zero values skip nobody. ID is the message id for message frames and 0 for every other event: a client
+// catching up on a room uses it to drop what its backlog already held.
 type Event struct {
-	Room    string
-	Payload []byte
-	Skip    string
+	Room     string
+	Payload  []byte
+	Skip     string
+	SkipUser int64
+	ID       int64
 }
 
 // Handler receives events. It must not block: it runs on the bus's delivery path.

@@ -4,15 +4,19 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app"
 )
 
 // Close codes the hub sends; the transport writes them in the close frame.
 const (
-	CloseNormal     = 1000
-	CloseGoingAway  = 1001
-	CloseInternal   = 1011
-	CloseSlowClient = 4100
+	CloseNormal       = 1000
+	CloseGoingAway    = 1001
+	CloseInternal     = 1011
+	CloseTokenExpired = 4001
+	CloseSlowClient   = 4100
 )
 
 // Conn is the transport under a client, implemented over WebSocket by the handlers package. The hub calls
@@ -46,6 +50,9 @@ type Client struct {
 	conn     Conn
 	hub      *Hub
 	maxQueue int
+	// limiter is nil when frames are not rate limited. Only the reader goroutine uses it.
+	limiter *rate.Limiter
+	expiry  *time.Timer
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -56,19 +63,65 @@ type Client struct {
 	closeCode   int
 	closeReason string
 	rooms       map[string]struct{}
+	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
+	held map[string][]bus.Event
 }
 
 // enqueue queues frame for writing and reports whether it was accepted. A full queue aborts the client.
-func (c *Client) enqueue(frame []byte) bool {
+func (c *Client) enqueue(frames ...[]byte) bool {
 	c.mu.Lock()
+	ok := true
+	for _, f := range frames {
+		if ok = c.pushLocked(f); !ok {
+			break
+		}
+	}
+	c.mu.Unlock()
+	return ok
+}
+
+// offer queues a bus event's frame, or holds it while the event's room is catching up.
+func (c *Client) offer(ev bus.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if held, ok := c.held[ev.Room]; ok {
+		c.held[ev.Room] = append(held, ev)
+		return true
+	}
+	return c.pushLocked(ev.Payload)
+}
+
+// release queues backlog, then the events held for room since hold that are not message events already
+// in the backlog (id at most lastID), and stops holding.
+func (c *Client) release(room string, backlog [][]byte, lastID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.held[room]
+	delete(c.held, room)
+	for _, f := range backlog {
+		if !c.pushLocked(f) {
+			return
+		}
+	}
+	for _, ev := range held {
+		if ev.ID != 0 && ev.ID <= lastID {
+			continue
+		}
+		if !c.pushLocked(ev.Payload) {
+			return
+		}
+	}
+}
+
+// pushLocked appends frame to the queue and starts the writer. Over the byte limit it drops the client
+// instead. c.mu must be held.
+func (c *Client) pushLocked(frame []byte) bool {
 	if c.closeCode != 0 {
-		c.mu.Unlock()
 		return false
 	}
 	if c.queued+len(frame) > c.maxQueue {
 		c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
 		c.queue, c.queued = nil, 0
-		c.mu.Unlock()
 		c.hub.stats.SlowClientsDropped.Add(1)
 		c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
 		// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.
@@ -81,7 +134,6 @@ func (c *Client) enqueue(frame []byte) bool {
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
 	c.startWriterLocked()
-	c.mu.Unlock()
 	return true
 }
 
@@ -130,7 +182,7 @@ func (c *Client) writeLoop() {
 		c.mu.Unlock()
 
 		if code == CloseSlowClient {
-			return // enqueue already closes the connection.
+			return // pushLocked already closes the connection.
 		}
 		var err error
 		if len(batch) > 0 {
@@ -154,6 +206,34 @@ func (c *Client) writeLoop() {
 			return
 		}
 	}
+}
+
+// join records room as joined and starts holding its events; it reports false when the client is
+// already in it, and fails when that would exceed max rooms.
+func (c *Client) join(room string, max int) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.rooms[room]; ok {
+		return false, nil
+	}
+	if len(c.rooms) >= max {
+		return false, app.Errorf(app.CodeTooMany, "a connection may be in at most %d rooms", max)
+	}
+	c.rooms[room] = struct{}{}
+	c.held[room] = []bus.Event{}
+	return true, nil
+}
+
+// leave forgets room and reports whether the client was in it.
+func (c *Client) leave(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.rooms[room]; !ok {
+		return false
+	}
+	delete(c.rooms, room)
+	delete(c.held, room)
+	return true
 }
 
 // inRoom reports whether the client has joined room.

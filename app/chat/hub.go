@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
@@ -22,23 +24,43 @@ import (
 
 // MessageStore is the storage the hub needs.
 type MessageStore interface {
-	// AppendMessage stores m as the next message of its room and returns it with its ID, once durable.
-	AppendMessage(ctx context.Context, m app.Message) (app.Message, error)
+	// AppendMessage stores m as the next message of its room, once durable; for a ClientID its author
+	// already used it stores nothing and returns the earlier message with created false.
+	AppendMessage(ctx context.Context, m app.Message) (stored app.Message, created bool, err error)
+	// Messages returns messages of room, oldest first.
+	Messages(ctx context.Context, room string, q app.MessageQuery) ([]app.Message, error)
+	// Rooms returns the names of the rooms that have messages.
+	Rooms(ctx context.Context) ([]string, error)
+}
+
+// TokenParser verifies the fresh token of an auth frame.
+type TokenParser interface {
+	Parse(token string) (app.Identity, error)
 }
 
 // ErrShuttingDown is returned by Register once Shutdown has begun.
 var ErrShuttingDown = errors.New("chat: shutting down")
 
-// Options configures a Hub. Zero durations and sizes are not valid; config.Load supplies defaults.
+// Options configures a Hub. config.Load supplies every default.
 type Options struct {
 	Store           MessageStore
 	Bus             bus.Bus
+	Tokens          TokenParser
 	Log             *slog.Logger
 	Now             func() time.Time
 	MaxMessageBytes int
 	QueueBytes      int
 	PingInterval    time.Duration
 	PongWait        time.Duration
+	// HistoryLimit is how many messages a join without since gets.
+	HistoryLimit int
+	// ResumeMax caps a replay; past it the replay says complete:false.
+	ResumeMax int
+	// RateLimit is the frames per second a connection may send (0: unlimited), with bursts of RateBurst.
+	RateLimit float64
+	RateBurst int
+	// MaxRooms caps the rooms of one connection.
+	MaxRooms int
 }
 
 // Hub routes messages between clients. It is safe for concurrent use.
@@ -59,14 +81,6 @@ type Hub struct {
 	sessions sync.WaitGroup
 }
 
-type room struct {
-	name    string
-	members members
-	// sendMu makes "store, then publish" one step per room, so that messages reach every socket in the
-	// order of their ids.
-	sendMu sync.Mutex
-}
-
 // New returns a hub subscribed to opts.Bus.
 func New(opts Options) *Hub {
 	var node [4]byte
@@ -79,9 +93,15 @@ func New(opts Options) *Hub {
 // Stats returns the hub's counters; they are read without locks and safe to read at any time.
 func (h *Hub) Stats() *Stats { return &h.stats }
 
-// Register adds a connection for user, joins it to the default room and queues its welcome frame.
-// The caller must call Unregister when the connection ends.
-func (h *Hub) Register(user app.Identity, conn Conn) (*Client, error) {
+// Join is a room to join at connect, with the id of the last message seen there when resuming.
+type Join struct {
+	Room  string
+	Since *int64
+}
+
+// Register adds a connection for user: it queues the welcome frame, then joins each room with its
+// presence and backlog. The caller must call Unregister when the connection ends.
+func (h *Hub) Register(ctx context.Context, user app.Identity, conn Conn, joins []Join) (*Client, error) {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -98,111 +118,60 @@ func (h *Hub) Register(user app.Identity, conn Conn) (*Client, error) {
 		conn:     conn,
 		hub:      h,
 		maxQueue: h.opts.QueueBytes,
-		rooms:    map[string]struct{}{app.DefaultRoom: {}},
+		rooms:    make(map[string]struct{}, len(joins)),
+		held:     make(map[string][]bus.Event),
 	}
+	if h.opts.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(h.opts.RateLimit), h.opts.RateBurst)
+	}
+	c.expiry = time.AfterFunc(time.Until(user.ExpiresAt), func() { h.expire(c) })
 	h.clients.Store(c.ID, c)
 	h.stats.Connections.Add(1)
-	c.enqueue(app.EncodeWelcome(author(user), c.roomNames()))
-	h.room(app.DefaultRoom).members.add(c)
+
+	names := make([]string, len(joins))
+	for i, j := range joins {
+		names[i] = j.Room
+	}
+	c.enqueue(app.EncodeWelcome(author(user), names))
+	for _, j := range joins {
+		if err := h.join(ctx, c, j.Room, j.Since, false, ""); err != nil {
+			h.refuse(c, err, "")
+		}
+	}
 	return c, nil
 }
 
-// Unregister removes c from its rooms and the registry.
+// Unregister removes c from its rooms and the registry; users whose last connection this was leave.
 func (h *Hub) Unregister(c *Client) {
 	if _, loaded := h.clients.LoadAndDelete(c.ID); !loaded {
 		return
 	}
+	c.expiry.Stop()
 	for _, name := range c.roomNames() {
-		if r, ok := h.rooms.Load(name); ok {
-			r.(*room).members.remove(c)
-		}
+		h.removeFromRoom(c, name)
 	}
 	h.stats.Connections.Add(-1)
 	h.sessions.Done()
 }
 
-// Receive handles one text frame from c. Refused frames get an error frame; nothing here closes c.
-func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
-	in, err := app.DecodeInbound(data)
-	if err != nil {
-		h.refuse(c, err, "")
+func (h *Hub) removeFromRoom(c *Client, name string) {
+	v, ok := h.rooms.Load(name)
+	if !ok {
 		return
 	}
-	switch in.Type {
-	case app.FrameMessage:
-		h.send(ctx, c, in)
-	case app.FramePing:
-		c.enqueue(app.PongFrame)
-	case "":
-		h.refuse(c, app.Errorf(app.CodeUnknownType, "type is required"), in.ID)
-	default:
-		h.refuse(c, app.Errorf(app.CodeUnknownType, "unknown frame type %q", in.Type), in.ID)
+	r := v.(*room)
+	r.members.remove(c)
+	if r.removeUser(c.User.UserID) && !h.isClosing() {
+		h.publishEvent(app.FrameLeft, r.name, author(c.User), bus.Event{})
 	}
 }
 
-// CountBadFrame counts a frame the transport refused before it reached the hub (binary, too large).
-func (h *Hub) CountBadFrame(code string) { h.stats.badFrame(code) }
-
-func (h *Hub) refuse(c *Client, err error, clientID string) {
-	var e *app.Error
-	if !errors.As(err, &e) {
-		e = app.Errorf(app.CodeInternal, "internal error")
+// publishEvent publishes a joined, left or typing frame; ev supplies who to skip.
+func (h *Hub) publishEvent(kind, room string, who app.Author, ev bus.Event) {
+	ev.Room, ev.Payload = room, app.EncodeUserEvent(kind, room, who)
+	if err := h.opts.Bus.Publish(context.Background(), ev); err != nil {
+		h.log.Warn("publish event", "type", kind, "room", room, "err", err)
 	}
-	h.stats.badFrame(e.Code)
-	c.enqueue(app.EncodeError(e.Code, e.Message, clientID))
-}
-
-func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) {
-	if in.Room == "" {
-		in.Room = app.DefaultRoom
-	}
-	switch {
-	case strings.TrimSpace(in.Text) == "":
-		h.refuse(c, app.Errorf(app.CodeEmptyText, "text is empty"), in.ID)
-		return
-	case len(in.Text) > h.opts.MaxMessageBytes:
-		h.refuse(c, app.Errorf(app.CodeTooLong, "text is %d bytes, over the limit of %d", len(in.Text), h.opts.MaxMessageBytes), in.ID)
-		return
-	case !c.inRoom(in.Room):
-		h.refuse(c, app.Errorf(app.CodeNotJoined, "not in room %q", in.Room), in.ID)
-		return
-	}
-	h.stats.MessagesReceived.Add(1)
-	h.log.Info("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
-
-	object, err := h.publish(ctx, c, app.Message{
-		Room:     in.Room,
-		From:     author(c.User),
-		Text:     in.Text,
-		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
-		ClientID: in.ID,
-	})
-	if err != nil {
-		h.log.Error("store message", "conn", c.ID, "room", in.Room, "err", err)
-		c.enqueue(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", in.ID))
-		return
-	}
-	c.enqueue(app.EncodeAck(in.ID, object))
-}
-
-// publish stores m and hands its frame to the bus, returning the stored message's JSON for the ack.
-// A bus failure is logged, not returned: the message is durable, so it is acknowledged.
-func (h *Hub) publish(ctx context.Context, c *Client, m app.Message) ([]byte, error) {
-	r := h.room(m.Room)
-	r.sendMu.Lock()
-	defer r.sendMu.Unlock()
-	stored, err := h.opts.Store.AppendMessage(ctx, m)
-	if err != nil {
-		return nil, err
-	}
-	frame, object, err := app.EncodeMessage(stored)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.opts.Bus.Publish(ctx, bus.Event{Room: m.Room, Payload: frame, Skip: c.ID}); err != nil {
-		h.log.Error("publish message", "room", m.Room, "id", stored.ID, "err", err)
-	}
-	return object, nil
 }
 
 // deliver is the bus handler: it queues ev's frame, the same bytes, on every local member of its room.
@@ -213,11 +182,16 @@ func (h *Hub) deliver(ev bus.Event) {
 	}
 	var n int64
 	v.(*room).members.each(func(c *Client) {
-		if c.ID != ev.Skip && c.enqueue(ev.Payload) {
+		if c.ID == ev.Skip || (ev.SkipUser != 0 && c.User.UserID == ev.SkipUser) {
+			return
+		}
+		if c.offer(ev) {
 			n++
 		}
 	})
-	h.stats.Deliveries.Add(n)
+	if ev.ID != 0 {
+		h.stats.Deliveries.Add(n)
+	}
 }
 
 func (h *Hub) room(name string) *room {
@@ -226,6 +200,38 @@ func (h *Hub) room(name string) *room {
 	}
 	v, _ := h.rooms.LoadOrStore(name, &room{name: name})
 	return v.(*room)
+}
+
+// Rooms lists the rooms with messages or connections, by name, with their users online on this node.
+func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
+	names, err := h.opts.Store.Rooms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	online := map[string]int{}
+	h.rooms.Range(func(k, v any) bool {
+		if n := v.(*room).online(); n > 0 {
+			online[k.(string)] = n
+		}
+		return true
+	})
+	for name := range online {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	list := make([]app.RoomInfo, len(names))
+	for i, name := range names {
+		list[i] = app.RoomInfo{Name: name, Online: online[name]}
+	}
+	return list, nil
+}
+
+// expire ends a connection whose token expired without an auth frame renewing it.
+func (h *Hub) expire(c *Client) {
+	c.enqueue(app.EncodeError(app.CodeExpired, "your token expired; get a fresh one and reconnect", ""))
+	c.Close(CloseTokenExpired, "token expired")
 }
 
 // Run pings every client each PingInterval and aborts those silent for longer than PongWait, until ctx
@@ -252,6 +258,12 @@ func (h *Hub) Run(ctx context.Context) {
 			})
 		}
 	}
+}
+
+func (h *Hub) isClosing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closing
 }
 
 // Shutdown refuses new clients, closes every client with code (after what is already queued) and waits

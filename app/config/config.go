@@ -4,6 +4,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,18 @@ type Config struct {
 	// PongWait is how long a connection may stay silent before it is closed (PONG_WAIT, default 60s;
 	// must be longer than PING_INTERVAL).
 	PongWait time.Duration
+	// HistoryLimit is how many recent messages a client gets when it joins a room (HISTORY_LIMIT,
+	// default 50, 0 to 200).
+	HistoryLimit int
+	// ResumeMax caps the messages replayed to a client resuming a room (RESUME_MAX, default 1000).
+	ResumeMax int
+	// RateLimit is how many frames per second one connection may send (RATE_LIMIT, default 20; 0 turns
+	// the limit off).
+	RateLimit float64
+	// RateBurst is how many frames a connection may send at once above RateLimit (RATE_BURST, default 40).
+	RateBurst int
+	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
+	MaxRooms int
 	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
 	// LogFormat is text or json (LOG_FORMAT, default text).
@@ -62,6 +75,11 @@ func Load(getenv func(string) string) (Config, error) {
 		QueueBytes:      p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
 		PingInterval:    p.duration("PING_INTERVAL", 25*time.Second),
 		PongWait:        p.duration("PONG_WAIT", 60*time.Second),
+		HistoryLimit:    p.int("HISTORY_LIMIT", 50, 0, 200),
+		ResumeMax:       p.int("RESUME_MAX", 1000, 1, 100000),
+		RateLimit:       p.float("RATE_LIMIT", 20),
+		RateBurst:       p.int("RATE_BURST", 40, 1, 1<<20),
+		MaxRooms:        p.int("MAX_ROOMS", 50, 1, 10000),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
 		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
@@ -110,6 +128,19 @@ func (p *parser) int(name string, def, min, max int) int {
 		return def
 	}
 	return n
+}
+
+func (p *parser) float(name string, def float64) float64 {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		p.fail(name, fmt.Sprintf("must be a number, 0 or more, got %q", v))
+		return def
+	}
+	return f
 }
 
 func (p *parser) duration(name string, def time.Duration) time.Duration {

@@ -72,12 +72,18 @@ func New(cfg config.Config, db *store.DB, log *slog.Logger) (*Server, error) {
 	hub := chat.New(chat.Options{
 		Store:           db,
 		Bus:             b,
+		Tokens:          tokens,
 		Log:             log,
 		Now:             time.Now,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		QueueBytes:      cfg.QueueBytes,
 		PingInterval:    cfg.PingInterval,
 		PongWait:        cfg.PongWait,
+		HistoryLimit:    cfg.HistoryLimit,
+		ResumeMax:       cfg.ResumeMax,
+		RateLimit:       cfg.RateLimit,
+		RateBurst:       cfg.RateBurst,
+		MaxRooms:        cfg.MaxRooms,
 	})
 	s := &Server{cfg: cfg, log: log, db: db, bus: b, hub: hub, echo: echo.New()}
 	s.routes(tokens, passwords, metrics.New(hub.Stats()))
@@ -109,13 +115,18 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	jwt := middleware.JWT(tokens)
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
 	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now}
-	ws := &handlers.WS{Hub: s.hub, Log: s.log}
+	ws := &handlers.WS{Hub: s.hub, Log: s.log, MaxRooms: s.cfg.MaxRooms}
+	rooms := &handlers.Rooms{Hub: s.hub, Messages: s.db}
 	upgrade := jwt(origin(ws.Serve))
 	health := &handlers.Health{Store: s.db}
 
 	e.POST("/api/register", accounts.Register)
 	e.POST("/api/login", accounts.Login)
 	e.GET("/api/me", accounts.Me, jwt)
+	e.POST("/api/token/refresh", accounts.Refresh, jwt)
+	e.GET("/api/rooms", rooms.List, jwt)
+	e.GET("/api/rooms/:room/messages", rooms.History, jwt)
+	e.POST("/api/rooms/:room/messages", rooms.Publish, jwt)
 	e.GET("/ws", upgrade)
 	e.GET("/healthz", health.Check)
 	e.GET("/metrics", echo.WrapHandler(m.Handler()))

@@ -204,14 +204,30 @@ func (s *Server) TryDial(path string, header http.Header) (*websocket.Conn, *htt
 	return d.Dial(s.WSURL+path, header)
 }
 
-// Connect opens a WebSocket on /ws for u and reads its welcome frame.
-func (s *Server) Connect(t testing.TB, u User) *Client {
+// Connect opens a WebSocket on /ws for u (query adds parameters, such as "&rooms=a,b") and reads the
+// welcome and, for each room, the presence and history frames.
+func (s *Server) Connect(t testing.TB, u User, query ...string) *Client {
 	t.Helper()
-	c := s.Dial(t, "/ws?token="+u.Token, nil)
-	if f := c.Read(); f["type"] != "welcome" {
-		t.Fatalf("first frame: got %v, want a welcome", f)
+	c := s.Dial(t, "/ws?token="+u.Token+strings.Join(query, ""), nil)
+	w := c.Read()
+	if w["type"] != "welcome" {
+		t.Fatalf("first frame: got %v, want a welcome", w)
+	}
+	for _, room := range w["rooms"].([]any) {
+		c.Expect("presence", room.(string))
+		c.Expect("history", room.(string))
 	}
 	return c
+}
+
+// Expect reads the next frame and fails the test unless it has that type and room.
+func (c *Client) Expect(typ, room string) map[string]any {
+	c.t.Helper()
+	f := c.Read()
+	if f["type"] != typ || f["room"] != room {
+		c.t.Fatalf("got %v, want a %s frame for room %s", f, typ, room)
+	}
+	return f
 }
 
 // Send writes v as a JSON text frame.
@@ -230,19 +246,41 @@ func (c *Client) SendText(s string) {
 	}
 }
 
-// Read returns the next frame as a JSON object, failing the test after Timeout.
+// Read returns the next frame as a JSON object, failing the test after Timeout. It skips joined and left
+// frames, which the arrival of every other client causes; ReadRaw does not.
 func (c *Client) Read() map[string]any {
 	c.t.Helper()
-	f, err := c.TryRead(Timeout)
+	for {
+		f := c.ReadRaw()
+		if f["type"] != "joined" && f["type"] != "left" {
+			return f
+		}
+	}
+}
+
+// TryRead is Read without failing the test: it returns the error that ended the wait.
+func (c *Client) TryRead(wait time.Duration) (map[string]any, error) {
+	for {
+		f, err := c.TryReadRaw(wait)
+		if err != nil || (f["type"] != "joined" && f["type"] != "left") {
+			return f, err
+		}
+	}
+}
+
+// ReadRaw returns the next frame, whatever it is.
+func (c *Client) ReadRaw() map[string]any {
+	c.t.Helper()
+	f, err := c.TryReadRaw(Timeout)
 	if err != nil {
 		c.t.Fatalf("read: %v", err)
 	}
 	return f
 }
 
-// TryRead returns the next frame, or the error that ended the wait (a *websocket.CloseError carries the
-// close code).
-func (c *Client) TryRead(wait time.Duration) (map[string]any, error) {
+// TryReadRaw returns the next frame, or the error that ended the wait (a *websocket.CloseError carries
+// the close code).
+func (c *Client) TryReadRaw(wait time.Duration) (map[string]any, error) {
 	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
 		return nil, err
 	}

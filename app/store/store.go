@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,20 +141,110 @@ func (d *DB) user(ctx context.Context, where string, arg any) (app.User, error) 
 }
 
 // AppendMessage stores m as the next message of m.Room and returns it with its ID. It returns only once
-// the message is durable, so a caller may acknowledge it.
-func (d *DB) AppendMessage(ctx context.Context, m app.Message) (app.Message, error) {
+// the message is durable, so a caller may acknowledge it. When m carries a ClientID that its author
+// already used, nothing is stored: AppendMessage returns the first message with that id and created false.
+func (d *DB) AppendMessage(ctx context.Context, m app.Message) (stored app.Message, created bool, err error) {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return app.Message{}, false, fmt.Errorf("store: begin append: %w", err)
+	}
+	defer tx.Rollback()
+	if m.ClientID != "" {
+		prev, err := scanMessages(tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
+			WHERE user_id = ? AND client_id = ?`, m.From.ID, m.ClientID))
+		if err != nil {
+			return app.Message{}, false, err
+		}
+		if len(prev) > 0 {
+			return prev[0], false, nil
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `INSERT INTO rooms (name, last_id) VALUES (?, 1)
+		ON CONFLICT (name) DO UPDATE SET last_id = last_id + 1 RETURNING last_id`, m.Room).Scan(&m.ID); err != nil {
+		return app.Message{}, false, fmt.Errorf("store: next id in %s: %w", m.Room, err)
+	}
 	var clientID sql.NullString
 	if m.ClientID != "" {
 		clientID = sql.NullString{String: m.ClientID, Valid: true}
 	}
-	// The next id is computed inside the INSERT: the single write connection makes it race-free.
-	err := d.write.QueryRowContext(ctx, `
-		INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
-		SELECT ?, COALESCE(MAX(id), 0) + 1, ?, ?, ?, ?, ? FROM messages WHERE room = ?
-		RETURNING id`,
-		m.Room, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli(), m.Room).Scan(&m.ID)
-	if err != nil {
-		return app.Message{}, fmt.Errorf("store: append message to %s: %w", m.Room, err)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli()); err != nil {
+		return app.Message{}, false, fmt.Errorf("store: append message to %s: %w", m.Room, err)
 	}
-	return m, nil
+	if err := tx.Commit(); err != nil {
+		return app.Message{}, false, fmt.Errorf("store: commit message to %s: %w", m.Room, err)
+	}
+	return m, true, nil
+}
+
+// Messages returns the messages of room that q selects, oldest first.
+func (d *DB) Messages(ctx context.Context, room string, q app.MessageQuery) ([]app.Message, error) {
+	where, args := "room = ?", []any{room}
+	if q.After > 0 {
+		where += " AND id > ?"
+		args = append(args, q.After)
+	}
+	if q.Before > 0 {
+		where += " AND id < ?"
+		args = append(args, q.Before)
+	}
+	order := "ASC"
+	if q.Latest {
+		order = "DESC"
+	}
+	args = append(args, q.Limit)
+	msgs, err := scanMessages(d.read.QueryContext(ctx,
+		`SELECT `+messageColumns+` FROM messages WHERE `+where+` ORDER BY id `+order+` LIMIT ?`, args...))
+	if err != nil {
+		return nil, err
+	}
+	if q.Latest {
+		slices.Reverse(msgs)
+	}
+	return msgs, nil
+}
+
+// Rooms returns the names of the rooms that have messages, in order.
+func (d *DB) Rooms(ctx context.Context) ([]string, error) {
+	rows, err := d.read.QueryContext(ctx, `SELECT name FROM rooms ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list rooms: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("store: list rooms: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list rooms: %w", err)
+	}
+	return names, nil
+}
+
+const messageColumns = `room, id, user_id, user_name, text, COALESCE(client_id, ''), created_at`
+
+func scanMessages(rows *sql.Rows, err error) ([]app.Message, error) {
+	if err != nil {
+		return nil, fmt.Errorf("store: query messages: %w", err)
+	}
+	defer rows.Close()
+	var msgs []app.Message
+	for rows.Next() {
+		var m app.Message
+		var at int64
+		if err := rows.Scan(&m.Room, &m.ID, &m.From.ID, &m.From.Name, &m.Text, &m.ClientID, &at); err != nil {
+			return nil, fmt.Errorf("store: scan message: %w", err)
+		}
+		m.At = time.UnixMilli(at).UTC()
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read messages: %w", err)
+	}
+	return msgs, nil
 }

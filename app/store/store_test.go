@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,14 +63,78 @@ func TestMessageIDsArePerRoomAndOrdered(t *testing.T) {
 	}
 	want := map[string]int64{}
 	for i, room := range []string{"general", "general", "other", "general", "other"} {
-		m, err := db.AppendMessage(ctx, app.Message{Room: room, From: app.Author{ID: u.ID, Name: u.Name}, Text: "t", At: time.Now(), ClientID: ""})
-		if err != nil {
-			t.Fatal(err)
+		m, created, err := db.AppendMessage(ctx, app.Message{Room: room, From: app.Author{ID: u.ID, Name: u.Name}, Text: "t", At: time.Now()})
+		if err != nil || !created {
+			t.Fatal(created, err)
 		}
 		want[room]++
 		if m.ID != want[room] {
 			t.Errorf("message %d in %s: id %d, want %d", i, room, m.ID, want[room])
 		}
+	}
+}
+
+func TestRepeatedClientIDStoresOnce(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	a, _ := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()})
+	b, _ := db.CreateUser(ctx, app.User{Email: "b@example.com", Name: "b", PasswordHash: "h", CreatedAt: time.Now()})
+	msg := func(u app.User, text string) app.Message {
+		return app.Message{Room: "general", From: app.Author{ID: u.ID, Name: u.Name}, Text: text, At: time.Now(), ClientID: "c-1"}
+	}
+	first, created, err := db.AppendMessage(ctx, msg(a, "first"))
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	again, created, err := db.AppendMessage(ctx, msg(a, "resent"))
+	if err != nil || created || again.ID != first.ID || again.Text != "first" {
+		t.Errorf("resend: %+v, created %v, %v; want the first message back", again, created, err)
+	}
+	other, created, err := db.AppendMessage(ctx, msg(b, "b's own c-1"))
+	if err != nil || !created || other.ID == first.ID {
+		t.Errorf("another user's c-1: %+v, created %v, %v; want a new message", other, created, err)
+	}
+}
+
+func TestMessagesPages(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	u, _ := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()})
+	for i := 0; i < 10; i++ {
+		if _, _, err := db.AppendMessage(ctx, app.Message{Room: "r", From: app.Author{ID: u.ID}, Text: "t", At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name string
+		q    app.MessageQuery
+		want []int64
+	}{
+		{"newest", app.MessageQuery{Limit: 3, Latest: true}, []int64{8, 9, 10}},
+		{"before", app.MessageQuery{Before: 5, Limit: 3, Latest: true}, []int64{2, 3, 4}},
+		{"after", app.MessageQuery{After: 5, Limit: 3}, []int64{6, 7, 8}},
+		{"newest after", app.MessageQuery{After: 5, Limit: 3, Latest: true}, []int64{8, 9, 10}},
+		{"between", app.MessageQuery{After: 2, Before: 5, Limit: 10}, []int64{3, 4}},
+		{"past the end", app.MessageQuery{After: 10, Limit: 10}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs, err := db.Messages(ctx, "r", tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, m := range msgs {
+				got = append(got, m.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("ids = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	rooms, err := db.Rooms(ctx)
+	if err != nil || fmt.Sprint(rooms) != "[r]" {
+		t.Errorf("Rooms = %v, %v", rooms, err)
 	}
 }
 

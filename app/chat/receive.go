@@ -1,0 +1,267 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
+)
+
+// Receive handles one text frame from c. Refused frames get an error frame; nothing here closes c.
+func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
+	in, err := app.DecodeInbound(data)
+	if (err != nil || in.Type != app.FramePing) && c.limiter != nil && !c.limiter.Allow() {
+		h.refuse(c, app.Errorf(app.CodeRateLimited, "over %g frames per second: frame dropped", h.opts.RateLimit), in.ID)
+		return
+	}
+	if err != nil {
+		h.refuse(c, err, "")
+		return
+	}
+	switch in.Type {
+	case app.FrameMessage:
+		err = h.send(ctx, c, in)
+	case app.FrameJoin:
+		err = h.join(ctx, c, in.Room, in.Since, true, in.ID)
+	case app.FrameLeave:
+		err = h.leave(c, in)
+	case app.FrameTyping:
+		err = h.typing(c, in.Room)
+	case app.FrameAuth:
+		err = h.reauth(c, in)
+	case app.FramePing:
+		c.enqueue(app.PongFrame)
+	case "":
+		err = app.Errorf(app.CodeUnknownType, "type is required")
+	default:
+		err = app.Errorf(app.CodeUnknownType, "unknown frame type %q", in.Type)
+	}
+	if err != nil {
+		h.refuse(c, err, in.ID)
+	}
+}
+
+// CountBadFrame counts a frame the transport refused before it reached the hub (binary, too large).
+func (h *Hub) CountBadFrame(code string) { h.stats.badFrame(code) }
+
+// refuse answers a frame with an error frame. Errors that are not *app.Error are faults of ours: they are
+// logged and the client gets a generic message.
+func (h *Hub) refuse(c *Client, err error, clientID string) {
+	var e *app.Error
+	if !errors.As(err, &e) {
+		h.log.Error("handle frame", "conn", c.ID, "err", err)
+		e = app.Errorf(app.CodeInternal, "internal error; try again")
+	}
+	h.stats.badFrame(e.Code)
+	c.enqueue(app.EncodeError(e.Code, e.Message, clientID))
+}
+
+func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
+	if in.Room == "" {
+		in.Room = app.DefaultRoom
+	}
+	if err := h.checkText(in.Text); err != nil {
+		return err
+	}
+	if err := checkRoom(in.Room); err != nil {
+		return err
+	}
+	if !c.inRoom(in.Room) {
+		return app.Errorf(app.CodeNotJoined, "not in room %q; join it first", in.Room)
+	}
+	h.stats.MessagesReceived.Add(1)
+	h.log.Info("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
+	_, object, _, err := h.publish(ctx, c.ID, c.User, in.Room, in.Text, in.ID)
+	if err != nil {
+		h.log.Error("store message", "conn", c.ID, "room", in.Room, "err", err)
+		return app.Errorf(app.CodeInternal, "the message could not be stored; send it again")
+	}
+	c.enqueue(app.EncodeMessageAck(in.ID, object))
+	return nil
+}
+
+// Post stores and delivers a message on behalf of user, as the REST publish route does: every connection
+// in the room gets it, the user's own included. For a clientID the user already used, it returns the
+// earlier message with created false and delivers nothing.
+func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error) {
+	if err := h.checkText(text); err != nil {
+		return app.Message{}, false, err
+	}
+	if err := checkRoom(room); err != nil {
+		return app.Message{}, false, err
+	}
+	if len(clientID) > app.MaxClientIDBytes {
+		return app.Message{}, false, app.Errorf(app.CodeInvalid, "id must be at most %d bytes", app.MaxClientIDBytes)
+	}
+	h.stats.MessagesReceived.Add(1)
+	m, _, created, err := h.publish(ctx, "", user, room, text, clientID)
+	return m, created, err
+}
+
+func (h *Hub) checkText(text string) error {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return app.Errorf(app.CodeEmptyText, "text is empty")
+	case len(text) > h.opts.MaxMessageBytes:
+		return app.Errorf(app.CodeTooLong, "text is %d bytes, over the limit of %d", len(text), h.opts.MaxMessageBytes)
+	}
+	return nil
+}
+
+func checkRoom(name string) error {
+	if !app.ValidRoom(name) {
+		return app.Errorf(app.CodeInvalidRoom, "room name must be 1 to %d characters of a-z, 0-9, - and _", app.MaxRoomName)
+	}
+	return nil
+}
+
+// publish stores a message and hands its frame to the bus unless it was stored before (a repeated client
+// id). It returns the message and its JSON for the ack. A bus failure is logged, not returned: the
+// message is durable, so it is acknowledged, and clients that missed it get it when they resume.
+func (h *Hub) publish(ctx context.Context, skip string, user app.Identity, room, text, clientID string) (app.Message, []byte, bool, error) {
+	r := h.room(room)
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	stored, created, err := h.opts.Store.AppendMessage(ctx, app.Message{
+		Room:     room,
+		From:     author(user),
+		Text:     text,
+		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
+		ClientID: clientID,
+	})
+	if err != nil {
+		return app.Message{}, nil, false, err
+	}
+	frame, object, err := app.EncodeMessage(stored)
+	if err != nil {
+		return app.Message{}, nil, false, err
+	}
+	if created {
+		ev := bus.Event{Room: room, Payload: frame, Skip: skip, ID: stored.ID}
+		if err := h.opts.Bus.Publish(ctx, ev); err != nil {
+			h.log.Error("publish message", "room", room, "id", stored.ID, "err", err)
+		}
+	}
+	return stored, object, created, nil
+}
+
+// join puts c in room. It queues the ack (for a join frame: ack is set, reqID is the frame's id), the
+// presence, then the backlog (history, or the replay after since), then the room's live events. c joins
+// the room before its backlog is read and holds live events meanwhile, so nothing sent during the read is
+// lost, and it drops those the backlog already had.
+func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ack bool, reqID string) error {
+	if err := checkRoom(name); err != nil {
+		return err
+	}
+	if since != nil && *since < 0 {
+		return app.Errorf(app.CodeInvalid, "since must be a message id, 0 or more")
+	}
+	added, err := c.join(name, h.opts.MaxRooms)
+	if err != nil {
+		return err
+	}
+	var frames [][]byte
+	if ack {
+		frames = append(frames, app.EncodeAck(app.Ack{For: app.FrameJoin, ID: reqID, Room: name}))
+	}
+	if !added {
+		c.enqueue(frames...)
+		return nil
+	}
+	r := h.room(name)
+	r.members.add(c)
+	if r.addUser(author(c.User)) {
+		h.publishEvent(app.FrameJoined, name, author(c.User), bus.Event{Skip: c.ID})
+	}
+	frames = append(frames, app.EncodePresence(name, r.userList()))
+	backlog, last, err := h.backlog(ctx, name, since)
+	c.release(name, append(frames, backlog...), last)
+	if err != nil {
+		h.log.Error("read backlog", "conn", c.ID, "room", name, "err", err)
+		return app.Errorf(app.CodeInternal, "could not read the messages of %q; rejoin it to get them", name)
+	}
+	return nil
+}
+
+// backlog returns the frames that bring a joining client up to date in room, and the id of the last
+// message they hold (since itself when there is none newer).
+func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte, int64, error) {
+	if since == nil {
+		msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{Limit: h.opts.HistoryLimit, Latest: true})
+		if err != nil {
+			return nil, 0, err
+		}
+		frame, err := app.EncodeHistory(room, msgs)
+		if err != nil {
+			return nil, 0, err
+		}
+		var last int64
+		if len(msgs) > 0 {
+			last = msgs[len(msgs)-1].ID
+		}
+		return [][]byte{frame}, last, nil
+	}
+	last := *since
+	msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{After: last, Limit: h.opts.ResumeMax + 1, Latest: true})
+	if err != nil {
+		return nil, last, err
+	}
+	complete := len(msgs) <= h.opts.ResumeMax
+	if !complete {
+		msgs = msgs[1:]
+	}
+	frames := make([][]byte, 0, len(msgs)+1)
+	for _, m := range msgs {
+		frame, _, err := app.EncodeMessage(m)
+		if err != nil {
+			return nil, last, err
+		}
+		frames = append(frames, frame)
+		last = m.ID
+	}
+	return append(frames, app.EncodeResumed(room, complete)), last, nil
+}
+
+func (h *Hub) leave(c *Client, in app.Inbound) error {
+	if err := checkRoom(in.Room); err != nil {
+		return err
+	}
+	if !c.leave(in.Room) {
+		return app.Errorf(app.CodeNotJoined, "not in room %q", in.Room)
+	}
+	h.removeFromRoom(c, in.Room)
+	c.enqueue(app.EncodeAck(app.Ack{For: app.FrameLeave, ID: in.ID, Room: in.Room}))
+	return nil
+}
+
+// typing relays that c's user is typing in room to the room's other users, at most once per typingEvery;
+// the rest are dropped quietly, as they carry nothing the next one will not.
+func (h *Hub) typing(c *Client, room string) error {
+	if err := checkRoom(room); err != nil {
+		return err
+	}
+	if !c.inRoom(room) {
+		return app.Errorf(app.CodeNotJoined, "not in room %q", room)
+	}
+	if h.room(room).typingAllowed(c.User.UserID, h.opts.Now()) {
+		h.publishEvent(app.FrameTyping, room, author(c.User), bus.Event{SkipUser: c.User.UserID})
+	}
+	return nil
+}
+
+// reauth replaces the expiry of c's token with that of a fresh token for the same user.
+func (h *Hub) reauth(c *Client, in app.Inbound) error {
+	id, err := h.opts.Tokens.Parse(in.Token)
+	if err != nil {
+		return err
+	}
+	if id.UserID != c.User.UserID {
+		return app.Errorf(app.CodeUnauthorized, "the token is for another user")
+	}
+	c.expiry.Reset(time.Until(id.ExpiresAt))
+	c.enqueue(app.EncodeAck(app.Ack{For: app.FrameAuth, ID: in.ID, ExpiresAt: &id.ExpiresAt}))
+	return nil
+}

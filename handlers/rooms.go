@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/middleware"
+)
+
+// RoomHub is what the room routes need of the hub.
+type RoomHub interface {
+	Rooms(ctx context.Context) ([]app.RoomInfo, error)
+	Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error)
+}
+
+// MessageReader reads stored messages.
+type MessageReader interface {
+	Messages(ctx context.Context, room string, q app.MessageQuery) ([]app.Message, error)
+}
+
+// Paging limits of the history route.
+const (
+	defaultPage = 50
+	maxPage     = 200
+)
+
+// Rooms serves the room routes.
+type Rooms struct {
+	Hub      RoomHub
+	Messages MessageReader
+}
+
+// List returns every room with its users online: GET /api/rooms.
+func (r *Rooms) List(c echo.Context) error {
+	rooms, err := r.Hub.Rooms(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string][]app.RoomInfo{"rooms": rooms})
+}
+
+// History returns a page of a room's messages, oldest first: GET /api/rooms/:room/messages.
+func (r *Rooms) History(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	q := app.MessageQuery{Limit: defaultPage}
+	if q.Limit, err = intParam(c, "limit", defaultPage, 1, maxPage); err != nil {
+		return err
+	}
+	if q.Before, err = idParam(c, "before"); err != nil {
+		return err
+	}
+	if q.After, err = idParam(c, "after"); err != nil {
+		return err
+	}
+	// Without after, the page ends at before (or now): the newest messages of the range.
+	q.Latest = q.After == 0
+	msgs, err := r.Messages.Messages(c.Request().Context(), room, q)
+	if err != nil {
+		return err
+	}
+	if msgs == nil {
+		msgs = []app.Message{}
+	}
+	return c.JSON(http.StatusOK, map[string][]app.Message{"messages": msgs})
+}
+
+type postBody struct {
+	Text string `json:"text"`
+	ID   string `json:"id"`
+}
+
+// Publish stores and delivers a message as the token's user: POST /api/rooms/:room/messages.
+func (r *Rooms) Publish(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	var in postBody
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	m, created, err := r.Hub.Post(c.Request().Context(), middleware.Identity(c), room, in.Text, in.ID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	return c.JSON(status, m)
+}
+
+func roomParam(c echo.Context) (string, error) {
+	room := c.Param("room")
+	if !app.ValidRoom(room) {
+		return "", app.Errorf(app.CodeInvalid, "room %q: names are 1 to %d characters of a-z, 0-9, - and _", room, app.MaxRoomName)
+	}
+	return room, nil
+}
+
+func intParam(c echo.Context, name string, def, min, max int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, app.Errorf(app.CodeInvalid, "%s must be a whole number from %d to %d", name, min, max)
+	}
+	return n, nil
+}
+
+func idParam(c echo.Context, name string) (int64, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, app.Errorf(app.CodeInvalid, "%s must be a message id (a whole number from 1)", name)
+	}
+	return id, nil
+}
