@@ -6,8 +6,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
 )
 
 // Close codes the hub sends; the transport writes them in the close frame.
