@@ -73,6 +73,12 @@ func TestRun(t *testing.T) {
 		if err := websocket.Message.Receive(ws, &welcome); err != nil || !strings.Contains(welcome, `"welcome"`) {
 			t.Fatalf("welcome: %q %v", welcome, err)
 		}
+		for _, want := range []string{`"presence"`, `"history"`} {
+			var f string
+			if err := websocket.Message.Receive(ws, &f); err != nil || !strings.Contains(f, want) {
+				t.Fatalf("got %q %v, want a %s frame", f, err, want)
+			}
+		}
 		return ws
 	}
 	a, b := dial(), dial()

@@ -3,7 +3,9 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -61,12 +63,29 @@ func DecodeInbound(data []byte) (Inbound, error) {
 	}
 	var in Inbound
 	if err := json.Unmarshal(trimmed, &in); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			// The object parsed: keep its id, if it has one, so the error frame can name it.
+			var withID struct{ ID string }
+			_ = json.Unmarshal(trimmed, &withID)
+			return Inbound{ID: withID.ID}, Errorf(CodeInvalid, "field %q must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind()))
+		}
 		return Inbound{}, Errorf(CodeBadJSON, "frame is not a valid JSON object: %v", err)
 	}
 	if len(in.ID) > MaxClientIDBytes {
 		return Inbound{}, Errorf(CodeInvalid, "id must be at most %d bytes", MaxClientIDBytes)
 	}
 	return in, nil
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Int64, reflect.Pointer:
+		return "number"
+	}
+	return k.String()
 }
 
 // PongFrame is the answer to a ping frame; it never changes, so it is encoded once.

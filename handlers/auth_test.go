@@ -1,9 +1,13 @@
 package handlers_test
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/causerie/causerie/app/servertest"
 )
@@ -130,6 +134,25 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		t.Errorf("status = %d, want 405", status)
 	}
 	assertError(t, body, "method_not_allowed")
+}
+
+// A client that stops sending in the middle of a body is cut off after REQUEST_TIMEOUT.
+func TestStalledBodyTimesOut(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"REQUEST_TIMEOUT": "300ms"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"em")
+	conn.SetReadDeadline(time.Now().Add(servertest.Timeout))
+	reply, err := io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server still holds the connection")
+	}
+	if len(reply) > 0 && !strings.Contains(string(reply), " 400 ") {
+		t.Errorf("reply %q, want a 400 or a closed connection", reply)
+	}
 }
 
 func TestHealthAndMetrics(t *testing.T) {

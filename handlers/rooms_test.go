@@ -77,7 +77,7 @@ func TestRoomFrameErrors(t *testing.T) {
 		{"join with space", `{"type":"join","room":"a b"}`, "invalid_room"},
 		{"join name too long", `{"type":"join","room":"` + strings.Repeat("a", 65) + `"}`, "invalid_room"},
 		{"join negative since", `{"type":"join","room":"x","since":-1}`, "invalid"},
-		{"join since not a number", `{"type":"join","room":"x","since":"12"}`, "bad_json"},
+		{"join since not a number", `{"type":"join","room":"x","since":"12"}`, "invalid"},
 		{"leave bad name", `{"type":"leave","room":"../x"}`, "invalid_room"},
 		{"message to bad room", `{"type":"message","room":"A","text":"hi"}`, "invalid_room"},
 		{"typing not joined", `{"type":"typing","room":"other"}`, "not_joined"},

@@ -92,6 +92,10 @@ func (h *WS) Serve(c echo.Context) error {
 // The socket is closed when session returns.
 func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *liveness.Conn, user app.Identity, joins []chat.Join) {
 	ws.MaxPayloadBytes = maxFrameBytes
+	// The HTTP server's request deadlines outlive the hijack; a WebSocket has its own liveness check.
+	if err := live.SetDeadline(time.Time{}); err != nil {
+		return
+	}
 	conn := &wsConn{ws: ws, live: live, done: make(chan struct{})}
 	client, err := h.Hub.Register(ctx, user, conn, joins)
 	if err != nil {

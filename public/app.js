@@ -1,4 +1,4 @@
-// Causerie chat page: log in over REST, then chat over one WebSocket.
+// Causerie chat page: log in over REST, then chat in rooms over one WebSocket.
 //
 // The wire protocol (routes, frames, close codes) is docs/protocol.md. Everything that comes from the
 // network reaches the DOM through textContent, never as markup. Class names are written out in full
@@ -6,21 +6,50 @@
 
 const TOKEN_KEY = 'causerie.token';
 const USER_KEY = 'causerie.user';
+const ROOMS_KEY = 'causerie.rooms'; // JSON array of the room names this page is in
+const ROOM_KEY = 'causerie.room'; // the current room
+
+const DEFAULT_ROOM = 'general';
+// The protocol's rule for a room name.
+const ROOM_RE = /^[a-z0-9_-]{1,64}$/;
+const ROOM_RULE = 'A room name is 1 to 64 characters: lower-case letters a-z, digits, - and _.';
+const MAX_ROOMS = 50;
 
 // Reconnection: exponential backoff with jitter, from about 500 ms up to 15 s.
 const BACKOFF_START_MS = 500;
 const BACKOFF_CAP_MS = 15000;
-// After 1001 (server shutting down) the new server is usually up soon: a short random delay spreads
-// the clients that all reconnect at once.
+// After 1001/1012 (server shutting down or restarting) the new server is usually up soon: a short random
+// delay spreads the clients that all reconnect at once.
 const SHUTDOWN_DELAY_MIN_MS = 250;
 const SHUTDOWN_DELAY_SPREAD_MS = 1500;
 // A connection that stayed open this long resets the backoff; a server that accepts and then drops
 // every connection at once keeps backing off instead of being hammered every 500 ms.
 const STABLE_CONNECTION_MS = 10000;
-// The list keeps the latest lines only, so a tab left open for days stays light.
+// A list keeps about this many lines when new ones arrive at the bottom, so a tab left open for days stays
+// light; older lines come back by scrolling up.
 const MAX_LINES = 1000;
 // How close to the bottom (in pixels) still counts as "at the bottom" for auto-scroll.
 const BOTTOM_SLACK_PX = 48;
+// How close to the top (in pixels) loads older messages.
+const TOP_SLACK_PX = 64;
+// Scrolling up loads this many messages at a time; fewer means the beginning of the room.
+const PAGE_SIZE = 50;
+// Filling the gap of an incomplete resume: pages of this size, at most this many pages.
+const GAP_PAGE_SIZE = 200;
+const GAP_MAX_PAGES = 50;
+// A message whose ack never came is sent again after a reconnect, with the same id, up to this many
+// sends in all; then it is marked failed.
+const MAX_SEND_ATTEMPTS = 3;
+// Pending messages are re-sent once their room's backlog has arrived, or after this delay at the latest.
+const RESEND_FALLBACK_MS = 2000;
+// Typing: send at most one typing frame per room this often; show a typing user this long.
+const TYPING_SEND_EVERY_MS = 2000;
+const TYPING_SHOW_MS = 3000;
+// Token refresh: this long before expiry (or at half the lifetime when that is shorter); after a failure
+// that is not a refusal, try again this much later.
+const REFRESH_LEAD_MS = 60000;
+const REFRESH_RETRY_MS = 15000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
 
@@ -38,6 +67,15 @@ const ERROR_TEXT_OTHER = 'msg-error mt-1 text-xs font-medium text-red-700';
 const ERROR_TEXT_OWN = 'msg-error mt-1 text-right text-xs font-medium text-red-700';
 const SYSTEM_INFO = 'msg-system self-center rounded-full bg-slate-200 px-3 py-0.5 text-center text-xs text-slate-700';
 const SYSTEM_ERROR = 'msg-system self-center rounded-lg bg-red-50 px-3 py-1 text-center text-xs font-medium text-red-800 ring-1 ring-red-200';
+const SYSTEM_START = 'msg-system msg-start self-center px-3 py-0.5 text-center text-xs font-medium text-slate-600';
+const LOADING_OLDER = 'loading-older self-center text-xs text-slate-600';
+
+const ROOM_ITEM = 'room flex shrink-0 items-center rounded-full bg-slate-100 text-slate-800 ring-1 ring-slate-300 data-current:bg-indigo-600 data-current:text-white data-current:ring-indigo-600 md:rounded-lg';
+const ROOM_BUTTON = 'room-button flex min-h-8 min-w-0 flex-1 cursor-pointer items-center gap-1.5 rounded-full py-1 pl-3 pr-2 text-left text-sm font-medium md:rounded-lg';
+const ROOM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["#"]';
+const UNREAD = 'unread min-w-5 shrink-0 rounded-full bg-red-600 px-1.5 text-center text-xs leading-5 font-semibold text-white tabular-nums';
+const ROOM_LEAVE = 'room-leave mr-0.5 flex size-7 shrink-0 cursor-pointer items-center justify-center rounded-full text-lg leading-none opacity-70 hover:bg-black/10 hover:opacity-100 md:rounded-md';
+const PRESENCE_USER = 'presence-user max-w-full truncate rounded-full bg-slate-100 px-2 py-0.5 text-sm text-slate-800 md:rounded-md md:bg-transparent md:px-1';
 
 const els = {
   auth: document.getElementById('auth'),
@@ -51,7 +89,18 @@ const els = {
   chat: document.getElementById('chat'),
   me: document.getElementById('me'),
   status: document.getElementById('status'),
+  reconnect: document.getElementById('reconnect-button'),
+  rooms: document.getElementById('rooms'),
+  joinForm: document.getElementById('join-form'),
+  joinInput: document.getElementById('join-input'),
+  joinButton: document.getElementById('join-button'),
+  joinError: document.getElementById('join-error'),
+  presenceToggle: document.getElementById('presence-toggle'),
+  presencePanel: document.getElementById('presence-panel'),
+  presence: document.getElementById('presence'),
+  roomTitle: document.getElementById('room-title'),
   messages: document.getElementById('messages'),
+  typing: document.getElementById('typing'),
   messageForm: document.getElementById('message-form'),
   input: document.getElementById('message-input'),
   send: document.getElementById('send-button'),
@@ -64,11 +113,21 @@ const state = {
   // session grows at every log in and log out, so that answers and timers of an old session are dropped.
   session: 0,
   ws: null,
+  wsToken: null, // the token the open connection runs on (an auth frame replaces it)
   dropped: false, // a connection was lost and none is open yet: the status says "reconnecting"
   attempt: 0, // failed attempts in a row, for the backoff
   timer: 0,
-  pending: new Map(), // client id -> line waiting for its ack
-  shown: new Set(), // server message ids on screen, so a replay does not show a message twice
+  resendTimer: 0,
+  refreshTimer: 0,
+  refreshing: null, // the refresh in flight, so that callers share it
+  tokenExpired: false, // the server sent token_expired on this connection
+  rooms: new Map(), // name -> room (see newRoom), in the order of the room list
+  current: null, // the name of the current room
+  connectSince: new Map(), // room -> id sent in ?since= for the connection being opened
+  pending: new Map(), // client id -> {line, room, text, attempts, resend}
+  joins: new Map(), // client id -> room name, join frames waiting for their ack
+  leaves: new Map(), // client id -> room name, leave frames waiting for their ack
+  auths: new Set(), // client ids of auth frames waiting for their ack
   clientSeq: 0,
 };
 
@@ -93,12 +152,54 @@ function save() {
   }
 }
 
-function forgetSaved() {
+// forgetSaved drops the token; with everything set (an explicit log out), the room list too, since the
+// next person to log in on this browser may be someone else.
+function forgetSaved(everything) {
   try {
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(USER_KEY);
+    if (everything) {
+      localStorage.removeItem(ROOMS_KEY);
+      localStorage.removeItem(ROOM_KEY);
+    }
   } catch {
     // Nothing was stored.
+  }
+}
+
+// loadSavedRooms returns the valid room names stored by saveRooms (a JSON array; a comma-separated list
+// is accepted too) and the current one, general alone when there are none.
+function loadSavedRooms() {
+  let names = [];
+  let current = null;
+  try {
+    const raw = localStorage.getItem(ROOMS_KEY);
+    if (raw) {
+      let parsed;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        parsed = raw.split(',');
+      }
+      if (Array.isArray(parsed)) names = parsed;
+    }
+    current = localStorage.getItem(ROOM_KEY);
+  } catch {
+    // Storage disabled.
+  }
+  names = [...new Set(names.filter((n) => typeof n === 'string').map((n) => n.trim()).filter(validRoom))];
+  names = names.slice(0, MAX_ROOMS);
+  if (names.length === 0) names = [DEFAULT_ROOM];
+  if (!names.includes(current)) current = names[0];
+  return { names, current };
+}
+
+function saveRooms() {
+  try {
+    localStorage.setItem(ROOMS_KEY, JSON.stringify([...state.rooms.keys()]));
+    if (state.current) localStorage.setItem(ROOM_KEY, state.current);
+  } catch {
+    // Storage disabled: the rooms last as long as the tab.
   }
 }
 
@@ -107,6 +208,125 @@ function normaliseUser(user, email = '') {
   let name = typeof u.name === 'string' ? u.name : '';
   if (!name) name = (typeof u.email === 'string' ? u.email : email).split('@')[0];
   return { id: u.id ?? null, name };
+}
+
+// ---- token --------------------------------------------------------------------------------------
+
+// tokenClaims decodes the payload of a JWT (base64url JSON), or returns null.
+function tokenClaims(token) {
+  if (typeof token !== 'string') return null;
+  const part = token.split('.')[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4);
+    const binary = atob(b64);
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === 'object' ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+// tokenExpiry returns when the token expires, in ms since the epoch, or null when it cannot tell.
+function tokenExpiry(token) {
+  const claims = tokenClaims(token);
+  return claims && typeof claims.exp === 'number' ? claims.exp * 1000 : null;
+}
+
+// scheduleRefresh arms the refresh of the current token: a minute before it expires, or at half its
+// lifetime when that comes later (short-lived tokens).
+function scheduleRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = 0;
+  const claims = tokenClaims(state.token);
+  if (!claims || typeof claims.exp !== 'number') return;
+  const now = Date.now();
+  const expires = claims.exp * 1000;
+  const lifetime = typeof claims.iat === 'number' && claims.exp > claims.iat
+    ? (claims.exp - claims.iat) * 1000
+    : expires - now;
+  const lead = Math.min(REFRESH_LEAD_MS, Math.max(0, lifetime / 2));
+  const delay = Math.max(0, expires - lead - now);
+  const session = state.session;
+  if (delay > MAX_TIMER_MS) {
+    state.refreshTimer = setTimeout(scheduleRefresh, MAX_TIMER_MS);
+    return;
+  }
+  state.refreshTimer = setTimeout(() => {
+    state.refreshTimer = 0;
+    if (session === state.session) refreshOnTimer();
+  }, delay);
+}
+
+async function refreshOnTimer() {
+  const session = state.session;
+  const verdict = await refreshToken();
+  if (session !== state.session) return;
+  if (verdict === 'unauthorized') {
+    endSession(SESSION_ENDED);
+  } else if (verdict === 'unknown') {
+    // The server could not be reached: try again while the token still holds.
+    const expires = tokenExpiry(state.token);
+    if (expires === null || expires > Date.now()) {
+      clearTimeout(state.refreshTimer);
+      state.refreshTimer = setTimeout(() => {
+        state.refreshTimer = 0;
+        if (session === state.session) refreshOnTimer();
+      }, REFRESH_RETRY_MS);
+    }
+  }
+}
+
+// refreshToken trades the current token for a fresh one (POST /api/token/refresh), stores it and hands
+// it to the open connection. It resolves with 'ok', 'unauthorized' (the server refused the token),
+// 'unknown' (the server could not be reached or answered oddly) or 'stale' (the session changed).
+function refreshToken() {
+  if (state.refreshing) return state.refreshing;
+  const session = state.session;
+  const token = state.token;
+  state.refreshing = (async () => {
+    try {
+      const res = await api('POST', '/api/token/refresh', undefined, token);
+      if (session !== state.session) return 'stale';
+      if (res.status === 401) return 'unauthorized';
+      if (!res.ok || !res.data || typeof res.data.token !== 'string' || !res.data.token) return 'unknown';
+      state.token = res.data.token;
+      if (res.data.user && typeof res.data.user === 'object') {
+        const user = normaliseUser(res.data.user);
+        state.user = { id: user.id ?? (state.user && state.user.id), name: user.name || (state.user && state.user.name) || '' };
+        showMe();
+      }
+      save();
+      scheduleRefresh();
+      sendAuth();
+      return 'ok';
+    } catch {
+      return session === state.session ? 'unknown' : 'stale';
+    } finally {
+      if (session === state.session) state.refreshing = null;
+    }
+  })();
+  return state.refreshing;
+}
+
+// renewToken is what a refused token calls for: a refresh when the token has not expired yet by this
+// page's clock, else 'expired'.
+function renewToken() {
+  const expires = tokenExpiry(state.token);
+  if (expires !== null && expires <= Date.now()) return Promise.resolve('expired');
+  return refreshToken();
+}
+
+// sendAuth gives the open connection the current token when it runs on an older one.
+function sendAuth() {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !state.wsToken || state.wsToken === state.token) return;
+  const id = `a-${nextSeq()}`;
+  if (sendFrame({ type: 'auth', token: state.token, id })) {
+    state.auths.add(id);
+    state.wsToken = state.token;
+  }
 }
 
 // ---- REST ---------------------------------------------------------------------------------------
@@ -148,6 +368,33 @@ async function checkToken() {
   } catch {
     return 'unknown';
   }
+}
+
+// fetchMessages reads GET /api/rooms/{room}/messages with the given query. It resolves with the list
+// of messages, or null (the server could not be reached, refused, or the session changed). A refused
+// token is refreshed once; a session that cannot be renewed goes back to the form.
+async function fetchMessages(name, query) {
+  const session = state.session;
+  const path = `/api/rooms/${encodeURIComponent(name)}/messages?${query}`;
+  for (let tries = 0; tries < 2; tries += 1) {
+    let res;
+    try {
+      res = await api('GET', path, undefined, state.token);
+    } catch {
+      return null;
+    }
+    if (session !== state.session) return null;
+    if (res.status === 401) {
+      const verdict = await renewToken();
+      if (session !== state.session) return null;
+      if (verdict === 'ok') continue;
+      if (verdict === 'expired' || verdict === 'unauthorized') endSession(SESSION_ENDED);
+      return null;
+    }
+    if (!res.ok || !res.data || !Array.isArray(res.data.messages)) return null;
+    return res.data.messages.filter((m) => m && typeof m === 'object');
+  }
+  return null;
 }
 
 function authErrorText(res) {
@@ -220,7 +467,14 @@ function setStatus(word) {
   els.status.dataset.state = word;
   const open = word === 'connected';
   els.send.disabled = !open;
-  if (open) els.input.placeholder = 'Write a message…';
+  // The reconnect button is for a connection that will not come back on its own.
+  els.reconnect.hidden = !(word === 'disconnected' && state.token && !state.ws && !state.timer);
+  updatePlaceholder();
+}
+
+function updatePlaceholder() {
+  const word = els.status.dataset.state;
+  if (word === 'connected') els.input.placeholder = state.current ? `Message #${state.current}` : 'Write a message…';
   else els.input.placeholder = word === 'disconnected' ? 'Not connected' : 'Waiting for the connection…';
 }
 
@@ -234,40 +488,457 @@ function startSession(token, user) {
   state.dropped = false;
   save();
   els.password.value = '';
-  clearLines();
+  resetRooms();
   showChat();
+  scheduleRefresh();
   connect();
 }
 
 // endSession closes the socket with 1000, forgets the token and shows the form, with message in the
-// error area when there is one.
+// error area when there is one. A log out (no message) forgets the room list too.
 function endSession(message) {
   state.session += 1;
   stopSocket();
-  forgetSaved();
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = 0;
+  state.refreshing = null;
+  forgetSaved(!message);
   state.token = null;
   state.user = null;
-  clearLines();
+  clearRooms();
   setStatus('disconnected');
   showAuth(message);
 }
 
-function clearLines() {
-  els.messages.replaceChildren();
+// ---- rooms --------------------------------------------------------------------------------------
+
+function validRoom(name) {
+  return typeof name === 'string' && ROOM_RE.test(name);
+}
+
+// roomName is the room a frame or message is about (general when it names none).
+function roomName(obj) {
+  return obj && typeof obj.room === 'string' && obj.room ? obj.room : DEFAULT_ROOM;
+}
+
+function newRoom(name) {
+  return {
+    name,
+    store: document.createElement('div'), // holds the lines while the room is not current
+    shown: new Set(), // ids of the messages in the list: nothing is shown twice
+    lastId: null, // the highest message id seen, for ?since=
+    unread: 0,
+    stick: true, // the list was at the bottom when last seen
+    fromBottom: 0, // else how far from the bottom it was
+    atStart: false, // the first message of the room is in the list
+    loadingOlder: false,
+    resuming: null, // {since, firstId} between the welcome and the room's resumed frame
+    users: new Map(), // user id -> name, online in the room
+    typing: new Map(), // user id -> {name, timer}
+    typingSentAt: 0,
+    item: null,
+    button: null,
+    badge: null,
+    badgeLabel: null,
+    leave: null,
+  };
+}
+
+// listOf is the element that holds the lines of room: #messages for the current room.
+function listOf(room) {
+  return room.name === state.current ? els.messages : room.store;
+}
+
+function currentRoom() {
+  return state.current ? state.rooms.get(state.current) || null : null;
+}
+
+// resetRooms rebuilds the room list from storage, empty.
+function resetRooms() {
+  clearRooms();
+  const { names, current } = loadSavedRooms();
+  for (const name of names) addRoom(name);
+  switchRoom(current);
+}
+
+function clearRooms() {
+  for (const room of state.rooms.values()) clearTyping(room);
+  state.rooms.clear();
+  state.current = null;
   state.pending.clear();
-  state.shown.clear();
+  state.joins.clear();
+  state.leaves.clear();
+  state.auths.clear();
+  els.rooms.replaceChildren();
+  els.messages.replaceChildren();
+  els.joinError.textContent = '';
+  els.joinInput.removeAttribute('aria-invalid');
+  renderPresence();
+  renderTyping();
+  updateRoomTitle();
+}
+
+function addRoom(name) {
+  let room = state.rooms.get(name);
+  if (room) return room;
+  room = newRoom(name);
+  state.rooms.set(name, room);
+
+  const item = document.createElement('li');
+  item.className = ROOM_ITEM;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = ROOM_BUTTON;
+  button.dataset.room = name;
+  const label = document.createElement('span');
+  label.className = ROOM_NAME;
+  label.textContent = name;
+  const badge = document.createElement('span');
+  badge.className = UNREAD;
+  badge.hidden = true;
+  badge.textContent = '0';
+  const badgeLabel = document.createElement('span');
+  badgeLabel.className = 'sr-only';
+  badgeLabel.hidden = true;
+  badgeLabel.textContent = ' unread';
+  button.append(label, badge, badgeLabel);
+  button.addEventListener('click', () => switchRoom(name));
+
+  const leave = document.createElement('button');
+  leave.type = 'button';
+  leave.className = ROOM_LEAVE;
+  leave.dataset.leave = name;
+  leave.setAttribute('aria-label', `Leave ${name}`);
+  leave.title = `Leave #${name}`;
+  leave.textContent = '×';
+  leave.addEventListener('click', () => leaveRoom(name));
+
+  item.append(button, leave);
+  els.rooms.append(item);
+  Object.assign(room, { item, button, badge, badgeLabel, leave });
+  updateRoomList();
+  saveRooms();
+  return room;
+}
+
+// removeRoom forgets a room and its lines; the current room moves to the first one left.
+function removeRoom(name) {
+  const room = state.rooms.get(name);
+  if (!room) return;
+  clearTyping(room);
+  for (const [id, p] of state.pending) if (p.room === name) state.pending.delete(id);
+  const wasCurrent = state.current === name;
+  const focusWasIn = room.item.contains(document.activeElement);
+  state.rooms.delete(name);
+  room.item.remove();
+  if (wasCurrent) {
+    els.messages.replaceChildren();
+    state.current = null;
+    const next = state.rooms.keys().next().value;
+    if (next) switchRoom(next);
+  }
+  updateRoomList();
+  saveRooms();
+  if (focusWasIn) {
+    const cur = currentRoom();
+    if (cur) cur.button.focus();
+  }
+}
+
+// syncRooms makes the room list match the rooms the server says this connection is in.
+function syncRooms(names) {
+  for (const name of [...state.rooms.keys()]) {
+    if (!names.includes(name)) {
+      removeRoom(name);
+      systemLine(`You are no longer in #${name}.`, true);
+    }
+  }
+  for (const name of names) addRoom(name);
+  if (!state.current || !state.rooms.has(state.current)) switchRoom(names[0]);
+}
+
+function updateRoomList() {
+  const single = state.rooms.size <= 1;
+  for (const room of state.rooms.values()) {
+    const current = room.name === state.current;
+    if (current) {
+      room.button.setAttribute('aria-current', 'true');
+      room.item.dataset.current = 'true';
+    } else {
+      room.button.removeAttribute('aria-current');
+      delete room.item.dataset.current;
+    }
+    room.badge.textContent = String(room.unread);
+    room.badge.hidden = room.unread === 0;
+    room.badgeLabel.hidden = room.unread === 0;
+    room.leave.hidden = single;
+  }
+}
+
+function updateRoomTitle() {
+  els.roomTitle.textContent = state.current ? `#${state.current}` : '';
+}
+
+// switchRoom makes a room current: its lines move into #messages, at the scroll position they had.
+function switchRoom(name) {
+  const next = state.rooms.get(name);
+  if (!next || name === state.current) return;
+  const prev = currentRoom();
+  const list = els.messages;
+  // The lines moving in are not news: keep the live region quiet while they move.
+  list.setAttribute('aria-live', 'off');
+  if (prev) {
+    prev.stick = isAtBottom(list);
+    prev.fromBottom = list.scrollHeight - list.scrollTop;
+    prev.store.replaceChildren(...list.childNodes);
+  } else {
+    list.replaceChildren();
+  }
+  list.replaceChildren(...next.store.childNodes);
+  state.current = name;
+  next.unread = 0;
+  list.scrollTop = next.stick ? list.scrollHeight : list.scrollHeight - next.fromBottom;
+  requestAnimationFrame(() => setTimeout(() => list.setAttribute('aria-live', 'polite'), 50));
+  updateRoomList();
+  updateRoomTitle();
+  updatePlaceholder();
+  renderPresence();
+  renderTyping();
+  saveRooms();
+  maybeLoadOlder(next);
+}
+
+function onJoinSubmit(event) {
+  event.preventDefault();
+  const name = els.joinInput.value.trim();
+  const fail = (text) => {
+    els.joinError.textContent = text;
+    els.joinInput.setAttribute('aria-invalid', 'true');
+    els.joinInput.focus();
+  };
+  if (!validRoom(name)) {
+    fail(ROOM_RULE);
+    return;
+  }
+  els.joinError.textContent = '';
+  els.joinInput.removeAttribute('aria-invalid');
+  if (state.rooms.has(name)) {
+    els.joinInput.value = '';
+    switchRoom(name);
+    state.rooms.get(name).button.focus();
+    return;
+  }
+  if (state.rooms.size >= MAX_ROOMS) {
+    fail(`You can be in at most ${MAX_ROOMS} rooms: leave one first.`);
+    return;
+  }
+  if ([...state.joins.values()].includes(name)) return; // already asked
+  const id = `j-${nextSeq()}`;
+  if (!sendFrame({ type: 'join', room: name, id })) {
+    fail('Not connected: try again once the connection is back.');
+    return;
+  }
+  state.joins.set(id, name);
+  els.joinButton.setAttribute('aria-busy', 'true');
+}
+
+function onJoinAck(frame) {
+  const asked = typeof frame.id === 'string' ? state.joins.get(frame.id) : undefined;
+  if (asked !== undefined) state.joins.delete(frame.id);
+  const name = validRoom(frame.room) ? frame.room : asked;
+  if (!name) return;
+  if (state.joins.size === 0) els.joinButton.removeAttribute('aria-busy');
+  addRoom(name);
+  if (asked !== undefined) {
+    if (els.joinInput.value.trim() === name) els.joinInput.value = '';
+    switchRoom(name);
+    if (document.activeElement === els.joinInput || document.activeElement === els.joinButton) els.input.focus();
+  }
+}
+
+function leaveRoom(name) {
+  const room = state.rooms.get(name);
+  if (!room || state.rooms.size <= 1) return;
+  if ([...state.leaves.values()].includes(name)) return;
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN) {
+    // Not connected: the next connection simply does not ask for the room.
+    removeRoom(name);
+    return;
+  }
+  const id = `l-${nextSeq()}`;
+  if (!sendFrame({ type: 'leave', room: name, id })) {
+    removeRoom(name);
+    return;
+  }
+  state.leaves.set(id, name);
+  room.leave.disabled = true;
+}
+
+function onLeaveAck(frame) {
+  const asked = typeof frame.id === 'string' ? state.leaves.get(frame.id) : undefined;
+  if (asked !== undefined) state.leaves.delete(frame.id);
+  const name = validRoom(frame.room) ? frame.room : asked;
+  if (name) removeRoom(name);
+}
+
+// ---- presence and typing ------------------------------------------------------------------------
+
+function userKey(user) {
+  return user && typeof user === 'object' && user.id != null ? String(user.id) : null;
+}
+
+function userName(user) {
+  return user && typeof user.name === 'string' ? user.name : '';
+}
+
+function isMe(user) {
+  const key = userKey(user);
+  return key !== null && !!state.user && state.user.id != null && key === String(state.user.id);
+}
+
+function onPresence(frame) {
+  const room = roomFor(frame);
+  if (!room || !Array.isArray(frame.users)) return;
+  room.users = new Map();
+  for (const user of frame.users) {
+    const key = userKey(user);
+    if (key !== null) room.users.set(key, userName(user));
+  }
+  if (room.name === state.current) renderPresence();
+}
+
+function onJoined(frame) {
+  const room = roomFor(frame);
+  const key = userKey(frame.user);
+  if (!room || key === null) return;
+  room.users.set(key, userName(frame.user));
+  if (room.name === state.current) renderPresence();
+}
+
+function onLeft(frame) {
+  const room = roomFor(frame);
+  const key = userKey(frame.user);
+  if (!room || key === null) return;
+  room.users.delete(key);
+  stopTyping(room, key);
+  if (room.name === state.current) renderPresence();
+}
+
+function renderPresence() {
+  const room = currentRoom();
+  const users = room ? [...room.users].sort((a, b) => a[1].localeCompare(b[1])) : [];
+  const items = users.map(([key, name]) => {
+    const li = document.createElement('li');
+    li.className = PRESENCE_USER;
+    li.dataset.userId = key;
+    if (state.user && state.user.id != null && key === String(state.user.id)) li.dataset.self = 'true';
+    li.textContent = name || 'unknown';
+    return li;
+  });
+  els.presence.replaceChildren(...items);
+  for (const el of document.querySelectorAll('.presence-count')) el.textContent = String(users.length);
+  for (const el of document.querySelectorAll('.presence-room')) el.textContent = room ? `#${room.name}` : '';
+}
+
+function togglePresence() {
+  const open = els.presenceToggle.getAttribute('aria-expanded') !== 'true';
+  els.presenceToggle.setAttribute('aria-expanded', String(open));
+  if (open) els.presencePanel.dataset.open = 'true';
+  else delete els.presencePanel.dataset.open;
+}
+
+function onTyping(frame) {
+  const room = roomFor(frame);
+  const key = userKey(frame.user);
+  if (!room || key === null || isMe(frame.user)) return;
+  const entry = room.typing.get(key);
+  if (entry) clearTimeout(entry.timer);
+  const timer = setTimeout(() => stopTyping(room, key), TYPING_SHOW_MS);
+  room.typing.set(key, { name: userName(frame.user) || 'someone', timer });
+  if (room.name === state.current) renderTyping();
+}
+
+function stopTyping(room, key) {
+  const entry = room.typing.get(key);
+  if (!entry) return;
+  clearTimeout(entry.timer);
+  room.typing.delete(key);
+  if (room.name === state.current) renderTyping();
+}
+
+function clearTyping(room) {
+  for (const entry of room.typing.values()) clearTimeout(entry.timer);
+  room.typing.clear();
+  if (room.name === state.current) renderTyping();
+}
+
+function renderTyping() {
+  const room = currentRoom();
+  const names = room ? [...room.typing.values()].map((e) => e.name) : [];
+  let text = '';
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length === 3) text = `${names[0]}, ${names[1]} and ${names[2]} are typing…`;
+  else if (names.length > 3) text = `${names[0]}, ${names[1]} and ${names.length - 2} others are typing…`;
+  // Setting the same text again would make screen readers repeat it.
+  if (els.typing.textContent !== text) els.typing.textContent = text;
+}
+
+function onInput() {
+  if (els.input.value.trim() === '') return;
+  const room = currentRoom();
+  if (!room) return;
+  const now = Date.now();
+  if (now - room.typingSentAt < TYPING_SEND_EVERY_MS) return;
+  if (sendFrame({ type: 'typing', room: room.name })) room.typingSentAt = now;
 }
 
 // ---- WebSocket ----------------------------------------------------------------------------------
+
+function nextSeq() {
+  state.clientSeq += 1;
+  return state.clientSeq;
+}
+
+// sendFrame sends one frame on the open connection; false when there is none or the send failed.
+function sendFrame(frame) {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  try {
+    ws.send(JSON.stringify(frame));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function socketURL() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const names = [...state.rooms.keys()];
+  if (names.length === 0) names.push(DEFAULT_ROOM);
+  state.connectSince = new Map();
+  for (const name of names) {
+    const room = state.rooms.get(name);
+    if (room && room.lastId !== null) state.connectSince.set(name, room.lastId);
+  }
+  // Room names are a-z 0-9 - _ only: they need no escaping, and the separators stay readable.
+  let url = `${scheme}://${location.host}/ws?token=${encodeURIComponent(state.token)}&rooms=${names.join(',')}`;
+  if (state.connectSince.size > 0) {
+    url += `&since=${[...state.connectSince].map(([name, id]) => `${name}:${id}`).join(',')}`;
+  }
+  return url;
+}
 
 function connect() {
   clearTimeout(state.timer);
   state.timer = 0;
   if (!state.token || state.ws) return;
   setStatus(state.dropped ? 'reconnecting' : 'connecting');
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(state.token)}`);
+  const ws = new WebSocket(socketURL());
   state.ws = ws;
+  state.wsToken = state.token;
+  state.tokenExpired = false;
   let openedAt = 0;
   ws.onopen = () => {
     if (ws !== state.ws) return;
@@ -293,8 +964,11 @@ function connect() {
 function stopSocket() {
   clearTimeout(state.timer);
   state.timer = 0;
+  clearTimeout(state.resendTimer);
+  state.resendTimer = 0;
   const ws = state.ws;
   state.ws = null;
+  state.wsToken = null;
   if (!ws) return;
   ws.onmessage = null;
   ws.onerror = null;
@@ -308,11 +982,50 @@ function stopSocket() {
   }
 }
 
+// halt stops reconnecting: the pending messages fail and the reconnect button shows.
+function halt(text) {
+  failPending('Not sent: the connection was closed.');
+  setStatus('disconnected');
+  if (text) systemLine(text, true);
+}
+
 async function onClose(event, openedAt) {
+  const usedToken = state.wsToken;
   state.ws = null;
+  state.wsToken = null;
+  clearTimeout(state.resendTimer);
+  state.resendTimer = 0;
   const session = state.session;
   const code = event.code;
-  failPending('Not confirmed: the connection was lost. It may not have been sent.');
+  const expired = state.tokenExpired;
+  state.tokenExpired = false;
+
+  // Frames that waited for an answer on this connection will not get one.
+  if (state.joins.size > 0) {
+    els.joinError.textContent = 'The connection dropped before the room was joined: try again.';
+    state.joins.clear();
+    els.joinButton.removeAttribute('aria-busy');
+  }
+  for (const name of state.leaves.values()) {
+    const room = state.rooms.get(name);
+    if (room) room.leave.disabled = false;
+  }
+  state.leaves.clear();
+  state.auths.clear();
+  for (const room of state.rooms.values()) {
+    clearTyping(room);
+    room.resuming = null;
+  }
+  // Unacknowledged messages are sent again after the reconnect, with the same id; those sent too many
+  // times already fail now.
+  for (const [id, p] of state.pending) {
+    if (p.attempts >= MAX_SEND_ATTEMPTS) {
+      state.pending.delete(id);
+      markFailed(p.line, 'Not confirmed: the connection was lost. It may not have been sent.');
+    } else {
+      p.resend = true;
+    }
+  }
 
   if (openedAt) {
     console.info(`Causerie: disconnected (code ${code}${event.reason ? `, ${event.reason}` : ''})`);
@@ -322,28 +1035,58 @@ async function onClose(event, openedAt) {
     systemLine('Cannot connect to the chat server. Retrying…');
   }
 
-  if (code === 1003 || code === 1009) {
+  if (code === 1000) {
+    halt('The server closed the connection.');
+    return;
+  }
+  if (code === 1003 || code === 1007 || code === 1009) {
     // The server refused what this page sent; sending it again would fail the same way.
-    setStatus('disconnected');
-    const what = code === 1003 ? 'a binary frame' : 'a frame over 64 KiB';
-    systemLine(`The server closed the connection because this page sent ${what}. Reload the page to reconnect.`, true);
+    const what = code === 1003 ? 'a binary frame' : code === 1007 ? 'text that is not valid UTF-8' : 'a frame over 64 KiB';
+    halt(`The server closed the connection because this page sent ${what}. Reload the page to reconnect.`);
+    return;
+  }
+  if (code >= 4000 && code <= 4099) {
+    halt(`The server refused this client${event.reason ? ` (${event.reason})` : ''}.`);
     return;
   }
 
   state.dropped = true;
   setStatus('reconnecting');
-  // A close can mean that the token expired: ask before trying again, so an expired session goes back
-  // to the form instead of looping.
+
+  if (expired || code === 1008 || code === 4001) {
+    // The token was refused or expired: a fresh one first (unless the refresh started by token_expired
+    // brought one already).
+    const expires = tokenExpiry(state.token);
+    const fresh = state.token !== usedToken && expires !== null && expires > Date.now();
+    const verdict = fresh ? 'ok' : await renewToken();
+    if (session !== state.session) return;
+    if (verdict === 'ok') {
+      state.timer = setTimeout(connect, shortDelay());
+      return;
+    }
+    if (verdict === 'expired' || verdict === 'unauthorized') {
+      endSession(SESSION_ENDED);
+      return;
+    }
+    state.timer = setTimeout(connect, backoffDelay());
+    return;
+  }
+
+  // Any other close can still mean that the token expired: ask before trying again, so that an expired
+  // session goes back to the form instead of looping.
   const verdict = await checkToken();
   if (session !== state.session) return;
   if (verdict === 'unauthorized') {
     endSession(SESSION_ENDED);
     return;
   }
-  const delay = code === 1001
-    ? SHUTDOWN_DELAY_MIN_MS + Math.random() * SHUTDOWN_DELAY_SPREAD_MS
-    : backoffDelay();
+  const delay = code === 1001 || code === 1012 ? shortDelay() : backoffDelay();
   state.timer = setTimeout(connect, delay);
+}
+
+// shortDelay is the wait after a server restart: short, random, so that clients spread out.
+function shortDelay() {
+  return SHUTDOWN_DELAY_MIN_MS + Math.random() * SHUTDOWN_DELAY_SPREAD_MS;
 }
 
 // backoffDelay doubles from BACKOFF_START_MS up to BACKOFF_CAP_MS at each failure in a row, with a
@@ -368,7 +1111,25 @@ function onFrame(data) {
       onWelcome(frame);
       break;
     case 'message':
-      addMessage(frame);
+      onMessage(frame);
+      break;
+    case 'history':
+      onHistory(frame);
+      break;
+    case 'resumed':
+      onResumed(frame);
+      break;
+    case 'presence':
+      onPresence(frame);
+      break;
+    case 'joined':
+      onJoined(frame);
+      break;
+    case 'left':
+      onLeft(frame);
+      break;
+    case 'typing':
+      onTyping(frame);
       break;
     case 'ack':
       onAck(frame);
@@ -382,47 +1143,171 @@ function onFrame(data) {
   }
 }
 
+// roomFor returns the room a frame is about, or null when this page is not in it. A room being joined
+// is added at its first frame, should that come before the ack.
+function roomFor(frame) {
+  const name = roomName(frame);
+  const room = state.rooms.get(name);
+  if (room) return room;
+  if ([...state.joins.values()].includes(name)) return addRoom(name);
+  return null;
+}
+
 function onWelcome(frame) {
   if (frame.user && typeof frame.user === 'object') {
     const name = typeof frame.user.name === 'string' && frame.user.name ? frame.user.name : state.user && state.user.name;
     state.user = { id: frame.user.id ?? (state.user && state.user.id), name: name || '' };
     save();
   }
+  if (Array.isArray(frame.rooms)) {
+    const names = [...new Set(frame.rooms.filter(validRoom))];
+    if (names.length > 0) syncRooms(names);
+  }
+  for (const [name, since] of state.connectSince) {
+    const room = state.rooms.get(name);
+    if (room) room.resuming = { since, firstId: null };
+  }
   // Show the chat if it is not shown yet; on a reconnect, leave the focus where the user put it.
   if (els.chat.hidden) showChat();
   else showMe();
+  renderPresence();
+  // A token refreshed while this connection was opening: hand it over.
+  sendAuth();
+  // Pending messages go again once their room's backlog is in; at the latest after a short while.
+  clearTimeout(state.resendTimer);
+  state.resendTimer = setTimeout(() => {
+    state.resendTimer = 0;
+    for (const room of state.rooms.values()) resendPending(room);
+  }, RESEND_FALLBACK_MS);
+}
+
+function onMessage(frame) {
+  const room = roomFor(frame);
+  if (!room) return;
+  const id = messageId(frame.id);
+  if (room.resuming && room.resuming.firstId === null && id !== null) room.resuming.firstId = id;
+  addMessage(room, frame, 'live');
+}
+
+function onHistory(frame) {
+  const room = roomFor(frame);
+  if (!room || !Array.isArray(frame.messages)) return;
+  const messages = frame.messages.filter((m) => m && typeof m === 'object');
+  for (const message of messages) addMessage(room, message, 'history');
+  if (messages.length === 0 && room.shown.size === 0) markStart(room);
+  if (room.name === state.current && room.stick) els.messages.scrollTop = els.messages.scrollHeight;
+  resendPending(room);
+  maybeLoadOlder(room);
+}
+
+function onResumed(frame) {
+  const room = roomFor(frame);
+  if (!room) return;
+  const info = room.resuming;
+  room.resuming = null;
+  resendPending(room);
+  if (frame.complete === false && info && info.firstId !== null && info.firstId > info.since + 1) {
+    fillGap(room, info.since, info.firstId);
+  }
 }
 
 function onAck(frame) {
+  const kind = typeof frame.for === 'string' ? frame.for : frame.message ? 'message' : '';
+  switch (kind) {
+    case 'message':
+      onMessageAck(frame);
+      break;
+    case 'join':
+      onJoinAck(frame);
+      break;
+    case 'leave':
+      onLeaveAck(frame);
+      break;
+    case 'auth':
+      if (typeof frame.id === 'string') state.auths.delete(frame.id);
+      break;
+    default:
+      break;
+  }
+}
+
+function onMessageAck(frame) {
   const message = frame.message && typeof frame.message === 'object' ? frame.message : null;
-  const line = typeof frame.id === 'string' ? state.pending.get(frame.id) : undefined;
-  if (!line) {
-    if (message) addMessage(message);
+  const p = typeof frame.id === 'string' ? state.pending.get(frame.id) : undefined;
+  if (!p) {
+    if (message) {
+      const room = roomFor(message);
+      if (room) addMessage(room, message, 'live');
+    }
     return;
   }
   state.pending.delete(frame.id);
+  const { line } = p;
   line.classList.remove('pending');
   if (!message) return;
+  const room = state.rooms.get(p.room);
   const id = messageId(message.id);
-  if (id !== null && state.shown.has(id)) {
+  if (!room) return;
+  if (id !== null && room.shown.has(id)) {
     line.remove(); // already on screen (a replay came first)
     return;
   }
   if (typeof message.text === 'string') line.querySelector('.msg-text').textContent = message.text;
-  markDelivered(line, id, message.at);
+  markDelivered(room, line, id, message.at);
 }
 
 function onError(frame) {
+  const code = typeof frame.code === 'string' ? frame.code : 'error';
   const text = typeof frame.message === 'string' && frame.message
     ? frame.message
-    : `The server refused a frame (${typeof frame.code === 'string' ? frame.code : 'error'})`;
-  const line = typeof frame.id === 'string' ? state.pending.get(frame.id) : undefined;
-  if (line) {
-    state.pending.delete(frame.id);
-    markFailed(line, `Not sent: ${text}`);
+    : `The server refused a frame (${code})`;
+  const id = typeof frame.id === 'string' ? frame.id : null;
+
+  if (code === 'token_expired') {
+    // The server closes with 4001 next; get a fresh token meanwhile.
+    state.tokenExpired = true;
+    const expires = tokenExpiry(state.token);
+    if (expires === null || expires > Date.now()) refreshToken();
     return;
   }
-  systemLine(text, true);
+  if (id !== null && state.pending.has(id)) {
+    const p = state.pending.get(id);
+    state.pending.delete(id);
+    markFailed(p.line, `Not sent: ${text}`);
+    return;
+  }
+  if (id !== null && state.joins.has(id)) {
+    state.joins.delete(id);
+    if (state.joins.size === 0) els.joinButton.removeAttribute('aria-busy');
+    els.joinError.textContent = text;
+    els.joinInput.setAttribute('aria-invalid', 'true');
+    return;
+  }
+  if (id !== null && state.leaves.has(id)) {
+    const name = state.leaves.get(id);
+    state.leaves.delete(id);
+    if (code === 'not_joined') {
+      removeRoom(name);
+      return;
+    }
+    const room = state.rooms.get(name);
+    if (room) room.leave.disabled = false;
+    systemLine(`Could not leave #${name}: ${text}`, true);
+    return;
+  }
+  if (id !== null && state.auths.has(id)) {
+    // The fresh token was refused: the connection keeps the old one until it expires (then 4001).
+    state.auths.delete(id);
+    systemLine(`The server refused the renewed session: ${text}`, true);
+    return;
+  }
+  if ((code === 'invalid_room' || code === 'too_many_rooms') && state.joins.size > 0) {
+    els.joinError.textContent = text;
+    els.joinInput.setAttribute('aria-invalid', 'true');
+    return;
+  }
+  const room = typeof frame.room === 'string' ? state.rooms.get(frame.room) : undefined;
+  systemLine(text, true, room || currentRoom());
 }
 
 // ---- sending ------------------------------------------------------------------------------------
@@ -430,8 +1315,7 @@ function onError(frame) {
 function newClientId() {
   if (globalThis.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
   // randomUUID exists only in secure contexts (https, localhost).
-  state.clientSeq += 1;
-  return `c-${Date.now().toString(36)}-${state.clientSeq}-${Math.random().toString(36).slice(2, 10)}`;
+  return `c-${Date.now().toString(36)}-${nextSeq()}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
 function onSend(event) {
@@ -439,30 +1323,48 @@ function onSend(event) {
   const text = els.input.value;
   els.input.focus();
   if (text.trim() === '') return;
+  const room = currentRoom();
   const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
   const id = newClientId();
   const line = createLine(state.user ? state.user.name : '', text, true);
   line.classList.add('pending');
   line.dataset.clientId = id;
-  try {
-    ws.send(JSON.stringify({ type: 'message', text, id }));
-  } catch {
+  appendLine(room, line, true);
+  if (!sendFrame({ type: 'message', text, id, room: room.name })) {
     markFailed(line, 'Not sent: the connection is closed.');
-    appendLine(line, true);
     return;
   }
-  state.pending.set(id, line);
-  appendLine(line, true);
+  state.pending.set(id, { line, room: room.name, text, attempts: 1, resend: false });
   els.input.value = '';
 }
 
-// ---- message list -------------------------------------------------------------------------------
+// resendPending sends again, with the same id, the messages of room whose ack a dropped connection
+// never brought. The server acks a repeated id with the stored message instead of storing it twice.
+function resendPending(room) {
+  for (const [id, p] of state.pending) {
+    if (p.room !== room.name || !p.resend) continue;
+    if (!sendFrame({ type: 'message', text: p.text, id, room: p.room })) return;
+    p.resend = false;
+    p.attempts += 1;
+  }
+}
+
+function failPending(text) {
+  for (const p of state.pending.values()) markFailed(p.line, text);
+  state.pending.clear();
+}
+
+// ---- message lists ------------------------------------------------------------------------------
 
 // messageId returns the server's numeric message id, or null when v is not one.
 function messageId(v) {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
   return Number.isSafeInteger(n) ? n : null;
+}
+
+function lineId(node) {
+  return node.dataset && node.dataset.id ? messageId(node.dataset.id) : null;
 }
 
 function isOwn(message) {
@@ -471,15 +1373,82 @@ function isOwn(message) {
   return String(from.id) === String(state.user.id);
 }
 
-function addMessage(message) {
-  const id = messageId(message.id);
-  if (id !== null && state.shown.has(id)) return;
+function isAtBottom(list) {
+  return list.scrollHeight - list.scrollTop - list.clientHeight <= BOTTOM_SLACK_PX;
+}
+
+function lineFor(message) {
   const from = message.from && typeof message.from === 'object' ? message.from : {};
   const author = typeof from.name === 'string' ? from.name : '';
   const text = typeof message.text === 'string' ? message.text : '';
-  const line = createLine(author, text, isOwn(message));
-  markDelivered(line, id, message.at);
-  appendLine(line, false);
+  return createLine(author, text, isOwn(message));
+}
+
+function noteId(room, id) {
+  if (id !== null && (room.lastId === null || id > room.lastId)) room.lastId = id;
+}
+
+// addMessage puts a message in its room's list, in id order, unless it is there already. source is
+// 'live' (a message frame, replays included), 'history', or 'gap' (missed messages fetched over REST).
+function addMessage(room, message, source) {
+  const id = messageId(message.id);
+  noteId(room, id);
+  if (id !== null && room.shown.has(id)) return;
+  const line = lineFor(message);
+  markDelivered(room, line, id, message.at);
+  const list = listOf(room);
+  const current = list === els.messages;
+  const atBottom = current ? isAtBottom(list) : room.stick;
+  insertOrdered(list, line, id);
+  if (source === 'live') {
+    const key = userKey(message.from);
+    if (key !== null) stopTyping(room, key);
+  }
+  if (source !== 'history' && !current && !isOwn(message)) {
+    room.unread += 1;
+    updateRoomList();
+  }
+  if (atBottom && source !== 'gap') trim(room, list);
+  if (current && atBottom) list.scrollTop = list.scrollHeight;
+}
+
+// insertOrdered inserts line before the first message with a larger id, or at the end. Lines without an
+// id (pending messages, system lines) do not move.
+function insertOrdered(list, line, id) {
+  let before = null;
+  if (id !== null) {
+    for (let node = list.lastElementChild; node; node = node.previousElementSibling) {
+      const other = lineId(node);
+      if (other === null) continue;
+      if (other > id) before = node;
+      else break;
+    }
+  }
+  list.insertBefore(line, before);
+}
+
+// trim drops the oldest lines past MAX_LINES; they come back by scrolling up.
+function trim(room, list) {
+  while (list.childElementCount > MAX_LINES) {
+    const node = list.firstElementChild;
+    const id = lineId(node);
+    if (id !== null) {
+      room.shown.delete(id);
+      room.atStart = false;
+    }
+    node.remove();
+  }
+}
+
+// appendLine adds a line at the bottom of room's list and scrolls with it when the reader was already at
+// the bottom (or force is set: one's own message).
+function appendLine(room, line, force) {
+  const list = listOf(room);
+  const current = list === els.messages;
+  const atBottom = current ? isAtBottom(list) : room.stick;
+  list.append(line);
+  if (atBottom) trim(room, list);
+  if (current && (force || atBottom)) list.scrollTop = list.scrollHeight;
 }
 
 function createLine(author, text, own) {
@@ -508,10 +1477,11 @@ function createLine(author, text, own) {
   return line;
 }
 
-function markDelivered(line, id, at) {
+function markDelivered(room, line, id, at) {
   if (id !== null) {
     line.dataset.id = String(id);
-    state.shown.add(id);
+    room.shown.add(id);
+    noteId(room, id);
   }
   const time = line.querySelector('.msg-time');
   const date = typeof at === 'string' ? new Date(at) : null;
@@ -533,26 +1503,109 @@ function markFailed(line, text) {
   note.textContent = text;
 }
 
-function failPending(text) {
-  for (const line of state.pending.values()) markFailed(line, text);
-  state.pending.clear();
-}
-
-function systemLine(text, isError = false) {
+// systemLine adds a line about the connection or an error, to the current room unless told otherwise.
+function systemLine(text, isError = false, room = currentRoom()) {
+  if (!room) return;
   const line = document.createElement('p');
   line.className = isError ? SYSTEM_ERROR : SYSTEM_INFO;
   line.textContent = text;
-  appendLine(line, false);
+  appendLine(room, line, false);
 }
 
-// appendLine adds a line at the bottom and scrolls with it when the reader was already at the bottom
-// (or force is set: one's own message).
-function appendLine(line, force) {
-  const list = els.messages;
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight <= BOTTOM_SLACK_PX;
-  list.append(line);
-  while (list.childElementCount > MAX_LINES) list.firstElementChild.remove();
-  if (force || atBottom) list.scrollTop = list.scrollHeight;
+// markStart puts the "beginning of the room" line at the top of room's list.
+function markStart(room) {
+  room.atStart = true;
+  const list = listOf(room);
+  if (list.querySelector('.msg-start')) return;
+  const line = document.createElement('p');
+  line.className = SYSTEM_START;
+  line.textContent = `This is the beginning of the room #${room.name}.`;
+  list.prepend(line);
+}
+
+function oldestShownId(room) {
+  for (const node of listOf(room).children) {
+    const id = lineId(node);
+    if (id !== null) return id;
+  }
+  return null;
+}
+
+function onScroll() {
+  const room = currentRoom();
+  if (room) maybeLoadOlder(room);
+}
+
+// maybeLoadOlder loads the messages before the oldest one shown when the current room's list is scrolled
+// to the top (or too short to scroll), and keeps what the reader sees in place.
+async function maybeLoadOlder(room) {
+  if (room.atStart || room.loadingOlder || room.name !== state.current) return;
+  if (els.messages.scrollTop > TOP_SLACK_PX) return;
+  const before = oldestShownId(room);
+  if (before === null) return; // nothing shown yet: the history frame comes first
+  const session = state.session;
+  room.loadingOlder = true;
+  const loading = document.createElement('p');
+  loading.className = LOADING_OLDER;
+  loading.textContent = 'Loading older messages…';
+  listOf(room).prepend(loading);
+  els.messages.setAttribute('aria-busy', 'true');
+  let messages = null;
+  try {
+    messages = await fetchMessages(room.name, `before=${before}&limit=${PAGE_SIZE}`);
+  } finally {
+    loading.remove();
+    room.loadingOlder = false;
+    els.messages.removeAttribute('aria-busy');
+  }
+  if (session !== state.session || state.rooms.get(room.name) !== room) return;
+  if (messages === null) {
+    systemLine('Could not load older messages.', true, room);
+    return;
+  }
+  const list = listOf(room);
+  const current = list === els.messages;
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  const fragment = document.createDocumentFragment();
+  let added = 0;
+  for (const message of messages) {
+    const id = messageId(message.id);
+    if (id === null || id >= before || room.shown.has(id)) continue;
+    const line = lineFor(message);
+    markDelivered(room, line, id, message.at);
+    fragment.append(line);
+    added += 1;
+  }
+  list.prepend(fragment);
+  if (messages.length < PAGE_SIZE) markStart(room);
+  if (current) {
+    list.scrollTop = list.scrollHeight - fromBottom;
+    // Still at the top (a short list): go on, as long as the pages bring something new.
+    if (added > 0) requestAnimationFrame(() => maybeLoadOlder(room));
+  }
+}
+
+// fillGap fetches the messages an incomplete resume left out: those after since and before first.
+async function fillGap(room, since, first) {
+  const session = state.session;
+  let before = first;
+  for (let page = 0; page < GAP_MAX_PAGES; page += 1) {
+    const messages = await fetchMessages(room.name, `before=${before}&limit=${GAP_PAGE_SIZE}`);
+    if (session !== state.session || state.rooms.get(room.name) !== room) return;
+    if (messages === null) {
+      systemLine('Some missed messages could not be loaded: scroll up to see them.', true, room);
+      return;
+    }
+    let oldest = null;
+    for (const message of messages) {
+      const id = messageId(message.id);
+      if (id === null) continue;
+      if (oldest === null || id < oldest) oldest = id;
+      if (id > since && id < first) addMessage(room, message, 'gap');
+    }
+    if (messages.length < GAP_PAGE_SIZE || oldest === null || oldest <= since + 1) return;
+    before = oldest;
+  }
 }
 
 function pad(n) {
@@ -564,10 +1617,28 @@ function pad(n) {
 function boot() {
   els.authForm.addEventListener('submit', onAuthSubmit);
   els.messageForm.addEventListener('submit', onSend);
+  els.input.addEventListener('input', onInput);
+  els.joinForm.addEventListener('submit', onJoinSubmit);
+  els.joinInput.addEventListener('input', () => {
+    if (els.joinInput.hasAttribute('aria-invalid')) {
+      els.joinInput.removeAttribute('aria-invalid');
+      els.joinError.textContent = '';
+    }
+  });
+  els.presenceToggle.addEventListener('click', togglePresence);
+  els.messages.addEventListener('scroll', onScroll, { passive: true });
   els.logout.addEventListener('click', () => endSession(''));
+  els.reconnect.addEventListener('click', () => {
+    state.attempt = 0;
+    connect();
+  });
   window.addEventListener('online', () => {
     // Back online: try now rather than at the end of a long backoff.
     if (state.token && !state.ws && state.timer) connect();
+  });
+  document.addEventListener('visibilitychange', () => {
+    // Timers sleep with the computer: after a wake, a refresh may be due already.
+    if (document.visibilityState === 'visible' && state.token) scheduleRefresh();
   });
 
   const saved = loadSaved();
@@ -579,6 +1650,7 @@ function boot() {
   state.session += 1;
   state.token = saved.token;
   state.user = normaliseUser(saved.user);
+  resetRooms();
   setStatus('connecting');
   showChat();
   const session = state.session;
@@ -588,6 +1660,7 @@ function boot() {
       endSession(SESSION_ENDED);
       return;
     }
+    scheduleRefresh();
     connect();
   });
 }

@@ -65,6 +65,11 @@ type Client struct {
 	rooms       map[string]struct{}
 	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
 	held map[string][]bus.Event
+	// floor is, for a room whose backlog was just queued, the last message id the backlog held. A message
+	// is committed before it is published, so the backlog may hold one whose event is still on its way;
+	// such an event is dropped. The floor goes once a newer message arrives: on one node messages are
+	// published in id order, so nothing older can follow.
+	floor map[string]int64
 }
 
 // enqueue queues frame for writing and reports whether it was accepted. A full queue aborts the client.
@@ -88,6 +93,12 @@ func (c *Client) offer(ev bus.Event) bool {
 		c.held[ev.Room] = append(held, ev)
 		return true
 	}
+	if floor, ok := c.floor[ev.Room]; ok && ev.ID != 0 {
+		if ev.ID <= floor {
+			return false
+		}
+		delete(c.floor, ev.Room)
+	}
 	return c.pushLocked(ev.Payload)
 }
 
@@ -98,14 +109,20 @@ func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 	defer c.mu.Unlock()
 	held := c.held[room]
 	delete(c.held, room)
+	if lastID > 0 {
+		c.floor[room] = lastID
+	}
 	for _, f := range backlog {
 		if !c.pushLocked(f) {
 			return
 		}
 	}
 	for _, ev := range held {
-		if ev.ID != 0 && ev.ID <= lastID {
-			continue
+		if ev.ID != 0 {
+			if ev.ID <= lastID {
+				continue
+			}
+			delete(c.floor, room)
 		}
 		if !c.pushLocked(ev.Payload) {
 			return
@@ -233,6 +250,7 @@ func (c *Client) leave(room string) bool {
 	}
 	delete(c.rooms, room)
 	delete(c.held, room)
+	delete(c.floor, room)
 	return true
 }
 

@@ -120,6 +120,7 @@ func (h *Hub) Register(ctx context.Context, user app.Identity, conn Conn, joins 
 		maxQueue: h.opts.QueueBytes,
 		rooms:    make(map[string]struct{}, len(joins)),
 		held:     make(map[string][]bus.Event),
+		floor:    make(map[string]int64),
 	}
 	if h.opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.RateLimit), h.opts.RateBurst)

@@ -18,7 +18,7 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 		return
 	}
 	if err != nil {
-		h.refuse(c, err, "")
+		h.refuse(c, err, in.ID)
 		return
 	}
 	switch in.Type {

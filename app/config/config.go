@@ -51,6 +51,9 @@ type Config struct {
 	RateBurst int
 	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
 	MaxRooms int
+	// RequestTimeout bounds reading one HTTP request, body included, so that a client that stops sending
+	// mid-request cannot hold a connection (REQUEST_TIMEOUT, default 30s; WebSockets are not affected).
+	RequestTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
 	// LogFormat is text or json (LOG_FORMAT, default text).
@@ -80,6 +83,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimit:       p.float("RATE_LIMIT", 20),
 		RateBurst:       p.int("RATE_BURST", 40, 1, 1<<20),
 		MaxRooms:        p.int("MAX_ROOMS", 50, 1, 10000),
+		RequestTimeout:  p.duration("REQUEST_TIMEOUT", 30*time.Second),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
 		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),

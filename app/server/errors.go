@@ -23,15 +23,14 @@ var statusOf = map[string]int{
 	app.CodeInternal:         http.StatusInternalServerError,
 }
 
-// codeOf is the reverse, for the errors Echo and its middleware raise themselves.
-var codeOf = map[int]string{
-	http.StatusBadRequest:            app.CodeInvalid,
-	http.StatusUnauthorized:          app.CodeUnauthorized,
-	http.StatusForbidden:             app.CodeForbidden,
-	http.StatusNotFound:              app.CodeNotFound,
-	http.StatusMethodNotAllowed:      app.CodeMethodNotAllowed,
-	http.StatusConflict:              app.CodeConflict,
-	http.StatusRequestEntityTooLarge: app.CodeTooLarge,
+// echoErrors gives the errors Echo and its middleware raise themselves our code and wording.
+var echoErrors = map[int]errorDetail{
+	http.StatusBadRequest:            {app.CodeInvalid, "bad request"},
+	http.StatusUnauthorized:          {app.CodeUnauthorized, "unauthorized"},
+	http.StatusForbidden:             {app.CodeForbidden, "forbidden"},
+	http.StatusNotFound:              {app.CodeNotFound, "no such route"},
+	http.StatusMethodNotAllowed:      {app.CodeMethodNotAllowed, "method not allowed on this route"},
+	http.StatusRequestEntityTooLarge: {app.CodeTooLarge, "request body is over " + bodyLimit + "B"},
 }
 
 type errorBody struct {
@@ -81,24 +80,14 @@ func classify(err error) (int, errorBody) {
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		code, ok := codeOf[he.Code]
-		if !ok || he.Code >= 500 {
-			return http.StatusInternalServerError, genericInternal
+		if detail, ok := echoErrors[he.Code]; ok {
+			return he.Code, errorBody{detail}
 		}
-		msg, _ := he.Message.(string)
-		if msg == "" {
-			msg = http.StatusText(he.Code)
+		if he.Code < 500 {
+			return http.StatusBadRequest, errorBody{echoErrors[http.StatusBadRequest]}
 		}
-		return he.Code, errorBody{errorDetail{code, lowerFirst(msg)}}
 	}
 	return http.StatusInternalServerError, genericInternal
 }
 
 var genericInternal = errorBody{errorDetail{app.CodeInternal, "internal server error"}}
-
-func lowerFirst(s string) string {
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return s
-	}
-	return string(s[0]+'a'-'A') + s[1:]
-}

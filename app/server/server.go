@@ -60,7 +60,7 @@ func New(cfg config.Config, db *store.DB, log *slog.Logger) (*Server, error) {
 		if created {
 			log.Warn("JWT_SECRET is not set: generated a secret and saved it; set JWT_SECRET to share one between nodes", "path", path)
 		} else {
-			log.Warn("JWT_SECRET is not set: using the secret saved earlier", "path", path)
+			log.Info("JWT_SECRET is not set: using the secret generated earlier", "path", path)
 		}
 	}
 	passwords, err := auth.NewPasswords(cfg.BcryptCost)
@@ -154,7 +154,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.echo,
 		ConnContext:       liveness.ConnContext,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.RequestTimeout,
+		ReadTimeout:       s.cfg.RequestTimeout,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	pingCtx, stopPings := context.WithCancel(context.Background())
