@@ -33,6 +33,7 @@ type Server struct {
 	WSURL  string // ws://127.0.0.1:port
 	Config config.Config
 	DB     *store.DB
+	App    *server.Server
 
 	logs     *syncBuffer
 	cancel   context.CancelFunc
@@ -80,6 +81,7 @@ func Start(t testing.TB, env map[string]string) *Server {
 		WSURL:  "ws://" + ln.Addr().String(),
 		Config: cfg,
 		DB:     db,
+		App:    srv,
 		logs:   logs,
 		cancel: cancel,
 		done:   make(chan error, 1),
