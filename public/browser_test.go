@@ -1,0 +1,344 @@
+package public_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/causerie/causerie/app/servertest"
+)
+
+// The page is tested in a real headless Chromium (CHROME_PATH, default /usr/bin/chromium), driven over the
+// DevTools protocol, against a real server. Without a browser the tests skip, unless REQUIRE_BROWSER=1
+// (as in CI) makes that a failure.
+
+const waitFor = 10 * time.Second
+
+// startBrowser starts a headless Chromium with a fresh profile and returns its context.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := cmp.Or(os.Getenv("CHROME_PATH"), "/usr/bin/chromium")
+	if _, err := exec.LookPath(path); err != nil {
+		if os.Getenv("REQUIRE_BROWSER") == "1" {
+			t.Fatalf("no browser at %s (CHROME_PATH) and REQUIRE_BROWSER=1", path)
+		}
+		t.Skipf("no browser at %s: set CHROME_PATH to run the page tests (REQUIRE_BROWSER=1 makes this a failure)", path)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		// Without these, Chromium keeps trying to reach Google's services, which this network refuses.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return ctx
+}
+
+// tab is one page in a browser context of its own: its own storage, so one user each. Console errors
+// and uncaught exceptions fail the test unless they contain an allowed text.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu      sync.Mutex
+	errors  []string
+	dialogs []string
+	allowed []string
+}
+
+func openTab(t *testing.T, browser context.Context, url string, width, height int64) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	tb := &tab{t: t, ctx: ctx}
+	console := chromedp.Console(ctx)
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				tb.mu.Lock()
+				tb.errors = append(tb.errors, m.String()+" "+m.URL)
+				tb.mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			tb.mu.Lock()
+			tb.dialogs = append(tb.dialogs, ev.Message)
+			tb.mu.Unlock()
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height), chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if errs := tb.consoleErrors(); len(errs) > 0 {
+			t.Errorf("console errors: %q", errs)
+		}
+	})
+	return tb
+}
+
+// allow lets console errors that contain text pass: Chromium itself logs refused requests and
+// connections, which some tests cause on purpose.
+func (tb *tab) allow(text string) {
+	tb.mu.Lock()
+	tb.allowed = append(tb.allowed, text)
+	tb.mu.Unlock()
+}
+
+func (tb *tab) consoleErrors() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	var out []string
+	for _, e := range tb.errors {
+		if !slices.ContainsFunc(tb.allowed, func(a string) bool { return strings.Contains(e, a) }) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (tb *tab) dialogCount() int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return len(tb.dialogs)
+}
+
+func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 2*waitFor)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// eval returns the value of a JavaScript expression.
+func eval[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS waits until the JavaScript expression is true.
+func (tb *tab) waitJS(expr string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		tb.t.Fatalf("waiting for %s: %v\npage text:\n%s", expr, err, eval[string](tb, `document.body.innerText`))
+	}
+}
+
+// register fills the form and creates the account.
+func (tb *tab) register(email, password string) {
+	tb.t.Helper()
+	tb.do(
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("register-button")),
+	)
+	tb.waitConnected()
+}
+
+func (tb *tab) waitConnected() {
+	tb.t.Helper()
+	tb.waitJS(`document.querySelector('#status')?.dataset.state === 'connected'`)
+}
+
+// say types text in the message box and presses Enter.
+func (tb *tab) say(text string) {
+	tb.t.Helper()
+	tb.do(chromedp.SendKeys(chromedp.ID("message-input"), text+"\r"))
+}
+
+type line struct {
+	Author, Text string
+	Own          bool
+	ID           string
+}
+
+// lines returns the chat lines shown for the current room.
+func (tb *tab) lines() []line {
+	tb.t.Helper()
+	return eval[[]line](tb, `[...document.querySelectorAll('#messages .msg')].filter(e => e.offsetParent !== null).map(e => ({
+		Author: e.querySelector('.msg-author')?.textContent ?? '',
+		Text: e.querySelector('.msg-text')?.textContent ?? '',
+		Own: e.dataset.own === 'true',
+		ID: e.dataset.id ?? '',
+	}))`)
+}
+
+// waitLine waits until a line with that author and text shows.
+func (tb *tab) waitLine(author, text string) {
+	tb.t.Helper()
+	tb.waitJS(fmt.Sprintf(`[...document.querySelectorAll('#messages .msg')].some(e =>
+		e.querySelector('.msg-author')?.textContent === %q && e.querySelector('.msg-text')?.textContent === %q && e.dataset.id)`, author, text))
+}
+
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	dir := filepath.Join("..", "test-artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+func count(lines []line, text string) int {
+	n := 0
+	for _, l := range lines {
+		if l.Text == text {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRegisterLandsInTheChat(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	p := openTab(t, browser, s.URL, 1280, 800)
+	p.register("ada.lovelace@example.com", "password123")
+	me := eval[string](p, `document.querySelector('#me').textContent`)
+	focused := eval[string](p, `document.activeElement.id`)
+	if me != "ada.lovelace" {
+		t.Errorf("#me = %q, want ada.lovelace", me)
+	}
+	if focused != "message-input" {
+		t.Errorf("focus on #%s, want the message box", focused)
+	}
+}
+
+func TestWrongPasswordShowsAnError(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	s.Register(t, "ada@example.com")
+	p := openTab(t, browser, s.URL, 1280, 800)
+	p.allow("status of 401")
+	p.do(
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "not-the-password\r"), // Enter submits: log in
+	)
+	p.waitJS(`document.querySelector('#auth-error').textContent.trim() !== ''`)
+	msg := eval[string](p, `document.querySelector('#auth-error').textContent`)
+	chatHidden := eval[bool](p, `document.querySelector('#chat').hidden`)
+	if !strings.Contains(strings.ToLower(msg), "password") || !chatHidden {
+		t.Errorf("error %q, chat hidden %v: want a readable error and no chat", msg, chatHidden)
+	}
+}
+
+// Two users in two browser contexts and a third on a plain WebSocket (the Postman path) chat; the text of
+// a message is never run as HTML.
+func TestTwoUsersAndAWebSocketClientChat(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	ada := openTab(t, browser, s.URL, 1280, 800)
+	ada.register("ada@example.com", "password123")
+	bob := openTab(t, browser, s.URL, 1280, 800)
+	bob.register("bob@example.com", "password123")
+	postman := s.Connect(t, s.Register(t, "postman@example.com"))
+
+	ada.say("Bonjour Bob !")
+	bob.waitLine("ada", "Bonjour Bob !")
+	ada.waitLine("ada", "Bonjour Bob !")
+	bob.say("Salut Ada")
+	ada.waitLine("bob", "Salut Ada")
+	postman.SendText("hello from Postman")
+	ada.waitLine("postman", "hello from Postman")
+	bob.waitLine("postman", "hello from Postman")
+
+	const xss = `<img src=x onerror=alert(1)>`
+	bob.say(xss)
+	ada.waitLine("bob", xss)
+
+	for _, l := range ada.lines() {
+		if want := l.Author == "ada"; l.Own != want {
+			t.Errorf("ada's page: %q by %s shown as own=%v", l.Text, l.Author, l.Own)
+		}
+	}
+	if n := count(ada.lines(), "Bonjour Bob !"); n != 1 {
+		t.Errorf("ada sees her message %d times, want once", n)
+	}
+	if imgs := eval[int](ada, `document.querySelectorAll('#messages img').length`); imgs != 0 || ada.dialogCount() != 0 {
+		t.Errorf("the message ran as HTML: %d img elements, %d dialogs", imgs, ada.dialogCount())
+	}
+	ada.screenshot("chat-two-users.png")
+}
+
+// The page at phone width, driven with the keyboard only, with its labels and live region in place.
+func TestPhoneWidthKeyboardAndLabels(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	p := openTab(t, browser, s.URL, 390, 844)
+	p.do(
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.Focus(chromedp.ID("email")),
+		chromedp.KeyEvent("claire@example.com\tpassword123\t\t\t\r"), // e-mail, password, name, Log in, Create account
+	)
+	p.waitConnected()
+	p.do(chromedp.KeyEvent("Hello from a phone\r"))
+	p.waitLine("claire", "Hello from a phone")
+
+	unlabelled := eval[[]string](p, `[...document.querySelectorAll('input')].filter(i => i.type !== 'hidden' && !(i.labels?.length || i.getAttribute('aria-label'))).map(i => i.id)`)
+	if len(unlabelled) > 0 {
+		t.Errorf("inputs without a label: %v", unlabelled)
+	}
+	if live := eval[string](p, `document.querySelector('#messages').getAttribute('aria-live')`); live != "polite" && live != "assertive" {
+		t.Errorf("#messages aria-live = %q", live)
+	}
+	if eval[bool](p, `document.documentElement.scrollWidth > window.innerWidth`) {
+		t.Error("the page is wider than a 390px screen")
+	}
+	p.screenshot("chat-phone.png")
+}
