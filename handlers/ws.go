@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -51,7 +50,6 @@ const (
 // while a refusal can still be an HTTP status.
 type WS struct {
 	Hub Hub
-	Log *slog.Logger
 	// MaxRooms caps the rooms a connection may ask for at connect.
 	MaxRooms int
 }

@@ -65,15 +65,3 @@ func (m *members) each(fn func(*Client)) {
 		s.mu.RUnlock()
 	}
 }
-
-// len returns the number of members.
-func (m *members) len() int {
-	n := 0
-	for i := range m.shards {
-		s := &m.shards[i]
-		s.mu.RLock()
-		n += len(s.list)
-		s.mu.RUnlock()
-	}
-	return n
-}
