@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
+
+	"github.com/causerie/causerie/app/bench"
+	"github.com/causerie/causerie/app/servertest"
 )
 
 // TestRun starts the whole program as main does, on a free loopback port, and chats through it with the
@@ -111,5 +114,23 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "PORT") {
 		t.Errorf("output %q does not name PORT", out.String())
+	}
+}
+
+// TestBenchSmoke runs the load tool for a second against a real server: every message must reach every
+// receiver exactly once. It asserts no timing; docs/performance.md has the measured runs.
+func TestBenchSmoke(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0", "LOG_LEVEL": "warn"})
+	for _, rooms := range []string{"1", "3"} {
+		var out strings.Builder
+		code := run(context.Background(), []string{"bench", "-url", s.URL, "-conns", "30", "-senders", "3", "-rooms", rooms,
+			"-users", "3", "-duration", "1s", "-json"}, func(string) string { return "" }, &out)
+		var rep bench.Report
+		if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+			t.Fatalf("rooms %s: exit %d, output %q", rooms, code, out.String())
+		}
+		if code != 0 || rep.Lost != 0 || rep.Duplicated != 0 || rep.Delivered == 0 || rep.Acked != rep.Sent || rep.Closed != 0 {
+			t.Errorf("rooms %s: exit %d, report %+v", rooms, code, rep)
+		}
 	}
 }
