@@ -4,6 +4,7 @@
 package app
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -75,6 +76,18 @@ type Message struct {
 	Text     string    `json:"text"`
 	At       time.Time `json:"at"`
 	ClientID string    `json:"-"`
+}
+
+// TimeLayout is how times go on the wire: RFC 3339 in UTC with milliseconds, always three digits.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes At with TimeLayout; encoding/json's own layout drops trailing zeros.
+func (m Message) MarshalJSON() ([]byte, error) {
+	type plain Message
+	return json.Marshal(struct {
+		plain
+		At string `json:"at"`
+	}{plain(m), m.At.UTC().Format(TimeLayout)})
 }
 
 // Error codes shared by REST error bodies and WebSocket error frames.

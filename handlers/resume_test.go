@@ -1,9 +1,12 @@
 package handlers_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/causerie/causerie/app/servertest"
 )
@@ -119,5 +122,42 @@ func TestJoinFrameWithSince(t *testing.T) {
 	}
 	if f := c.Expect("resumed", "jeux"); f["complete"] != true {
 		t.Errorf("resumed = %v", f)
+	}
+}
+
+// With batch=1 a replay arrives in a few frames of newline-separated JSON objects.
+func TestBatchedFrames(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
+	u := s.Register(t, "ada@example.com")
+	const n = 50
+	for i := 1; i <= n; i++ {
+		s.Do(t, http.MethodPost, "/api/rooms/general/messages", u.Token, map[string]string{"text": fmt.Sprint(i)})
+	}
+	c := s.Dial(t, "/ws?batch=1&since=general:0&token="+u.Token, nil)
+	var types []string
+	frames := 0
+	for len(types) == 0 || types[len(types)-1] != "resumed" {
+		c.SetReadDeadline(time.Now().Add(servertest.Timeout))
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames++
+		for _, line := range strings.Split(string(data), "\n") {
+			var f map[string]any
+			if err := json.Unmarshal([]byte(line), &f); err != nil {
+				t.Fatalf("line %q of a batched frame: %v", line, err)
+			}
+			if f["type"] == "message" && f["text"] != fmt.Sprint(len(types)-1) {
+				t.Errorf("message %v at position %d", f["text"], len(types))
+			}
+			types = append(types, f["type"].(string))
+		}
+	}
+	if len(types) != n+3 { // welcome, presence, the messages, resumed
+		t.Errorf("got %d frames' worth: %v", len(types), types)
+	}
+	if frames > 3 {
+		t.Errorf("%d WebSocket frames for %d objects: the replay was not batched", frames, len(types))
 	}
 }

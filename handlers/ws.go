@@ -18,13 +18,13 @@ import (
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/chat"
-	"github.com/causerie/causerie/app/liveness"
+	"github.com/causerie/causerie/app/netconn"
 	"github.com/causerie/causerie/middleware"
 )
 
 // Hub is what the WebSocket endpoint needs of the chat hub.
 type Hub interface {
-	Register(ctx context.Context, user app.Identity, conn chat.Conn, joins []chat.Join) (*chat.Client, error)
+	Register(ctx context.Context, conn chat.Conn, s chat.Session) (*chat.Client, error)
 	Unregister(c *chat.Client)
 	Receive(ctx context.Context, c *chat.Client, data []byte)
 	CountBadFrame(code string)
@@ -64,15 +64,24 @@ func (h *WS) Serve(c echo.Context) error {
 	if !IsUpgrade(c.Request()) {
 		return app.Errorf(app.CodeInvalid, "this route takes a WebSocket upgrade")
 	}
-	live := liveness.FromContext(c.Request().Context())
+	// Checked here so that a bad handshake gets our JSON error; x/net/websocket would answer in plain text.
+	if h := c.Request().Header; !strings.Contains(strings.ToLower(h.Get(echo.HeaderConnection)), "upgrade") ||
+		h.Get("Sec-WebSocket-Key") == "" || h.Get("Sec-WebSocket-Version") != "13" {
+		return app.Errorf(app.CodeInvalid, "not a WebSocket handshake: send Connection: Upgrade, Sec-WebSocket-Key and Sec-WebSocket-Version: 13 (RFC 6455)")
+	}
+	live := netconn.FromContext(c.Request().Context())
 	if live == nil {
-		return errors.New("ws: server not built with liveness.Listen and liveness.ConnContext")
+		return errors.New("ws: server not built with netconn.Listen and netconn.ConnContext")
 	}
 	joins, err := parseJoins(c.QueryParam("rooms"), c.QueryParam("since"), h.MaxRooms)
 	if err != nil {
 		return err
 	}
-	user := middleware.Identity(c)
+	session := chat.Session{
+		User:  middleware.Identity(c),
+		Joins: joins,
+		Batch: c.QueryParam("batch") == "1",
+	}
 	ctx := c.Request().Context()
 	websocket.Server{
 		// Origin is checked by middleware.CheckOrigin; x/net's own check would refuse clients that send
@@ -80,7 +89,7 @@ func (h *WS) Serve(c echo.Context) error {
 		Handshake: func(*websocket.Config, *http.Request) error { return nil },
 		Handler: func(ws *websocket.Conn) {
 			c.Response().Status = http.StatusSwitchingProtocols
-			h.session(ctx, ws, live, user, joins)
+			h.session(ctx, ws, live, session)
 		},
 	}.ServeHTTP(c.Response(), c.Request())
 	return nil
@@ -88,14 +97,10 @@ func (h *WS) Serve(c echo.Context) error {
 
 // session is the connection's reader; the hub starts a writer when there is something to write.
 // The socket is closed when session returns.
-func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *liveness.Conn, user app.Identity, joins []chat.Join) {
+func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *netconn.Conn, s chat.Session) {
 	ws.MaxPayloadBytes = maxFrameBytes
-	// The HTTP server's request deadlines outlive the hijack; a WebSocket has its own liveness check.
-	if err := live.SetDeadline(time.Time{}); err != nil {
-		return
-	}
 	conn := &wsConn{ws: ws, live: live, done: make(chan struct{})}
-	client, err := h.Hub.Register(ctx, user, conn, joins)
+	client, err := h.Hub.Register(ctx, conn, s)
 	if err != nil {
 		conn.Close(chat.CloseGoingAway, "server shutting down")
 		return
@@ -212,7 +217,7 @@ var control = websocket.Codec{
 // wsConn is chat.Conn over an x/net/websocket connection.
 type wsConn struct {
 	ws        *websocket.Conn
-	live      *liveness.Conn
+	live      *netconn.Conn
 	closeOnce sync.Once
 	doneOnce  sync.Once
 	done      chan struct{} // closed once the socket is closed
@@ -220,14 +225,23 @@ type wsConn struct {
 
 var _ chat.Conn = (*wsConn)(nil)
 
+// WriteFrames writes every frame with one system call: x/net/websocket flushes each frame, so the
+// connection is corked meanwhile.
 func (c *wsConn) WriteFrames(frames [][]byte) error {
 	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
 		return fmt.Errorf("ws: set write deadline: %w", err)
 	}
+	if len(frames) > 1 {
+		c.live.Cork()
+	}
 	for _, f := range frames {
 		if _, err := c.ws.Write(f); err != nil {
+			_ = c.live.Uncork()
 			return fmt.Errorf("ws: write: %w", err)
 		}
+	}
+	if err := c.live.Uncork(); err != nil {
+		return fmt.Errorf("ws: write: %w", err)
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ type Client struct {
 	conn     Conn
 	hub      *Hub
 	maxQueue int
+	batch    bool
 	// limiter is nil when frames are not rate limited. Only the reader goroutine uses it.
 	limiter *rate.Limiter
 	expiry  *time.Timer
@@ -202,7 +203,9 @@ func (c *Client) writeLoop() {
 			return // pushLocked already closes the connection.
 		}
 		var err error
-		if len(batch) > 0 {
+		if len(batch) > 1 && c.batch {
+			err = c.writeBatched(batch)
+		} else if len(batch) > 0 {
 			err = c.conn.WriteFrames(batch)
 		}
 		if err == nil && ping {
@@ -223,6 +226,34 @@ func (c *Client) writeLoop() {
 			return
 		}
 	}
+}
+
+// maxBatchBytes caps one batched frame, as a client may cap what it reads in one frame (the server takes
+// 64 KiB); a frame bigger than that on its own still goes alone.
+const maxBatchBytes = 64 << 10
+
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeBatched writes frames joined by newlines, in as few frames of at most maxBatchBytes as they fit.
+func (c *Client) writeBatched(frames [][]byte) error {
+	bufp := batchBuffers.Get().(*[]byte)
+	defer batchBuffers.Put(bufp)
+	buf := (*bufp)[:0]
+	var out [][]byte
+	start := 0
+	for _, f := range frames {
+		if len(buf) > start && len(buf)-start+1+len(f) > maxBatchBytes {
+			out = append(out, buf[start:])
+			start = len(buf)
+		}
+		if len(buf) > start {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, f...)
+	}
+	out = append(out, buf[start:])
+	*bufp = buf
+	return c.conn.WriteFrames(out)
 }
 
 // join records room as joined and starts holding its events; it reports false when the client is

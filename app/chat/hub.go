@@ -99,9 +99,18 @@ type Join struct {
 	Since *int64
 }
 
-// Register adds a connection for user: it queues the welcome frame, then joins each room with its
-// presence and backlog. The caller must call Unregister when the connection ends.
-func (h *Hub) Register(ctx context.Context, user app.Identity, conn Conn, joins []Join) (*Client, error) {
+// Session is what a connection asks for when it opens.
+type Session struct {
+	User  app.Identity
+	Joins []Join
+	// Batch lets the writer put several frames in one, newline-separated.
+	Batch bool
+}
+
+// Register adds a connection: it queues the welcome frame, then joins each room with its presence and
+// backlog. The caller must call Unregister when the connection ends.
+func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, error) {
+	user, joins := s.User, s.Joins
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -118,6 +127,7 @@ func (h *Hub) Register(ctx context.Context, user app.Identity, conn Conn, joins 
 		conn:     conn,
 		hub:      h,
 		maxQueue: h.opts.QueueBytes,
+		batch:    s.Batch,
 		rooms:    make(map[string]struct{}, len(joins)),
 		held:     make(map[string][]bus.Event),
 		floor:    make(map[string]int64),

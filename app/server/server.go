@@ -19,8 +19,8 @@ import (
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/chat"
 	"github.com/causerie/causerie/app/config"
-	"github.com/causerie/causerie/app/liveness"
 	"github.com/causerie/causerie/app/metrics"
+	"github.com/causerie/causerie/app/netconn"
 	"github.com/causerie/causerie/app/store"
 	"github.com/causerie/causerie/handlers"
 	"github.com/causerie/causerie/middleware"
@@ -153,7 +153,7 @@ func (s *Server) Handler() http.Handler { return s.echo }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.echo,
-		ConnContext:       liveness.ConnContext,
+		ConnContext:       netconn.ConnContext,
 		ReadHeaderTimeout: s.cfg.RequestTimeout,
 		ReadTimeout:       s.cfg.RequestTimeout,
 		IdleTimeout:       2 * time.Minute,
@@ -164,7 +164,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.hub.Run(pingCtx)
 
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(liveness.Listen(ln)) }()
+	go func() { served <- hs.Serve(netconn.Listen(ln)) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("server: serve: %w", err)

@@ -147,6 +147,7 @@ func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, ma
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.ValidateResponse(t, req, resp.StatusCode, resp.Header, raw) // against docs/openapi.yaml
 	if len(raw) == 0 {
 		return resp.StatusCode, nil
 	}
