@@ -72,7 +72,7 @@ const LOADING_OLDER = 'loading-older self-center text-xs text-slate-600';
 
 const ROOM_ITEM = 'room flex shrink-0 items-center rounded-full bg-slate-100 text-slate-800 ring-1 ring-slate-300 data-current:bg-indigo-600 data-current:text-white data-current:ring-indigo-600 md:rounded-lg';
 const ROOM_BUTTON = 'room-button flex min-h-8 min-w-0 flex-1 cursor-pointer items-center gap-1.5 rounded-full py-1 pl-3 pr-2 text-left text-sm font-medium md:rounded-lg';
-const ROOM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["#"]';
+const ROOM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["#"_/_""]';
 const UNREAD = 'unread min-w-5 shrink-0 rounded-full bg-red-600 px-1.5 text-center text-xs leading-5 font-semibold text-white tabular-nums';
 const ROOM_LEAVE = 'room-leave mr-0.5 flex size-7 shrink-0 cursor-pointer items-center justify-center rounded-full text-lg leading-none opacity-70 hover:bg-black/10 hover:opacity-100 md:rounded-md';
 const PRESENCE_USER = 'presence-user max-w-full truncate rounded-full bg-slate-100 px-2 py-0.5 text-sm text-slate-800 md:rounded-md md:bg-transparent md:px-1';
@@ -120,7 +120,7 @@ const state = {
   resendTimer: 0,
   refreshTimer: 0,
   refreshing: null, // the refresh in flight, so that callers share it
-  tokenExpired: false, // the server sent token_expired on this connection
+  tokenExpired: null, // the renewal started by a token_expired frame on this connection
   rooms: new Map(), // name -> room (see newRoom), in the order of the room list
   current: null, // the name of the current room
   connectSince: new Map(), // room -> id sent in ?since= for the connection being opened
@@ -129,6 +129,7 @@ const state = {
   leaves: new Map(), // client id -> room name, leave frames waiting for their ack
   auths: new Set(), // client ids of auth frames waiting for their ack
   clientSeq: 0,
+  quietTimer: 0,
 };
 
 // ---- storage ------------------------------------------------------------------------------------
@@ -686,7 +687,8 @@ function switchRoom(name) {
   const prev = currentRoom();
   const list = els.messages;
   // The lines moving in are not news: keep the live region quiet while they move.
-  list.setAttribute('aria-live', 'off');
+  const quiet = next.store.childElementCount > 0;
+  if (quiet) list.setAttribute('aria-live', 'off');
   if (prev) {
     prev.stick = isAtBottom(list);
     prev.fromBottom = list.scrollHeight - list.scrollTop;
@@ -698,8 +700,12 @@ function switchRoom(name) {
   state.current = name;
   next.unread = 0;
   list.scrollTop = next.stick ? list.scrollHeight : list.scrollHeight - next.fromBottom;
-  requestAnimationFrame(() => setTimeout(() => list.setAttribute('aria-live', 'polite'), 50));
+  if (quiet) {
+    clearTimeout(state.quietTimer);
+    state.quietTimer = setTimeout(() => list.setAttribute('aria-live', 'polite'), 100);
+  }
   updateRoomList();
+  next.button.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   updateRoomTitle();
   updatePlaceholder();
   renderPresence();
@@ -938,7 +944,7 @@ function connect() {
   const ws = new WebSocket(socketURL());
   state.ws = ws;
   state.wsToken = state.token;
-  state.tokenExpired = false;
+  state.tokenExpired = null;
   let openedAt = 0;
   ws.onopen = () => {
     if (ws !== state.ws) return;
@@ -990,7 +996,6 @@ function halt(text) {
 }
 
 async function onClose(event, openedAt) {
-  const usedToken = state.wsToken;
   state.ws = null;
   state.wsToken = null;
   clearTimeout(state.resendTimer);
@@ -998,7 +1003,7 @@ async function onClose(event, openedAt) {
   const session = state.session;
   const code = event.code;
   const expired = state.tokenExpired;
-  state.tokenExpired = false;
+  state.tokenExpired = null;
 
   // Frames that waited for an answer on this connection will not get one.
   if (state.joins.size > 0) {
@@ -1045,7 +1050,8 @@ async function onClose(event, openedAt) {
     halt(`The server closed the connection because this page sent ${what}. Reload the page to reconnect.`);
     return;
   }
-  if (code >= 4000 && code <= 4099) {
+  const tokenRefused = expired || code === 1008 || code === 4001;
+  if (code >= 4000 && code <= 4099 && !tokenRefused) {
     halt(`The server refused this client${event.reason ? ` (${event.reason})` : ''}.`);
     return;
   }
@@ -1053,12 +1059,9 @@ async function onClose(event, openedAt) {
   state.dropped = true;
   setStatus('reconnecting');
 
-  if (expired || code === 1008 || code === 4001) {
-    // The token was refused or expired: a fresh one first (unless the refresh started by token_expired
-    // brought one already).
-    const expires = tokenExpiry(state.token);
-    const fresh = state.token !== usedToken && expires !== null && expires > Date.now();
-    const verdict = fresh ? 'ok' : await renewToken();
+  if (tokenRefused) {
+    // The token was refused or expired: a fresh one first (the one token_expired went for, if any).
+    const verdict = expired instanceof Promise ? await expired : await renewToken();
     if (session !== state.session) return;
     if (verdict === 'ok') {
       state.timer = setTimeout(connect, shortDelay());
@@ -1072,15 +1075,22 @@ async function onClose(event, openedAt) {
     return;
   }
 
-  // Any other close can still mean that the token expired: ask before trying again, so that an expired
-  // session goes back to the form instead of looping.
+  const restart = code === 1001 || code === 1012;
+  const expires = tokenExpiry(state.token);
+  if (restart && expires !== null && expires > Date.now()) {
+    // The server is restarting and the token still holds: come back soon.
+    state.timer = setTimeout(connect, shortDelay());
+    return;
+  }
+  // Any other close can still mean that the token expired or was revoked: ask before trying again, so that
+  // an ended session goes back to the form instead of looping.
   const verdict = await checkToken();
   if (session !== state.session) return;
   if (verdict === 'unauthorized') {
     endSession(SESSION_ENDED);
     return;
   }
-  const delay = code === 1001 || code === 1012 ? shortDelay() : backoffDelay();
+  const delay = restart ? shortDelay() : backoffDelay();
   state.timer = setTimeout(connect, delay);
 }
 
@@ -1191,8 +1201,8 @@ function onMessage(frame) {
 
 function onHistory(frame) {
   const room = roomFor(frame);
-  if (!room || !Array.isArray(frame.messages)) return;
-  const messages = frame.messages.filter((m) => m && typeof m === 'object');
+  if (!room) return;
+  const messages = (Array.isArray(frame.messages) ? frame.messages : []).filter((m) => m && typeof m === 'object');
   for (const message of messages) addMessage(room, message, 'history');
   if (messages.length === 0 && room.shown.size === 0) markStart(room);
   if (room.name === state.current && room.stick) els.messages.scrollTop = els.messages.scrollHeight;
@@ -1265,9 +1275,7 @@ function onError(frame) {
 
   if (code === 'token_expired') {
     // The server closes with 4001 next; get a fresh token meanwhile.
-    state.tokenExpired = true;
-    const expires = tokenExpiry(state.token);
-    if (expires === null || expires > Date.now()) refreshToken();
+    state.tokenExpired = renewToken();
     return;
   }
   if (id !== null && state.pending.has(id)) {

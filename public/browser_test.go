@@ -342,3 +342,75 @@ func TestPhoneWidthKeyboardAndLabels(t *testing.T) {
 	}
 	p.screenshot("chat-phone.png")
 }
+
+// The server stops and starts again on the same address: the page says so, reconnects by itself, and
+// shows each message sent meanwhile once.
+func TestReconnectAfterRestart(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	ada := openTab(t, browser, s.URL, 1280, 800)
+	ada.allow("ERR_CONNECTION_REFUSED") // Chromium logs each refused reconnection attempt
+	ada.allow("WebSocket connection to")
+	ada.register("ada@example.com", "password123")
+	ada.say("before the restart")
+	ada.waitLine("ada", "before the restart")
+
+	s.Stop(t)
+	ada.waitJS(`document.querySelector('#status').dataset.state !== 'connected'`)
+	s = s.Restart(t)
+	bob := s.Connect(t, s.Register(t, "bob@example.com"))
+	for i := 1; i <= 3; i++ {
+		bob.SendText(fmt.Sprint("meanwhile ", i))
+		bob.Read()
+	}
+	ada.waitConnected()
+	for i := 1; i <= 3; i++ {
+		ada.waitLine("bob", fmt.Sprint("meanwhile ", i))
+	}
+	bob.SendText("after")
+	ada.waitLine("bob", "after")
+	lines := ada.lines()
+	for _, text := range []string{"before the restart", "meanwhile 1", "meanwhile 2", "meanwhile 3", "after"} {
+		if n := count(lines, text); n != 1 {
+			t.Errorf("%q shown %d times, want once", text, n)
+		}
+	}
+}
+
+// Rooms, the unread badge, presence and the typing line, between two users.
+func TestRoomsPresenceAndTyping(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	ada := openTab(t, browser, s.URL, 1280, 800)
+	ada.register("ada@example.com", "password123")
+	bob := openTab(t, browser, s.URL, 1280, 800)
+	bob.register("bob@example.com", "password123")
+
+	presence := `[...document.querySelectorAll('#presence li.presence-user')].map(e => e.textContent.trim()).sort().join(',')`
+	ada.waitJS(presence + ` === 'ada,bob'`)
+
+	for _, p := range []*tab{ada, bob} {
+		p.do(chromedp.SendKeys(chromedp.ID("join-input"), "jeux\r"))
+		p.waitJS(`document.querySelector('#rooms button[data-room="jeux"]')?.getAttribute('aria-current') === 'true'`)
+	}
+	ada.say("dans jeux")
+	bob.waitLine("ada", "dans jeux")
+
+	bob.do(chromedp.Click(chromedp.CSS(`#rooms button[data-room="general"]`)))
+	bob.waitJS(`document.querySelector('#rooms button[data-room="general"]').getAttribute('aria-current') === 'true'`)
+	if n := count(bob.lines(), "dans jeux"); n != 0 {
+		t.Errorf("general shows the message of jeux %d times", n)
+	}
+	ada.say("encore jeux")
+	bob.waitJS(`document.querySelector('#rooms button[data-room="jeux"] .unread')?.textContent.trim() === '1'`)
+
+	bob.do(chromedp.Click(chromedp.CSS(`#rooms button[data-room="jeux"]`)))
+	bob.waitLine("ada", "encore jeux")
+	bob.waitJS(`document.querySelector('#rooms button[data-room="jeux"] .unread').hidden`)
+
+	bob.do(chromedp.SendKeys(chromedp.ID("message-input"), "je tape"))
+	ada.waitJS(`document.querySelector('#typing').textContent.includes('bob')`)
+	if got := eval[string](bob, `document.querySelector('#typing').textContent`); strings.Contains(got, "bob") {
+		t.Errorf("bob sees himself typing: %q", got)
+	}
+}

@@ -35,6 +35,7 @@ type Server struct {
 	DB     *store.DB
 	App    *server.Server
 
+	port     int
 	logs     *syncBuffer
 	cancel   context.CancelFunc
 	done     chan error
@@ -60,9 +61,23 @@ func Start(t testing.TB, env map[string]string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return launch(t, cfg, &syncBuffer{})
+}
 
+// Restart stops s and starts a server with the same configuration, data and address, as an operator
+// restarting the process would. Clients must reconnect to it by themselves.
+func (s *Server) Restart(t testing.TB) *Server {
+	t.Helper()
+	s.Stop(t)
+	s.DB.Close()
+	cfg := s.Config
+	cfg.Port = s.port
+	return launch(t, cfg, s.logs)
+}
+
+func launch(t testing.TB, cfg config.Config, logs *syncBuffer) *Server {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := store.OpenSQLite(ctx, cfg.DataDir+"/causerie.db")
 	if err != nil {
@@ -82,6 +97,7 @@ func Start(t testing.TB, env map[string]string) *Server {
 		Config: cfg,
 		DB:     db,
 		App:    srv,
+		port:   ln.Addr().(*net.TCPAddr).Port,
 		logs:   logs,
 		cancel: cancel,
 		done:   make(chan error, 1),
