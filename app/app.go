@@ -78,6 +78,14 @@ type Message struct {
 	ClientID string    `json:"-"`
 }
 
+// Appended is the outcome of storing one message.
+type Appended struct {
+	Message Message
+	// Created is false when the message carried a ClientID its author had already used: nothing was
+	// stored, and Message is the earlier message with that id.
+	Created bool
+}
+
 // TimeLayout is how times go on the wire: RFC 3339 in UTC with milliseconds, always three digits.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 

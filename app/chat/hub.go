@@ -24,9 +24,10 @@ import (
 
 // MessageStore is the storage the hub needs.
 type MessageStore interface {
-	// AppendMessage stores m as the next message of its room, once durable; for a ClientID its author
-	// already used it stores nothing and returns the earlier message with created false.
-	AppendMessage(ctx context.Context, m app.Message) (stored app.Message, created bool, err error)
+	// AppendMessages stores msgs in one transaction, each as the next message of its room, and returns
+	// once they are durable; for a ClientID its author already used it stores nothing and returns the
+	// earlier message.
+	AppendMessages(ctx context.Context, msgs []app.Message) ([]app.Appended, error)
 	// Messages returns messages of room, oldest first.
 	Messages(ctx context.Context, room string, q app.MessageQuery) ([]app.Message, error)
 	// Rooms returns the names of the rooms that have messages.
@@ -68,6 +69,7 @@ type Hub struct {
 	opts   Options
 	log    *slog.Logger
 	nodeID string
+	pipe   *pipeline
 	seq    atomic.Uint64
 	stats  Stats
 
@@ -86,6 +88,7 @@ func New(opts Options) *Hub {
 	var node [4]byte
 	_, _ = rand.Read(node[:]) // crypto/rand.Read never fails on supported platforms
 	h := &Hub{opts: opts, log: opts.Log, nodeID: hex.EncodeToString(node[:])}
+	h.pipe = newPipeline(opts.Store, opts.Bus, opts.Log)
 	opts.Bus.Subscribe(h.deliver)
 	return h
 }
@@ -277,9 +280,11 @@ func (h *Hub) isClosing() bool {
 	return h.closing
 }
 
-// Shutdown refuses new clients, closes every client with code (after what is already queued) and waits
-// until all have unregistered or ctx ends.
+// Shutdown refuses new clients, closes every client with code (after what is already queued), waits
+// until all have unregistered or ctx ends, and stops taking messages once every message taken is stored
+// and published.
 func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
+	defer h.pipe.close()
 	h.mu.Lock()
 	h.closing = true
 	h.mu.Unlock()

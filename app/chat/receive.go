@@ -118,34 +118,16 @@ func checkRoom(name string) error {
 	return nil
 }
 
-// publish stores a message and hands its frame to the bus unless it was stored before (a repeated client
-// id). It returns the message and its JSON for the ack. A bus failure is logged, not returned: the
-// message is durable, so it is acknowledged, and clients that missed it get it when they resume.
+// publish stores a message and has it published, and returns it with its JSON for the ack.
 func (h *Hub) publish(ctx context.Context, skip string, user app.Identity, room, text, clientID string) (app.Message, []byte, bool, error) {
-	r := h.room(room)
-	r.sendMu.Lock()
-	defer r.sendMu.Unlock()
-	stored, created, err := h.opts.Store.AppendMessage(ctx, app.Message{
+	res, err := h.pipe.append(ctx, app.Message{
 		Room:     room,
 		From:     author(user),
 		Text:     text,
 		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
 		ClientID: clientID,
-	})
-	if err != nil {
-		return app.Message{}, nil, false, err
-	}
-	frame, object, err := app.EncodeMessage(stored)
-	if err != nil {
-		return app.Message{}, nil, false, err
-	}
-	if created {
-		ev := bus.Event{Room: room, Payload: frame, Skip: skip, ID: stored.ID}
-		if err := h.opts.Bus.Publish(ctx, ev); err != nil {
-			h.log.Error("publish message", "room", room, "id", stored.ID, "err", err)
-		}
-	}
-	return stored, object, created, nil
+	}, skip)
+	return res.msg, res.object, res.created, err
 }
 
 // join puts c in room. It queues the ack (for a join frame: ack is set, reqID is the frame's id), the

@@ -13,9 +13,6 @@ import (
 type room struct {
 	name    string
 	members members
-	// sendMu makes "store, then publish" one step per room on this node, so that local messages reach
-	// the bus, and so every local socket, in the order of their ids.
-	sendMu sync.Mutex
 
 	// mu guards users.
 	mu    sync.Mutex

@@ -140,42 +140,61 @@ func (d *DB) user(ctx context.Context, where string, arg any) (app.User, error) 
 	return u, nil
 }
 
-// AppendMessage stores m as the next message of m.Room and returns it with its ID. It returns only once
-// the message is durable, so a caller may acknowledge it. When m carries a ClientID that its author
-// already used, nothing is stored: AppendMessage returns the first message with that id and created false.
-func (d *DB) AppendMessage(ctx context.Context, m app.Message) (stored app.Message, created bool, err error) {
+// AppendMessages stores msgs, in order, each as the next message of its room, in one transaction: one
+// commit, so one disk sync, for the whole batch. It returns only once they are durable, so a caller may
+// acknowledge them. Either every message is stored or none is.
+func (d *DB) AppendMessages(ctx context.Context, msgs []app.Message) ([]app.Appended, error) {
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
-		return app.Message{}, false, fmt.Errorf("store: begin append: %w", err)
+		return nil, fmt.Errorf("store: begin append: %w", err)
 	}
 	defer tx.Rollback()
-	if m.ClientID != "" {
-		prev, err := scanMessages(tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-			WHERE user_id = ? AND client_id = ?`, m.From.ID, m.ClientID))
-		if err != nil {
-			return app.Message{}, false, err
+	prev, err := tx.PrepareContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE user_id = ? AND client_id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare append: %w", err)
+	}
+	defer prev.Close()
+	next, err := tx.PrepareContext(ctx, `INSERT INTO rooms (name, last_id) VALUES (?, 1)
+		ON CONFLICT (name) DO UPDATE SET last_id = last_id + 1 RETURNING last_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare append: %w", err)
+	}
+	defer next.Close()
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare append: %w", err)
+	}
+	defer insert.Close()
+
+	out := make([]app.Appended, len(msgs))
+	for i, m := range msgs {
+		if m.ClientID != "" {
+			earlier, err := scanMessages(prev.QueryContext(ctx, m.From.ID, m.ClientID))
+			if err != nil {
+				return nil, err
+			}
+			if len(earlier) > 0 {
+				out[i] = app.Appended{Message: earlier[0]}
+				continue
+			}
 		}
-		if len(prev) > 0 {
-			return prev[0], false, nil
+		if err := next.QueryRowContext(ctx, m.Room).Scan(&m.ID); err != nil {
+			return nil, fmt.Errorf("store: next id in %s: %w", m.Room, err)
 		}
-	}
-	if err := tx.QueryRowContext(ctx, `INSERT INTO rooms (name, last_id) VALUES (?, 1)
-		ON CONFLICT (name) DO UPDATE SET last_id = last_id + 1 RETURNING last_id`, m.Room).Scan(&m.ID); err != nil {
-		return app.Message{}, false, fmt.Errorf("store: next id in %s: %w", m.Room, err)
-	}
-	var clientID sql.NullString
-	if m.ClientID != "" {
-		clientID = sql.NullString{String: m.ClientID, Valid: true}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli()); err != nil {
-		return app.Message{}, false, fmt.Errorf("store: append message to %s: %w", m.Room, err)
+		var clientID sql.NullString
+		if m.ClientID != "" {
+			clientID = sql.NullString{String: m.ClientID, Valid: true}
+		}
+		if _, err := insert.ExecContext(ctx, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli()); err != nil {
+			return nil, fmt.Errorf("store: append message to %s: %w", m.Room, err)
+		}
+		out[i] = app.Appended{Message: m, Created: true}
 	}
 	if err := tx.Commit(); err != nil {
-		return app.Message{}, false, fmt.Errorf("store: commit message to %s: %w", m.Room, err)
+		return nil, fmt.Errorf("store: commit %d messages: %w", len(msgs), err)
 	}
-	return m, true, nil
+	return out, nil
 }
 
 // Messages returns the messages of room that q selects, oldest first.

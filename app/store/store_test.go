@@ -63,7 +63,7 @@ func TestMessageIDsArePerRoomAndOrdered(t *testing.T) {
 	}
 	want := map[string]int64{}
 	for i, room := range []string{"general", "general", "other", "general", "other"} {
-		m, created, err := db.AppendMessage(ctx, app.Message{Room: room, From: app.Author{ID: u.ID, Name: u.Name}, Text: "t", At: time.Now()})
+		m, created, err := appendOne(t, db, app.Message{Room: room, From: app.Author{ID: u.ID, Name: u.Name}, Text: "t", At: time.Now()})
 		if err != nil || !created {
 			t.Fatal(created, err)
 		}
@@ -82,15 +82,15 @@ func TestRepeatedClientIDStoresOnce(t *testing.T) {
 	msg := func(u app.User, text string) app.Message {
 		return app.Message{Room: "general", From: app.Author{ID: u.ID, Name: u.Name}, Text: text, At: time.Now(), ClientID: "c-1"}
 	}
-	first, created, err := db.AppendMessage(ctx, msg(a, "first"))
+	first, created, err := appendOne(t, db, msg(a, "first"))
 	if err != nil || !created {
 		t.Fatal(created, err)
 	}
-	again, created, err := db.AppendMessage(ctx, msg(a, "resent"))
+	again, created, err := appendOne(t, db, msg(a, "resent"))
 	if err != nil || created || again.ID != first.ID || again.Text != "first" {
 		t.Errorf("resend: %+v, created %v, %v; want the first message back", again, created, err)
 	}
-	other, created, err := db.AppendMessage(ctx, msg(b, "b's own c-1"))
+	other, created, err := appendOne(t, db, msg(b, "b's own c-1"))
 	if err != nil || !created || other.ID == first.ID {
 		t.Errorf("another user's c-1: %+v, created %v, %v; want a new message", other, created, err)
 	}
@@ -101,7 +101,7 @@ func TestMessagesPages(t *testing.T) {
 	db, _ := openTemp(t)
 	u, _ := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()})
 	for i := 0; i < 10; i++ {
-		if _, _, err := db.AppendMessage(ctx, app.Message{Room: "r", From: app.Author{ID: u.ID}, Text: "t", At: time.Now()}); err != nil {
+		if _, _, err := appendOne(t, db, app.Message{Room: "r", From: app.Author{ID: u.ID}, Text: "t", At: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,6 +135,45 @@ func TestMessagesPages(t *testing.T) {
 	rooms, err := db.Rooms(ctx)
 	if err != nil || fmt.Sprint(rooms) != "[r]" {
 		t.Errorf("Rooms = %v, %v", rooms, err)
+	}
+}
+
+func appendOne(t *testing.T, db *store.DB, m app.Message) (app.Message, bool, error) {
+	t.Helper()
+	out, err := db.AppendMessages(context.Background(), []app.Message{m})
+	if err != nil {
+		return app.Message{}, false, err
+	}
+	return out[0].Message, out[0].Created, nil
+}
+
+// A batch is one transaction: ids follow each other per room, a client id repeated inside the batch is
+// stored once, and a failure stores nothing.
+func TestAppendBatch(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	u, _ := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()})
+	m := func(room, clientID string) app.Message {
+		return app.Message{Room: room, From: app.Author{ID: u.ID, Name: "a"}, Text: room + clientID, At: time.Now(), ClientID: clientID}
+	}
+	out, err := db.AppendMessages(ctx, []app.Message{m("x", ""), m("y", "k"), m("x", ""), m("y", "k"), m("y", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range out {
+		got = append(got, fmt.Sprintf("%s%d:%v", a.Message.Room, a.Message.ID, a.Created))
+	}
+	if want := "[x1:true y1:true x2:true y1:false y2:true]"; fmt.Sprint(got) != want {
+		t.Errorf("batch = %v, want %s", got, want)
+	}
+	bad := m("x", "")
+	bad.From.ID = 999 // no such user: the foreign key fails the whole batch
+	if _, err := db.AppendMessages(ctx, []app.Message{m("x", ""), bad}); err == nil {
+		t.Fatal("a batch with a bad message was stored")
+	}
+	if msgs, _ := db.Messages(ctx, "x", app.MessageQuery{Limit: 10}); len(msgs) != 2 {
+		t.Errorf("room x has %d messages after the failed batch, want 2", len(msgs))
 	}
 }
 
