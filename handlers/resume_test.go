@@ -161,3 +161,20 @@ func TestBatchedFrames(t *testing.T) {
 		t.Errorf("%d WebSocket frames for %d objects: the replay was not batched", frames, len(types))
 	}
 }
+
+// A since ahead of the room (a database reset, a stale id) replays nothing and silences nothing.
+func TestResumeFromAheadOfTheRoom(t *testing.T) {
+	s := servertest.Start(t, nil)
+	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+	b := s.Dial(t, "/ws?since=general:100&token="+bob.Token, nil)
+	b.Read()
+	b.Expect("presence", "general")
+	if f := b.Expect("resumed", "general"); f["complete"] != true {
+		t.Errorf("resumed = %v", f)
+	}
+	a := s.Connect(t, ada)
+	a.SendText("first message of the room")
+	if f := b.Read(); f["type"] != "message" || f["id"] != float64(1) {
+		t.Errorf("got %v, want message 1", f)
+	}
+}

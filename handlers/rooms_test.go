@@ -364,3 +364,24 @@ func TestRoomRoutes(t *testing.T) {
 		})
 	}
 }
+
+// A room is gone once its last connection leaves and it holds no message.
+func TestEmptyRoomsAreForgotten(t *testing.T) {
+	s := servertest.Start(t, nil)
+	u := s.Register(t, "ada@example.com")
+	c := s.Connect(t, u)
+	c.Send(map[string]string{"type": "join", "room": "passage"})
+	c.Expect("ack", "passage")
+	c.Expect("presence", "passage")
+	c.Expect("history", "passage")
+	_, body := s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
+	if !strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
+		t.Fatalf("rooms = %v, want passage while joined", body["rooms"])
+	}
+	c.Send(map[string]string{"type": "leave", "room": "passage"})
+	c.Expect("ack", "passage")
+	_, body = s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
+	if strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
+		t.Errorf("rooms = %v, want passage gone", body["rooms"])
+	}
+}

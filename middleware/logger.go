@@ -3,18 +3,33 @@ package middleware
 import (
 	"context"
 	"log/slog"
-	"regexp"
+	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	echomw "github.com/labstack/echo/v4/middleware"
 )
 
-var tokenParam = regexp.MustCompile(`(?i)([?&]token=)[^&#]*`)
-
 // RedactURI replaces the value of every token query parameter, so that a logged URI never carries a
-// credential.
+// credential. It reads the query as the server does, so an encoded name (%74oken) is caught too.
 func RedactURI(uri string) string {
-	return tokenParam.ReplaceAllString(uri, "${1}REDACTED")
+	path, query, ok := strings.Cut(uri, "?")
+	if !ok {
+		return uri
+	}
+	query, fragment, hasFragment := strings.Cut(query, "#")
+	parts := strings.Split(query, "&")
+	for i, part := range parts {
+		name, _, _ := strings.Cut(part, "=")
+		if decoded, err := url.QueryUnescape(name); err != nil || strings.EqualFold(decoded, "token") {
+			parts[i] = name + "=REDACTED"
+		}
+	}
+	out := path + "?" + strings.Join(parts, "&")
+	if hasFragment {
+		out += "#" + fragment
+	}
+	return out
 }
 
 // RequestLog logs one line per request with log, after it ends: method, redacted URI, status, latency

@@ -15,6 +15,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +51,9 @@ type Config struct {
 	Size     int  // bytes of text per message
 	Drain    time.Duration
 	Progress io.Writer // a line per second goes here when not nil
+	// ServerPID, when set, is a server process on this machine whose CPU time during the send phase and
+	// memory at its end are reported (Linux: /proc).
+	ServerPID int
 }
 
 // Report is what a run measured.
@@ -69,8 +74,11 @@ type Report struct {
 	Duplicated       int64            `json:"duplicated"`
 	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
 	LatencyMs        Latency          `json:"latency_ms"`
+	AckMs            Latency          `json:"ack_ms"`
 	Errors           map[string]int64 `json:"errors"`
 	Closed           int64            `json:"closed_by_server"`
+	ServerCPUSeconds float64          `json:"server_cpu_seconds,omitempty"`
+	ServerRSSKiB     int64            `json:"server_rss_kib,omitempty"`
 }
 
 // Latency is a summary of delivery latencies, in milliseconds.
@@ -90,6 +98,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	r := &run{cfg: cfg, id: randomID(), errs: map[string]int64{}}
 	for i := range r.lat {
 		r.lat[i].h = hdrhistogram.New(1, 60_000_000, 3) // 1 µs to 60 s
+		r.ack[i].h = hdrhistogram.New(1, 60_000_000, 3)
 	}
 	tokens, err := r.tokens(ctx)
 	if err != nil {
@@ -116,6 +125,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	sendCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
 	progressDone := r.progress(sendCtx)
+	cpuStart := cpuSeconds(cfg.ServerPID)
 	sendStart := time.Now()
 	var wg sync.WaitGroup
 	for j := 0; j < cfg.Senders; j++ {
@@ -125,21 +135,27 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			r.send(sendCtx, j)
 		}()
 	}
+	if cfg.Senders == 0 {
+		<-sendCtx.Done() // hold the connections open, idle, for the duration
+	}
 	wg.Wait()
 	sendTime := time.Since(sendStart)
+	cpu, rss := cpuSeconds(cfg.ServerPID)-cpuStart, rssKiB(cfg.ServerPID)
 	r.drain(ctx)
 	<-progressDone
 	r.closing.Store(true)
 	r.closeAll()
-	return r.report(connectTime, sendTime), nil
+	rep := r.report(connectTime, sendTime)
+	rep.ServerCPUSeconds, rep.ServerRSSKiB = cpu, rss
+	return rep, nil
 }
 
 func (cfg Config) check() error {
 	switch {
 	case len(cfg.URLs) == 0:
 		return errors.New("bench: no -url")
-	case cfg.Conns < 2 || cfg.Senders < 1 || cfg.Senders > cfg.Conns:
-		return errors.New("bench: need -conns of 2 or more and -senders from 1 to -conns")
+	case cfg.Conns < 2 || cfg.Senders < 0 || cfg.Senders > cfg.Conns:
+		return errors.New("bench: need -conns of 2 or more and -senders from 0 (connections only) to -conns")
 	case cfg.Rooms < 1 || cfg.Rooms > cfg.Conns/2:
 		return errors.New("bench: -rooms must leave at least two connections per room")
 	case cfg.Proto != ProtoCauserie && cfg.Proto != ProtoGorilla:
@@ -162,11 +178,9 @@ type run struct {
 	closing atomic.Bool
 
 	sent, acked, dups, closed atomic.Int64
-	lat                       [16]struct {
-		mu sync.Mutex
-		h  *hdrhistogram.Histogram
-	}
-	connLat []time.Duration
+	// lat holds delivery latencies, ack acknowledgement latencies; sharded to keep readers apart.
+	lat, ack [16]histogram
+	connLat  []time.Duration
 
 	mu   sync.Mutex
 	errs map[string]int64
@@ -409,10 +423,6 @@ func (r *run) progress(ctx context.Context) <-chan struct{} {
 
 func (r *run) report(connectTime, sendTime time.Duration) Report {
 	expected, delivered := r.tr.totals()
-	merged := hdrhistogram.New(1, 60_000_000, 3)
-	for i := range r.lat {
-		merged.Merge(r.lat[i].h)
-	}
 	connect := hdrhistogram.New(1, 600_000_000, 3)
 	for _, d := range r.connLat {
 		connect.RecordValue(max(d.Microseconds(), 1))
@@ -436,14 +446,10 @@ func (r *run) report(connectTime, sendTime time.Duration) Report {
 		Lost:             expected - delivered,
 		Duplicated:       r.dups.Load(),
 		DeliveriesPerSec: float64(delivered) / sendTime.Seconds(),
-		LatencyMs: Latency{
-			P50: ms(merged.ValueAtQuantile(50)),
-			P90: ms(merged.ValueAtQuantile(90)),
-			P99: ms(merged.ValueAtQuantile(99)),
-			Max: ms(merged.Max()),
-		},
-		Errors: r.errs,
-		Closed: r.closed.Load(),
+		LatencyMs:        summarize(r.lat[:]),
+		AckMs:            summarize(r.ack[:]),
+		Errors:           r.errs,
+		Closed:           r.closed.Load(),
 	}
 }
 
@@ -455,11 +461,90 @@ func (rep Report) String() string {
 	fmt.Fprintf(&b, "sent         %d in %.1fs, acked %d, refused %d\n", rep.Sent, rep.Seconds, rep.Acked, rep.Refused)
 	fmt.Fprintf(&b, "deliveries   %d of %d expected: %.0f/s\n", rep.Delivered, rep.Expected, rep.DeliveriesPerSec)
 	fmt.Fprintf(&b, "lost         %d, duplicated %d, connections closed by the server %d\n", rep.Lost, rep.Duplicated, rep.Closed)
-	fmt.Fprintf(&b, "latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", rep.LatencyMs.P50, rep.LatencyMs.P90, rep.LatencyMs.P99, rep.LatencyMs.Max)
+	fmt.Fprintf(&b, "delivery ms  %s\n", rep.LatencyMs)
+	if rep.Acked > 0 {
+		fmt.Fprintf(&b, "ack ms       %s\n", rep.AckMs)
+	}
+	if rep.ServerCPUSeconds > 0 {
+		fmt.Fprintf(&b, "server       %.2f CPU seconds while sending (%.0f%% of a core), %d KiB resident\n",
+			rep.ServerCPUSeconds, 100*rep.ServerCPUSeconds/rep.Seconds, rep.ServerRSSKiB)
+	}
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(&b, "errors       %v\n", rep.Errors)
 	}
 	return b.String()
+}
+
+func (l Latency) String() string {
+	return fmt.Sprintf("p50 %.2f  p90 %.2f  p99 %.2f  max %.2f", l.P50, l.P90, l.P99, l.Max)
+}
+
+type histogram struct {
+	mu sync.Mutex
+	h  *hdrhistogram.Histogram
+}
+
+// record adds the time since sent, in microseconds, to one of shards.
+func record(shards []histogram, i int, sent int64) {
+	us := max(time.Since(time.Unix(0, sent)).Microseconds(), 1)
+	s := &shards[i%len(shards)]
+	s.mu.Lock()
+	_ = s.h.RecordValue(us) // past the histogram's 60 s range is not a latency worth keeping
+	s.mu.Unlock()
+}
+
+func summarize(shards []histogram) Latency {
+	merged := hdrhistogram.New(1, 60_000_000, 3)
+	for i := range shards {
+		merged.Merge(shards[i].h)
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return Latency{
+		P50: ms(merged.ValueAtQuantile(50)),
+		P90: ms(merged.ValueAtQuantile(90)),
+		P99: ms(merged.ValueAtQuantile(99)),
+		Max: ms(merged.Max()),
+	}
+}
+
+// cpuSeconds returns the user and system CPU time of process pid so far, 0 when unknown.
+func cpuSeconds(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields after its closing parenthesis.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+// rssKiB returns the resident memory of process pid, 0 when unknown.
+func rssKiB(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func randomID() string {

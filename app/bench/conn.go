@@ -97,6 +97,13 @@ func (c *conn) line(line []byte) {
 		}
 	case bytes.HasPrefix(line, prefixAck):
 		c.run.acked.Add(1)
+		if i := bytes.Index(line, textField); i >= 0 {
+			_, rest := field(line[i+len(textField):])
+			_, rest = field(rest)
+			if sent, _ := field(rest); sent > 0 {
+				record(c.run.ack[:], c.index, sent)
+			}
+		}
 	case bytes.HasPrefix(line, prefixError):
 		code := "error"
 		if i := bytes.Index(line, codeField); i >= 0 {
@@ -132,11 +139,7 @@ func (c *conn) message(text []byte) {
 	}
 	c.last[sender] = seq
 	c.run.tr.deliver(int(sender), seq)
-	us := max(time.Since(time.Unix(0, sent)).Microseconds(), 1)
-	shard := &c.run.lat[c.index%len(c.run.lat)]
-	shard.mu.Lock()
-	_ = shard.h.RecordValue(us) // past the histogram's 60 s range is not a latency worth keeping
-	shard.mu.Unlock()
+	record(c.run.lat[:], c.index, sent)
 }
 
 // field parses a leading decimal number and returns it with the rest after one space; -1 when absent.

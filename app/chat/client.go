@@ -65,7 +65,8 @@ type Client struct {
 	closeReason string
 	rooms       map[string]struct{}
 	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
-	held map[string][]bus.Event
+	held      map[string][]bus.Event
+	heldBytes int
 	// floor is, for a room whose backlog was just queued, the last message id the backlog held. A message
 	// is committed before it is published, so the backlog may hold one whose event is still on its way;
 	// such an event is dropped. The floor goes once a newer message arrives: on one node messages are
@@ -91,6 +92,12 @@ func (c *Client) offer(ev bus.Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if held, ok := c.held[ev.Room]; ok {
+		// Held events count against the queue's limit like queued ones.
+		if c.queued+c.heldBytes+len(ev.Payload) > c.maxQueue {
+			c.dropLocked()
+			return false
+		}
+		c.heldBytes += len(ev.Payload)
 		c.held[ev.Room] = append(held, ev)
 		return true
 	}
@@ -110,6 +117,9 @@ func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 	defer c.mu.Unlock()
 	held := c.held[room]
 	delete(c.held, room)
+	for _, ev := range held {
+		c.heldBytes -= len(ev.Payload)
+	}
 	if lastID > 0 {
 		c.floor[room] = lastID
 	}
@@ -137,22 +147,28 @@ func (c *Client) pushLocked(frame []byte) bool {
 	if c.closeCode != 0 {
 		return false
 	}
-	if c.queued+len(frame) > c.maxQueue {
-		c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
-		c.queue, c.queued = nil, 0
-		c.hub.stats.SlowClientsDropped.Add(1)
-		c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
-		// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.
-		go func() {
-			c.conn.Close(CloseSlowClient, "slow client")
-			c.conn.Abort()
-		}()
+	if c.queued+c.heldBytes+len(frame) > c.maxQueue {
+		c.dropLocked()
 		return false
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
 	c.startWriterLocked()
 	return true
+}
+
+// dropLocked closes a client that fell too far behind. c.mu must be held.
+func (c *Client) dropLocked() {
+	c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
+	c.queue, c.queued = nil, 0
+	c.held, c.heldBytes = map[string][]bus.Event{}, 0
+	c.hub.stats.SlowClientsDropped.Add(1)
+	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
+	// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.
+	go func() {
+		c.conn.Close(CloseSlowClient, "slow client")
+		c.conn.Abort()
+	}()
 }
 
 // requestPing asks the writer to send a ping frame.
@@ -280,6 +296,9 @@ func (c *Client) leave(room string) bool {
 		return false
 	}
 	delete(c.rooms, room)
+	for _, ev := range c.held[room] {
+		c.heldBytes -= len(ev.Payload)
+	}
 	delete(c.held, room)
 	delete(c.floor, room)
 	return true

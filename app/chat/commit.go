@@ -18,16 +18,17 @@ var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send 
 // pipeline stores messages in batches and publishes them in the order of their ids.
 //
 // Every sender hands its message to one committer goroutine, which stores all that are waiting in one
-// transaction (one disk sync for many messages, however many rooms they are in), answers each sender as
-// soon as the batch is durable, and queues the messages for one publisher goroutine, which hands them to
-// the bus in commit order. So messages reach the bus, and every socket of this node, in id order per room,
-// with no lock held across the disk sync, and a slow fan-out never delays the next commit.
+// transaction (one disk sync for many messages, however many rooms they are in) and queues them for one
+// publisher goroutine, which hands them to the bus in commit order and only then answers each sender. So
+// messages reach the bus, and every socket of this node, in id order per room; an ack never overtakes an
+// earlier message, so a client that resumes from the id of its last ack misses nothing; no lock is held
+// across the disk sync; and a slow fan-out never delays the next commit.
 type pipeline struct {
-	store   MessageStore
+	db      MessageStore
 	bus     bus.Bus
 	log     *slog.Logger
 	appends chan *appendReq
-	outbox  chan bus.Event
+	outbox  chan published
 	stopped chan struct{}
 	mu      sync.RWMutex // guards closed against sends on a closed appends
 	closed  bool
@@ -39,6 +40,13 @@ type appendReq struct {
 	done chan appendResult
 }
 
+// published is a stored message on its way to the bus, with the sender waiting for its answer.
+type published struct {
+	req *appendReq
+	res appendResult
+	ev  bus.Event // zero Payload: nothing to publish (a repeat, or a failure)
+}
+
 type appendResult struct {
 	msg     app.Message
 	object  []byte // msg's JSON, for the ack
@@ -48,11 +56,11 @@ type appendResult struct {
 
 func newPipeline(s MessageStore, b bus.Bus, log *slog.Logger) *pipeline {
 	p := &pipeline{
-		store:   s,
+		db:      s,
 		bus:     b,
 		log:     log,
 		appends: make(chan *appendReq, maxCommitBatch),
-		outbox:  make(chan bus.Event, 4*maxCommitBatch),
+		outbox:  make(chan published, 4*maxCommitBatch),
 		stopped: make(chan struct{}),
 	}
 	go p.commitLoop()
@@ -100,41 +108,78 @@ func (p *pipeline) commitLoop() {
 		for _, r := range batch {
 			msgs = append(msgs, r.msg)
 		}
-		stored, err := p.store.AppendMessages(context.Background(), msgs)
-		for i, r := range batch {
-			if err != nil {
-				r.done <- appendResult{err: err}
-				continue
+		for i, out := range p.store(msgs) {
+			r := batch[i]
+			pub := published{req: r, res: appendResult{err: out.err}}
+			if out.err == nil {
+				pub.res.msg, pub.res.created = out.Message, out.Created
+				var frame []byte
+				frame, pub.res.object, pub.res.err = app.EncodeMessage(out.Message)
+				if pub.res.err == nil && out.Created {
+					pub.ev = bus.Event{Room: out.Message.Room, Payload: frame, Skip: r.skip, ID: out.Message.ID}
+				}
 			}
-			res := appendResult{msg: stored[i].Message, created: stored[i].Created}
-			var frame []byte
-			frame, res.object, res.err = app.EncodeMessage(res.msg)
-			r.done <- res
-			if res.err == nil && res.created {
-				p.outbox <- bus.Event{Room: res.msg.Room, Payload: frame, Skip: r.skip, ID: res.msg.ID}
-			}
+			p.outbox <- pub
 		}
 	}
+}
+
+type stored struct {
+	app.Appended
+	err error
+}
+
+// store stores msgs in one transaction. If that fails, it stores them one by one, so that one bad message
+// (its author deleted, say) fails alone and not the messages of everyone else in the batch.
+func (p *pipeline) store(msgs []app.Message) []stored {
+	out := make([]stored, len(msgs))
+	all, err := p.db.AppendMessages(context.Background(), msgs)
+	if err == nil {
+		for i := range all {
+			out[i].Appended = all[i]
+		}
+		return out
+	}
+	if len(msgs) == 1 {
+		out[0].err = err
+		return out
+	}
+	for i := range msgs {
+		one, err := p.db.AppendMessages(context.Background(), msgs[i:i+1])
+		if err != nil {
+			out[i].err = err
+			continue
+		}
+		out[i].Appended = one[0]
+	}
+	return out
 }
 
 // publishLoop hands stored messages to the bus in the order they were committed. A bus failure is
 // logged: the message is durable and acknowledged, and clients that missed it get it when they resume.
 func (p *pipeline) publishLoop() {
 	defer close(p.stopped)
-	for ev := range p.outbox {
-		if err := p.bus.Publish(context.Background(), ev); err != nil {
-			p.log.Error("publish message", "room", ev.Room, "id", ev.ID, "err", err)
+	for pub := range p.outbox {
+		if pub.ev.Payload != nil {
+			if err := p.bus.Publish(context.Background(), pub.ev); err != nil {
+				p.log.Error("publish message", "room", pub.ev.Room, "id", pub.ev.ID, "err", err)
+			}
 		}
+		pub.req.done <- pub.res
 	}
 }
 
-// close stops taking messages, lets those taken be stored and published, and returns when they are.
-func (p *pipeline) close() {
+// close stops taking messages, lets those taken be stored and published, and returns when they are or
+// when ctx ends.
+func (p *pipeline) close(ctx context.Context) {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
 		close(p.appends)
 	}
 	p.mu.Unlock()
-	<-p.stopped
+	select {
+	case <-p.stopped:
+	case <-ctx.Done():
+	}
 }

@@ -75,7 +75,7 @@ type Hub struct {
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
-	// rooms maps a room name to its *room; rooms are created on first use and kept.
+	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 
 	mu       sync.Mutex
@@ -114,14 +114,6 @@ type Session struct {
 // backlog. The caller must call Unregister when the connection ends.
 func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, error) {
 	user, joins := s.User, s.Joins
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
-		return nil, ErrShuttingDown
-	}
-	h.sessions.Add(1)
-	h.mu.Unlock()
-
 	seq := h.seq.Add(1)
 	c := &Client{
 		ID:       h.nodeID + "-" + strconv.FormatUint(seq, 10),
@@ -138,8 +130,16 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	if h.opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.RateLimit), h.opts.RateBurst)
 	}
-	c.expiry = time.AfterFunc(time.Until(user.ExpiresAt), func() { h.expire(c) })
+	// Stored under h.mu, so that Shutdown, which sets closing under it, sees every client it must close.
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return nil, ErrShuttingDown
+	}
+	h.sessions.Add(1)
 	h.clients.Store(c.ID, c)
+	h.mu.Unlock()
+	c.expiry = time.AfterFunc(time.Until(user.ExpiresAt), func() { h.expire(c) })
 	h.stats.Connections.Add(1)
 
 	names := make([]string, len(joins))
@@ -168,15 +168,30 @@ func (h *Hub) Unregister(c *Client) {
 	h.sessions.Done()
 }
 
+// enterRoom adds c to the room name, creating the room if needed, and returns it.
+func (h *Hub) enterRoom(c *Client, name string) *room {
+	joined := func() { h.publishEvent(app.FrameJoined, name, author(c.User), bus.Event{Skip: c.ID}) }
+	for {
+		v, _ := h.rooms.LoadOrStore(name, &room{name: name})
+		if r := v.(*room); r.enter(c, joined) {
+			return r
+		}
+		// The room emptied and went between the load and the enter: take a new one.
+	}
+}
+
 func (h *Hub) removeFromRoom(c *Client, name string) {
 	v, ok := h.rooms.Load(name)
 	if !ok {
 		return
 	}
 	r := v.(*room)
-	r.members.remove(c)
-	if r.removeUser(c.User.UserID) && !h.isClosing() {
-		h.publishEvent(app.FrameLeft, r.name, author(c.User), bus.Event{})
+	var left func()
+	if !h.isClosing() { // at shutdown every user leaves: nobody is there to tell
+		left = func() { h.publishEvent(app.FrameLeft, name, author(c.User), bus.Event{}) }
+	}
+	if r.exit(c, left) {
+		h.rooms.CompareAndDelete(name, r)
 	}
 }
 
@@ -206,14 +221,6 @@ func (h *Hub) deliver(ev bus.Event) {
 	if ev.ID != 0 {
 		h.stats.Deliveries.Add(n)
 	}
-}
-
-func (h *Hub) room(name string) *room {
-	if v, ok := h.rooms.Load(name); ok {
-		return v.(*room)
-	}
-	v, _ := h.rooms.LoadOrStore(name, &room{name: name})
-	return v.(*room)
 }
 
 // Rooms lists the rooms with messages or connections, by name, with their users online on this node.
@@ -284,7 +291,7 @@ func (h *Hub) isClosing() bool {
 // until all have unregistered or ctx ends, and stops taking messages once every message taken is stored
 // and published.
 func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
-	defer h.pipe.close()
+	defer h.pipe.close(ctx)
 	h.mu.Lock()
 	h.closing = true
 	h.mu.Unlock()

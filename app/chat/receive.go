@@ -153,23 +153,21 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		c.enqueue(frames...)
 		return nil
 	}
-	r := h.room(name)
-	r.members.add(c)
-	if r.addUser(author(c.User)) {
-		h.publishEvent(app.FrameJoined, name, author(c.User), bus.Event{Skip: c.ID})
-	}
+	r := h.enterRoom(c, name)
 	frames = append(frames, app.EncodePresence(name, r.userList()))
 	backlog, last, err := h.backlog(ctx, name, since)
-	c.release(name, append(frames, backlog...), last)
 	if err != nil {
 		h.log.Error("read backlog", "conn", c.ID, "room", name, "err", err)
-		return app.Errorf(app.CodeInternal, "could not read the messages of %q; rejoin it to get them", name)
+		c.leave(name)
+		h.removeFromRoom(c, name)
+		return app.Errorf(app.CodeInternal, "could not read the messages of %q; join it again", name)
 	}
+	c.release(name, append(frames, backlog...), last)
 	return nil
 }
 
 // backlog returns the frames that bring a joining client up to date in room, and the id of the last
-// message they hold (since itself when there is none newer).
+// message they hold (0 when they hold none: since may be ahead of the room, after a database reset).
 func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte, int64, error) {
 	if since == nil {
 		msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{Limit: h.opts.HistoryLimit, Latest: true})
@@ -186,10 +184,10 @@ func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte,
 		}
 		return [][]byte{frame}, last, nil
 	}
-	last := *since
-	msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{After: last, Limit: h.opts.ResumeMax + 1, Latest: true})
+	var last int64
+	msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{After: *since, Limit: h.opts.ResumeMax + 1, Latest: true})
 	if err != nil {
-		return nil, last, err
+		return nil, 0, err
 	}
 	complete := len(msgs) <= h.opts.ResumeMax
 	if !complete {
@@ -199,7 +197,7 @@ func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte,
 	for _, m := range msgs {
 		frame, _, err := app.EncodeMessage(m)
 		if err != nil {
-			return nil, last, err
+			return nil, 0, err
 		}
 		frames = append(frames, frame)
 		last = m.ID
@@ -221,15 +219,15 @@ func (h *Hub) leave(c *Client, in app.Inbound) error {
 
 // typing relays that c's user is typing in room to the room's other users, at most once per typingEvery;
 // the rest are dropped quietly, as they carry nothing the next one will not.
-func (h *Hub) typing(c *Client, room string) error {
-	if err := checkRoom(room); err != nil {
+func (h *Hub) typing(c *Client, name string) error {
+	if err := checkRoom(name); err != nil {
 		return err
 	}
-	if !c.inRoom(room) {
-		return app.Errorf(app.CodeNotJoined, "not in room %q", room)
+	if !c.inRoom(name) {
+		return app.Errorf(app.CodeNotJoined, "not in room %q", name)
 	}
-	if h.room(room).typingAllowed(c.User.UserID, h.opts.Now()) {
-		h.publishEvent(app.FrameTyping, room, author(c.User), bus.Event{SkipUser: c.User.UserID})
+	if v, ok := h.rooms.Load(name); ok && v.(*room).typingAllowed(c.User.UserID, h.opts.Now()) {
+		h.publishEvent(app.FrameTyping, name, author(c.User), bus.Event{SkipUser: c.User.UserID})
 	}
 	return nil
 }

@@ -9,14 +9,18 @@ import (
 	"github.com/causerie/causerie/app"
 )
 
-// room is one room on this node: its local connections, and who they belong to.
+// room is one room on this node: its local connections, and who they belong to. A room is created when
+// a connection joins it and removed when the last one leaves, so rooms cost nothing once empty.
 type room struct {
 	name    string
 	members members
 
-	// mu guards users.
+	// mu guards users, conns and gone, and orders joins, leaves and their joined/left events.
 	mu    sync.Mutex
 	users map[int64]*presence
+	conns int
+	// gone is set when the room has been removed from the hub: a join that finds it takes a new one.
+	gone bool
 }
 
 // presence is one user in a room: a user with several connections there is present once.
@@ -26,35 +30,51 @@ type presence struct {
 	lastTyping time.Time
 }
 
-// addUser counts one more connection of a and reports whether it is a's first in the room.
-func (r *room) addUser(a app.Author) bool {
+// enter adds c, and reports false when the room is gone. When c is its user's first connection here,
+// joined runs, under the room's lock, so that joined and left events go out in the order of the changes.
+func (r *room) enter(c *Client, joined func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gone {
+		return false
+	}
+	r.members.add(c)
+	r.conns++
 	if r.users == nil {
 		r.users = make(map[int64]*presence)
 	}
-	p, ok := r.users[a.ID]
+	p, ok := r.users[c.User.UserID]
 	if !ok {
-		p = &presence{author: a}
-		r.users[a.ID] = p
+		p = &presence{author: author(c.User)}
+		r.users[c.User.UserID] = p
 	}
-	p.conns++
-	return p.conns == 1
+	if p.conns++; p.conns == 1 {
+		joined()
+	}
+	return true
 }
 
-// removeUser counts one connection of user id less and reports whether it was the last.
-func (r *room) removeUser(id int64) bool {
+// exit removes c; left, when not nil, runs under the room's lock if c was its user's last connection
+// here. It reports whether the room is now empty, and so gone.
+func (r *room) exit(c *Client, left func()) (empty bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, ok := r.users[id]
-	if !ok {
+	if !r.members.remove(c) {
 		return false
 	}
-	if p.conns--; p.conns > 0 {
-		return false
+	if p, ok := r.users[c.User.UserID]; ok {
+		if p.conns--; p.conns == 0 {
+			delete(r.users, c.User.UserID)
+			if left != nil {
+				left()
+			}
+		}
 	}
-	delete(r.users, id)
-	return true
+	if r.conns--; r.conns == 0 {
+		r.gone = true
+		return true
+	}
+	return false
 }
 
 // userList returns the users present, by name.

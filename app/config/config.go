@@ -56,6 +56,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown (SHUTDOWN_TIMEOUT, default 10s).
 	ShutdownTimeout time.Duration
+	// Pprof serves Go's profiler under /debug/pprof/ (DEBUG_PPROF=1; default off: it exposes the
+	// process's internals to anyone who can reach the port).
+	Pprof bool
 	// LogFormat is text or json (LOG_FORMAT, default text).
 	LogFormat string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
@@ -85,6 +88,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxRooms:        p.int("MAX_ROOMS", 50, 1, 10000),
 		RequestTimeout:  p.duration("REQUEST_TIMEOUT", 30*time.Second),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		Pprof:           p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",
 		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
 		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 	}

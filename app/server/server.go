@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux, served only with DEBUG_PPROF=1
 	"path/filepath"
 	"time"
 
@@ -142,6 +143,9 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	})
 	e.GET("/app.js", echo.StaticFileHandler("app.js", public.Files))
 	e.GET("/app.css", echo.StaticFileHandler("app.css", public.Files))
+	if s.cfg.Pprof {
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
+	}
 }
 
 // Handler returns the Echo application, for tests that only need plain HTTP.

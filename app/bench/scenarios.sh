@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the performance scenarios of docs/performance.md side by side for Causerie and the gorilla/websocket
+# chat example, on this machine: each server pinned to CPU 0, the load tool to CPU 1. Prints one JSON line
+# per run with the load tool's report plus the server's CPU seconds and memory.
+#
+#   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4 ...]   (default: S1 S2 S2-overload S3 S4)
+#
+# Needs taskset (util-linux) and about two minutes per scenario.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+go build -o "$work/causerie" main.go
+GOBIN="$work" go install github.com/gorilla/websocket/examples/chat@v1.5.3
+ulimit -n "$(ulimit -Hn)"
+
+server_pid=""
+start_causerie() { # extra environment as arguments
+  mkdir -p "$work/data"; rm -rf "$work/data"/*
+  env HOST= PORT=18181 DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes "$@" \
+    taskset -c 0 "$work/causerie" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  url=http://127.0.0.1:18181
+  wait_port 18181
+}
+start_gorilla() {
+  (cd "$work" && taskset -c 0 ./chat -addr 127.0.0.1:18080 >"$work/server.log" 2>&1) &
+  sleep 0.5
+  server_pid=$(pgrep -f "chat -addr 127.0.0.1:18080" | head -1)
+  url=http://127.0.0.1:18080
+  wait_port 18080
+}
+wait_port() { for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "no server on $1" >&2; exit 1; }
+stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; sleep 0.5; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+
+# measure NAME LOAD-ARGS...: runs the load tool against $url; it reports the server's CPU time while
+# sending and its memory at the end.
+measure() {
+  local name=$1; shift
+  echo "{\"scenario\":\"$name\",\"load\":$(taskset -c 1 "$work/causerie" bench -url "$url" -json -server-pid "$server_pid" "$@" || true)}"
+}
+
+# measure_idle NAME CONNS LOAD-ARGS...: RSS per connection while CONNS idle connections are open.
+measure_idle() {
+  local name=$1 conns=$2; shift 2
+  local rss0 rss1
+  rss0=$(rss_kib)
+  taskset -c 1 "$work/causerie" bench -url "$url" -json -conns "$conns" -senders 0 -duration 20s "$@" >"$work/idle.json" &
+  local load=$!
+  sleep 15
+  rss1=$(rss_kib)
+  wait $load || true
+  echo "{\"scenario\":\"$name\",\"conns\":$conns,\"server_rss_kib_before\":$rss0,\"server_rss_kib_during\":$rss1,\"kib_per_conn\":$(echo "($rss1 - $rss0) / $conns" | bc -l | xargs printf '%.2f'),\"load\":$(cat "$work/idle.json")}"
+}
+
+for s in "${@:-S1 S2 S2-overload S3 S4}"; do
+  for scenario in $s; do
+    case $scenario in
+    S1) # fan-out: 1000 connections in one room, one sender at 100 messages/s
+      start_gorilla; measure S1-gorilla -proto gorilla -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
+      start_causerie RATE_LIMIT=0; measure S1-causerie -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server ;;
+    S2) # saturation, closed loop: 10 senders, 3 messages each not yet delivered everywhere
+      start_gorilla; measure S2-gorilla -proto gorilla -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
+      start_causerie RATE_LIMIT=0; measure S2-causerie -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server ;;
+    S2-overload) # open loop far past the machine, with the default rate limit
+      start_gorilla; measure S2-overload-gorilla -proto gorilla -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server
+      start_causerie; measure S2-overload-causerie -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server ;;
+    S3) # memory: 10,000 idle connections
+      start_gorilla; measure_idle S3-gorilla 10000 -proto gorilla -ramp 5s; stop_server
+      start_causerie; measure_idle S3-causerie 10000 -ramp 5s -users 10; stop_server ;;
+    S3-100k) # 100,000 connections over four loopback addresses (see docs/performance.md for the limits)
+      start_causerie; measure_idle S3-100k-causerie 100000 -ramp 60s -dialers 500 \
+        -url http://127.0.0.2:18181 -url http://127.0.0.3:18181 -url http://127.0.0.4:18181; stop_server ;;
+    S4) # history: 10,000 messages/s into SQLite, 50 senders at 200/s, each in its own room with one reader
+      start_causerie RATE_LIMIT=0; measure S4-causerie -conns 100 -rooms 50 -senders 50 -rate 200 -duration 15s; stop_server ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+    esac
+  done
+done
