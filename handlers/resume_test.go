@@ -178,3 +178,21 @@ func TestResumeFromAheadOfTheRoom(t *testing.T) {
 		t.Errorf("got %v, want message 1", f)
 	}
 }
+
+// A history frame over 64 KiB takes the 8-byte length form of a WebSocket frame header.
+func TestLargeHistoryFrame(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
+	u := s.Register(t, "ada@example.com")
+	text := strings.Repeat("é", 2000) // 4000 bytes
+	for i := 0; i < 20; i++ {
+		s.Do(t, http.MethodPost, "/api/rooms/general/messages", u.Token, map[string]string{"text": text})
+	}
+	c := s.Dial(t, "/ws?token="+u.Token, nil)
+	c.Read()
+	c.Expect("presence", "general")
+	h := c.Expect("history", "general")
+	msgs := h["messages"].([]any)
+	if len(msgs) != 20 || msgs[19].(map[string]any)["text"] != text {
+		t.Errorf("history has %d messages, want 20 intact", len(msgs))
+	}
+}

@@ -226,30 +226,50 @@ type wsConn struct {
 
 var _ chat.Conn = (*wsConn)(nil)
 
-// WriteFrames writes every frame with one system call: x/net/websocket flushes each frame, so the
-// connection is corked meanwhile.
+// WriteFrames encodes every frame into one buffer and writes it to the TCP connection in one call.
+//
+// Data frames bypass x/net/websocket's writer, which allocates twice and flushes once per frame: a server's
+// text frame is only a 2-to-10-byte header (RFC 6455 section 5.2: FIN, opcode 1, no mask) before the
+// payload. It stays safe beside the library's own writes (pongs, and our ping and close frames): those
+// are flushed one whole frame per write too, and a net.Conn never interleaves two writes.
 func (c *wsConn) WriteFrames(frames [][]byte) error {
 	if err := c.extendDeadline(); err != nil {
 		return err
 	}
-	corked := len(frames) > 1
-	if corked {
-		c.live.Cork()
-	}
+	bufp := frameBuffers.Get().(*[]byte)
+	buf := (*bufp)[:0]
 	for _, f := range frames {
-		if _, err := c.ws.Write(f); err != nil {
-			if corked {
-				_ = c.live.Uncork()
-			}
-			return fmt.Errorf("ws: write: %w", err)
-		}
+		buf = appendTextFrame(buf, f)
 	}
-	if corked {
-		if err := c.live.Uncork(); err != nil {
-			return fmt.Errorf("ws: write: %w", err)
-		}
+	_, err := c.live.Write(buf)
+	if cap(buf) <= maxPooledBuffer {
+		*bufp = buf
+		frameBuffers.Put(bufp)
+	}
+	if err != nil {
+		return fmt.Errorf("ws: write: %w", err)
 	}
 	return nil
+}
+
+// maxPooledBuffer keeps the rare huge batch from pinning its buffer in the pool.
+const maxPooledBuffer = 256 << 10
+
+var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// appendTextFrame appends payload as one unmasked, final text frame.
+func appendTextFrame(b, payload []byte) []byte {
+	const finText = 0x80 | websocket.TextFrame
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, finText, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, finText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
 func (c *wsConn) Ping() error {

@@ -55,11 +55,15 @@ type Client struct {
 	limiter *rate.Limiter
 	expiry  *time.Timer
 
-	mu      sync.Mutex
-	queue   [][]byte
-	queued  int // bytes in queue
-	writing bool
-	ping    bool
+	mu     sync.Mutex
+	queue  [][]byte
+	spare  [][]byte // the previous batch's array, emptied, for the next queue
+	queued int      // bytes in queue
+	ping   bool
+	// writing is set while a writer goroutine exists; parked while it waits on wake for work; active
+	// when something was queued since the last idle sweep; retire tells a parked writer to exit.
+	writing, parked, active, retire bool
+	wake                            chan struct{}
 	// closeCode is set once the client is closing; nothing is queued after that.
 	closeCode   int
 	closeReason string
@@ -194,25 +198,55 @@ func (c *Client) Close(code int, reason string) {
 	c.startWriterLocked()
 }
 
+// startWriterLocked makes sure a writer will see what was just queued: it wakes the parked writer, or
+// starts one. c.mu must be held.
 func (c *Client) startWriterLocked() {
-	if !c.writing {
+	c.active = true
+	switch {
+	case !c.writing:
 		c.writing = true
+		if c.wake == nil {
+			c.wake = make(chan struct{}, 1)
+		}
 		go c.writeLoop()
+	case c.parked:
+		c.parked = false
+		c.wake <- struct{}{} // never blocks: a parked writer has drained the one-slot channel
 	}
 }
 
-// writeLoop drains the queue in batches until it finds it empty. It is the only caller of conn's write
-// methods while it runs.
+// retireIfIdle tells a writer that has been parked since the previous call to exit, so that a connection
+// idle for a sweep period holds no goroutine, while a busy one keeps its writer instead of starting one
+// per message (starting a goroutine for every delivery cost a tenth of a core under fan-out).
+func (c *Client) retireIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parked && !c.active {
+		c.parked, c.retire = false, true
+		c.wake <- struct{}{}
+	}
+	c.active = false
+}
+
+// writeLoop writes what is queued, in batches, and parks between them until retireIfIdle sends it away.
+// It is the only caller of conn's write methods while it runs.
 func (c *Client) writeLoop() {
 	for {
 		c.mu.Lock()
-		batch, ping, code, reason := c.queue, c.ping, c.closeCode, c.closeReason
-		c.queue, c.queued, c.ping = nil, 0, false
-		if len(batch) == 0 && !ping && code == 0 {
-			c.writing = false
+		for len(c.queue) == 0 && !c.ping && c.closeCode == 0 {
+			if c.retire {
+				c.writing, c.retire = false, false
+				c.mu.Unlock()
+				return
+			}
+			c.parked = true
 			c.mu.Unlock()
-			return
+			<-c.wake
+			c.mu.Lock()
 		}
+		batch, ping, code, reason := c.queue, c.ping, c.closeCode, c.closeReason
+		c.queue, c.queued, c.ping = c.spare, 0, false
+		c.spare = nil
 		c.mu.Unlock()
 
 		if code == CloseSlowClient {
@@ -241,8 +275,18 @@ func (c *Client) writeLoop() {
 			c.conn.Close(code, reason)
 			return
 		}
+		// Keep the batch's array for the next one: no allocation per delivery once the queue has grown.
+		clear(batch)
+		c.mu.Lock()
+		if c.spare == nil && cap(batch) <= maxSpare {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
 	}
 }
+
+// maxSpare bounds the queue array a client keeps between batches.
+const maxSpare = 64
 
 // maxBatchBytes caps one batched frame, as a client may cap what it reads in one frame (the server takes
 // 64 KiB); a frame bigger than that on its own still goes alone.

@@ -255,15 +255,27 @@ func (h *Hub) expire(c *Client) {
 	c.Close(CloseTokenExpired, "token expired")
 }
 
-// Run pings every client each PingInterval and aborts those silent for longer than PongWait, until ctx
-// ends. One loop serves all clients so that an idle connection costs no timer and no goroutine.
+// writerLinger is how often idle writers are sent away: a connection's writer goroutine lives between
+// one and two of these after its last write.
+const writerLinger = time.Second
+
+// Run pings every client each PingInterval, aborts those silent for longer than PongWait, and retires idle
+// writers, until ctx ends. One loop serves all clients so that an idle connection costs no timer and no
+// goroutine.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
 	defer t.Stop()
+	sweep := time.NewTicker(writerLinger)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sweep.C:
+			h.clients.Range(func(_, v any) bool {
+				v.(*Client).retireIfIdle()
+				return true
+			})
 		case <-t.C:
 			// Real time, not opts.Now: LastRead comes from the wall clock of the socket.
 			deadline := time.Now().Add(-h.opts.PongWait)
