@@ -271,18 +271,15 @@ func TestStuckClientDoesNotDelayOthers(t *testing.T) {
 	sender, reader := s.Connect(t, u), s.Connect(t, u)
 	text := strings.Repeat("x", 60000)
 	const n = 400 // 24 MB: far more than the stuck socket's queue and kernel buffers hold
-	go func() {   // read the sender's acks, or it would be the slow one
-		for {
-			if _, err := sender.TryRead(servertest.Timeout); err != nil {
-				return
-			}
-		}
-	}()
 	done := make(chan error, 1)
-	go func() {
+	go func() { // a sender that waits for each ack, as a client with a window of one would
 		for i := 0; i < n; i++ {
 			if err := sender.WriteJSON(map[string]string{"type": "message", "text": text}); err != nil {
 				done <- err
+				return
+			}
+			if f, err := sender.TryRead(servertest.Timeout); err != nil || f["type"] != "ack" {
+				done <- fmt.Errorf("message %d: got %v, %v; want its ack", i, f, err)
 				return
 			}
 		}

@@ -19,10 +19,12 @@ var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send 
 //
 // Every sender hands its message to one committer goroutine, which stores all that are waiting in one
 // transaction (one disk sync for many messages, however many rooms they are in) and queues them for one
-// publisher goroutine, which hands them to the bus in commit order and only then answers each sender. So
-// messages reach the bus, and every socket of this node, in id order per room; an ack never overtakes an
-// earlier message, so a client that resumes from the id of its last ack misses nothing; no lock is held
-// across the disk sync; and a slow fan-out never delays the next commit.
+// publisher goroutine, which hands them to the bus in commit order and only then answers each sender: it
+// queues the ack (or error) frame of a WebSocket sender, or wakes a REST sender. So messages reach the
+// bus, and every socket of this node, in id order per room; an ack never overtakes an earlier message on
+// its connection, so a client that resumes from the id of its last ack misses nothing; a WebSocket reader
+// never waits for the disk and goes on with its next frames, which is what lets batches grow; no lock is
+// held across the disk sync; and a slow fan-out never delays the next commit.
 type pipeline struct {
 	db      MessageStore
 	bus     bus.Bus
@@ -34,9 +36,11 @@ type pipeline struct {
 	closed  bool
 }
 
+// appendReq is one message to store. A WebSocket sender (from) gets an ack or error frame queued; a REST
+// sender waits on done.
 type appendReq struct {
 	msg  app.Message
-	skip string // the connection that gets an ack instead of the message
+	from *Client
 	done chan appendResult
 }
 
@@ -68,23 +72,19 @@ func newPipeline(s MessageStore, b bus.Bus, log *slog.Logger) *pipeline {
 	return p
 }
 
-// append stores m and returns it once durable; the bus gets it afterwards unless it was a repeat.
-func (p *pipeline) append(ctx context.Context, m app.Message, skip string) (appendResult, error) {
-	req := &appendReq{msg: m, skip: skip, done: make(chan appendResult, 1)}
+// submit queues req; it blocks only while the committer is a full batch behind.
+func (p *pipeline) submit(ctx context.Context, req *appendReq) error {
 	p.mu.RLock()
+	defer p.mu.RUnlock()
 	if p.closed {
-		p.mu.RUnlock()
-		return appendResult{}, errClosed
+		return errClosed
 	}
 	select {
 	case p.appends <- req:
+		return nil
 	case <-ctx.Done():
-		p.mu.RUnlock()
-		return appendResult{}, ctx.Err()
+		return ctx.Err()
 	}
-	p.mu.RUnlock()
-	res := <-req.done // the committer always answers
-	return res, res.err
 }
 
 func (p *pipeline) commitLoop() {
@@ -116,7 +116,10 @@ func (p *pipeline) commitLoop() {
 				var frame []byte
 				frame, pub.res.object, pub.res.err = app.EncodeMessage(out.Message)
 				if pub.res.err == nil && out.Created {
-					pub.ev = bus.Event{Room: out.Message.Room, Payload: frame, Skip: r.skip, ID: out.Message.ID}
+					pub.ev = bus.Event{Room: out.Message.Room, Payload: frame, ID: out.Message.ID}
+					if r.from != nil {
+						pub.ev.Skip = r.from.ID
+					}
 				}
 			}
 			p.outbox <- pub
@@ -165,8 +168,21 @@ func (p *pipeline) publishLoop() {
 				p.log.Error("publish message", "room", pub.ev.Room, "id", pub.ev.ID, "err", err)
 			}
 		}
-		pub.req.done <- pub.res
+		p.answer(pub.req, pub.res)
 	}
+}
+
+func (p *pipeline) answer(req *appendReq, res appendResult) {
+	if req.from == nil {
+		req.done <- res
+		return
+	}
+	if res.err != nil {
+		p.log.Error("store message", "conn", req.from.ID, "room", req.msg.Room, "err", res.err)
+		req.from.enqueue(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.msg.ClientID))
+		return
+	}
+	req.from.enqueue(app.EncodeMessageAck(req.msg.ClientID, res.object))
 }
 
 // close stops taking messages, lets those taken be stored and published, and returns when they are or

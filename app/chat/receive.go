@@ -74,13 +74,9 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	}
 	h.stats.MessagesReceived.Add(1)
 	h.log.Info("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
-	_, object, _, err := h.publish(ctx, c.ID, c.User, in.Room, in.Text, in.ID)
-	if err != nil {
-		h.log.Error("store message", "conn", c.ID, "room", in.Room, "err", err)
-		return app.Errorf(app.CodeInternal, "the message could not be stored; send it again")
-	}
-	c.enqueue(app.EncodeMessageAck(in.ID, object))
-	return nil
+	// The ack (or the error) comes from the pipeline once the message is stored and published; meanwhile
+	// this reader goes on with the connection's next frames.
+	return h.pipe.submit(ctx, &appendReq{msg: h.message(c.User, in.Room, in.Text, in.ID), from: c})
 }
 
 // Post stores and delivers a message on behalf of user, as the REST publish route does: every connection
@@ -97,8 +93,12 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 		return app.Message{}, false, app.Errorf(app.CodeInvalid, "id must be at most %d bytes", app.MaxClientIDBytes)
 	}
 	h.stats.MessagesReceived.Add(1)
-	m, _, created, err := h.publish(ctx, "", user, room, text, clientID)
-	return m, created, err
+	req := &appendReq{msg: h.message(user, room, text, clientID), done: make(chan appendResult, 1)}
+	if err := h.pipe.submit(ctx, req); err != nil {
+		return app.Message{}, false, err
+	}
+	res := <-req.done // the pipeline always answers
+	return res.msg, res.created, res.err
 }
 
 func (h *Hub) checkText(text string) error {
@@ -118,16 +118,14 @@ func checkRoom(name string) error {
 	return nil
 }
 
-// publish stores a message and has it published, and returns it with its JSON for the ack.
-func (h *Hub) publish(ctx context.Context, skip string, user app.Identity, room, text, clientID string) (app.Message, []byte, bool, error) {
-	res, err := h.pipe.append(ctx, app.Message{
+func (h *Hub) message(user app.Identity, room, text, clientID string) app.Message {
+	return app.Message{
 		Room:     room,
 		From:     author(user),
 		Text:     text,
 		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
 		ClientID: clientID,
-	}, skip)
-	return res.msg, res.object, res.created, err
+	}
 }
 
 // join puts c in room. It queues the ack (for a join frame: ack is set, reqID is the frame's id), the
