@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/causerie/causerie/app"
@@ -30,11 +31,20 @@ type DB struct {
 	read  *sql.DB
 	// isUnique reports whether a driver error is a unique-constraint violation.
 	isUnique func(error) bool
+	// stop ends the background work of the dialect (SQLite's checkpoints); stopped is closed when it has.
+	stop, stopped chan struct{}
+	closeOnce     sync.Once
 }
 
-// Close closes the database.
+// Close stops the background work and closes the database. Later calls do nothing.
 func (d *DB) Close() error {
-	return errors.Join(d.write.Close(), d.read.Close())
+	var err error
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		<-d.stopped
+		err = errors.Join(d.write.Close(), d.read.Close())
+	})
+	return err
 }
 
 // Ping reports whether the database answers.
