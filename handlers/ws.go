@@ -1,11 +1,14 @@
 package handlers
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,32 +85,47 @@ func (h *WS) Serve(c echo.Context) error {
 		Joins: joins,
 		Batch: c.QueryParam("batch") == "1",
 	}
-	ctx := c.Request().Context()
+	started := false
 	websocket.Server{
 		// Origin is checked by middleware.CheckOrigin; x/net's own check would refuse clients that send
 		// no Origin at all (Postman, CLI tools).
 		Handshake: func(*websocket.Config, *http.Request) error { return nil },
 		Handler: func(ws *websocket.Conn) {
+			started = true
 			c.Response().Status = http.StatusSwitchingProtocols
-			h.session(ctx, ws, live, session)
+			h.start(ws, live, session)
 		},
-	}.ServeHTTP(c.Response(), c.Request())
+	}.ServeHTTP(lean{c.Response()}, handshakeOnly(c.Request()))
+	if !started { // the library refused the handshake; the socket is ours to close
+		_ = live.Close()
+	}
 	return nil
 }
 
-// session is the connection's reader; the hub starts a writer when there is something to write.
-// The socket is closed when session returns.
-func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *netconn.Conn, s chat.Session) {
+// start registers the connection and hands it to a reader goroutine of its own, then returns, which
+// ends the HTTP handler.
+//
+// This is what keeps an idle connection small. The handler's goroutine runs deep in Echo's middleware
+// and grows its stack registering (JSON, SQLite); a goroutine parked there would keep that stack for as
+// long as the connection lives. The reader starts from a small stack that only ever holds a frame read.
+// x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
+// nothing, and the session closes the real one (wsConn.Abort) when it ends.
+func (h *WS) start(ws *websocket.Conn, live *netconn.Conn, s chat.Session) {
 	ws.MaxPayloadBytes = maxFrameBytes
 	conn := &wsConn{ws: ws, live: live, done: make(chan struct{})}
-	client, err := h.Hub.Register(ctx, conn, s)
+	// Not the request's context: it ends when this handler returns, and the session goes on.
+	client, err := h.Hub.Register(context.Background(), conn, s)
 	if err != nil {
 		conn.Close(chat.CloseGoingAway, "server shutting down")
 		return
 	}
-	defer h.Hub.Unregister(client)
+	go h.session(ws, conn, client)
+}
 
-	code, reason := h.read(ctx, ws, client)
+// session is the connection's reader; the hub starts a writer when there is something to write.
+func (h *WS) session(ws *websocket.Conn, conn *wsConn, client *chat.Client) {
+	defer h.Hub.Unregister(client)
+	code, reason := h.read(context.Background(), ws, client)
 	client.Close(code, reason)
 	// The writer sends what is queued and the close frame, then closes the socket; wait for it, but not
 	// for a peer that does not read.
@@ -117,6 +135,49 @@ func (h *WS) session(ctx context.Context, ws *websocket.Conn, live *netconn.Conn
 		conn.Abort()
 	}
 }
+
+// lean is the response writer x/net/websocket hijacks. It gives the library small buffers in place of
+// net/http's 4 KiB ones, which would stay with the connection for its whole life: data frames do not go
+// through the library's writer, and its reader needs no more to read frames. Its connection ignores Close.
+type lean struct{ http.ResponseWriter }
+
+// Buffer sizes for a hijacked connection: enough for a control frame; larger reads and writes go around.
+const (
+	leanReadBuffer  = 512
+	leanWriteBuffer = 256
+)
+
+func (l lean) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(l.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("ws: hijack: %w", err)
+	}
+	r := brw.Reader
+	if r.Buffered() == 0 { // a client may send its first frame before it reads our answer: keep those bytes
+		r = bufio.NewReaderSize(nc, leanReadBuffer)
+	}
+	return keepOpen{nc}, bufio.NewReadWriter(r, bufio.NewWriterSize(nc, leanWriteBuffer)), nil
+}
+
+func (l lean) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+// handshakeOnly returns the part of r the handshake reads. x/net/websocket keeps the request it is given
+// for the whole life of the connection: the full one, with every header and its context, costs an idle
+// connection about 2 KiB, and its URL holds the token.
+func handshakeOnly(r *http.Request) *http.Request {
+	h := make(http.Header, 6)
+	for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol", "Origin"} {
+		if v := r.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	return &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host, Header: h, TLS: r.TLS}
+}
+
+// keepOpen is a connection whose Close does nothing: see start.
+type keepOpen struct{ net.Conn }
+
+func (keepOpen) Close() error { return nil }
 
 // read handles frames until the connection fails or must be closed, and returns the close code to send.
 func (h *WS) read(ctx context.Context, ws *websocket.Conn, client *chat.Client) (int, string) {

@@ -121,10 +121,16 @@ func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 	defer c.mu.Unlock()
 	held := c.held[room]
 	delete(c.held, room)
+	if len(c.held) == 0 {
+		c.held = nil // an idle connection keeps no empty map
+	}
 	for _, ev := range held {
 		c.heldBytes -= len(ev.Payload)
 	}
 	if lastID > 0 {
+		if c.floor == nil {
+			c.floor = make(map[string]int64)
+		}
 		c.floor[room] = lastID
 	}
 	for _, f := range backlog {
@@ -165,7 +171,7 @@ func (c *Client) pushLocked(frame []byte) bool {
 func (c *Client) dropLocked() {
 	c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
 	c.queue, c.queued = nil, 0
-	c.held, c.heldBytes = map[string][]bus.Event{}, 0
+	c.held, c.heldBytes = nil, 0
 	c.hub.stats.SlowClientsDropped.Add(1)
 	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
 	// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.
@@ -328,6 +334,9 @@ func (c *Client) join(room string, max int) (bool, error) {
 		return false, app.Errorf(app.CodeTooMany, "a connection may be in at most %d rooms", max)
 	}
 	c.rooms[room] = struct{}{}
+	if c.held == nil { // made on first use: most connections join once, at connect
+		c.held = make(map[string][]bus.Event)
+	}
 	c.held[room] = []bus.Event{}
 	return true, nil
 }

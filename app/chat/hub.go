@@ -124,8 +124,6 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 		maxQueue: h.opts.QueueBytes,
 		batch:    s.Batch,
 		rooms:    make(map[string]struct{}, len(joins)),
-		held:     make(map[string][]bus.Event),
-		floor:    make(map[string]int64),
 	}
 	if h.opts.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.RateLimit), h.opts.RateBurst)
