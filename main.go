@@ -109,6 +109,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 	fs.BoolVar(&cfg.Batch, "batch", true, "ask for several messages per frame (?batch=1)")
 	fs.IntVar(&cfg.Size, "size", 100, "bytes of text per message")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last send")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "leave messages sent in the first part of the run out of the latency figures")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "report the CPU time and memory of this server process (same machine)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON line")
 	if err := fs.Parse(args); err != nil {

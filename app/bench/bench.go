@@ -51,6 +51,9 @@ type Config struct {
 	Size     int  // bytes of text per message
 	Drain    time.Duration
 	Progress io.Writer // a line per second goes here when not nil
+	// Warmup excludes messages sent in the first Warmup of the send phase from the latency figures (not
+	// from the loss count): an open loop's first burst measures the start, not the steady state.
+	Warmup time.Duration
 	// ServerPID, when set, is a server process on this machine whose CPU time during the send phase and
 	// memory at its end are reported (Linux: /proc).
 	ServerPID int
@@ -127,6 +130,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	progressDone := r.progress(sendCtx)
 	cpuStart := cpuSeconds(cfg.ServerPID)
 	sendStart := time.Now()
+	r.measureFrom = sendStart.Add(cfg.Warmup).UnixNano()
 	var wg sync.WaitGroup
 	for j := 0; j < cfg.Senders; j++ {
 		wg.Add(1)
@@ -180,7 +184,9 @@ type run struct {
 	sent, acked, dups, closed atomic.Int64
 	// lat holds delivery latencies, ack acknowledgement latencies; sharded to keep readers apart.
 	lat, ack [16]histogram
-	connLat  []time.Duration
+	// measureFrom is when (unix nanoseconds) a message must have been sent to count in the latencies.
+	measureFrom int64
+	connLat     []time.Duration
 
 	mu   sync.Mutex
 	errs map[string]int64
@@ -484,8 +490,11 @@ type histogram struct {
 	h  *hdrhistogram.Histogram
 }
 
-// record adds the time since sent, in microseconds, to one of shards.
-func record(shards []histogram, i int, sent int64) {
+// record adds the time since sent, in microseconds, to one of shards, unless sent during the warm-up.
+func (r *run) record(shards []histogram, i int, sent int64) {
+	if sent < r.measureFrom {
+		return
+	}
 	us := max(time.Since(time.Unix(0, sent)).Microseconds(), 1)
 	s := &shards[i%len(shards)]
 	s.mu.Lock()

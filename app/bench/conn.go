@@ -101,7 +101,7 @@ func (c *conn) line(line []byte) {
 			_, rest := field(line[i+len(textField):])
 			_, rest = field(rest)
 			if sent, _ := field(rest); sent > 0 {
-				record(c.run.ack[:], c.index, sent)
+				c.run.record(c.run.ack[:], c.index, sent)
 			}
 		}
 	case bytes.HasPrefix(line, prefixError):
@@ -139,7 +139,7 @@ func (c *conn) message(text []byte) {
 	}
 	c.last[sender] = seq
 	c.run.tr.deliver(int(sender), seq)
-	record(c.run.lat[:], c.index, sent)
+	c.run.record(c.run.lat[:], c.index, sent)
 }
 
 // field parses a leading decimal number and returns it with the rest after one space; -1 when absent.

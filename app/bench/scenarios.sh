@@ -66,7 +66,9 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
       start_causerie RATE_LIMIT=0; measure S2-causerie -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server ;;
     S2-overload) # open loop far past the machine, with the default rate limit
       start_gorilla; measure S2-overload-gorilla -proto gorilla -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server
-      start_causerie; measure S2-overload-causerie -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server ;;
+      start_causerie; measure S2-overload-causerie -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server
+      # the same, leaving out the first 3 s: the burst of RATE_BURST messages per sender that the limiter allows at once
+      start_causerie; measure S2-overload-causerie-steady -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s -warmup 3s; stop_server ;;
     S3) # memory: 10,000 idle connections
       start_gorilla; measure_idle S3-gorilla 10000 -proto gorilla -ramp 5s; stop_server
       start_causerie; measure_idle S3-causerie 10000 -ramp 5s -users 10; stop_server ;;
