@@ -70,3 +70,17 @@ func TestSecretIsCreatedOnceWithMode0600(t *testing.T) {
 		t.Error("a short secret file was accepted")
 	}
 }
+
+func BenchmarkTokenParse(b *testing.B) {
+	tokens := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), time.Hour, time.Now)
+	s, err := tokens.Issue(app.User{ID: 42, Name: "ada"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tokens.Parse(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

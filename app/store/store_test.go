@@ -196,3 +196,33 @@ func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkAppend stores messages one transaction each, and in batches of 64 as the hub's committer does
+// under load; ns/msg compares them. Every commit is synced to disk (synchronous=FULL).
+func BenchmarkAppend(b *testing.B) {
+	for _, size := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			u, err := db.CreateUser(ctx, app.User{Email: "a@example.com", Name: "a", PasswordHash: "h", CreatedAt: time.Now()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]app.Message, size)
+			for i := range batch {
+				batch[i] = app.Message{Room: fmt.Sprint("r", i%8), From: app.Author{ID: u.ID, Name: "a"}, Text: "Bonjour à tous", At: time.Now()}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := db.AppendMessages(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/msg")
+		})
+	}
+}
