@@ -234,6 +234,18 @@ func (tb *tab) screenshot(name string) {
 	}
 }
 
+// twoUsers starts a browser and a server, and registers ada and bob in tabs of their own.
+func twoUsers(t *testing.T) (s *servertest.Server, ada, bob *tab) {
+	t.Helper()
+	browser := startBrowser(t)
+	s = servertest.Start(t, nil)
+	ada = openTab(t, browser, s.URL, 1280, 800)
+	ada.register("ada@example.com", "password123")
+	bob = openTab(t, browser, s.URL, 1280, 800)
+	bob.register("bob@example.com", "password123")
+	return s, ada, bob
+}
+
 func count(lines []line, text string) int {
 	n := 0
 	for _, l := range lines {
@@ -281,12 +293,7 @@ func TestWrongPasswordShowsAnError(t *testing.T) {
 // Two users in two browser contexts and a third on a plain WebSocket (the Postman path) chat; the text of
 // a message is never run as HTML.
 func TestTwoUsersAndAWebSocketClientChat(t *testing.T) {
-	browser := startBrowser(t)
-	s := servertest.Start(t, nil)
-	ada := openTab(t, browser, s.URL, 1280, 800)
-	ada.register("ada@example.com", "password123")
-	bob := openTab(t, browser, s.URL, 1280, 800)
-	bob.register("bob@example.com", "password123")
+	s, ada, bob := twoUsers(t)
 	postman := s.Connect(t, s.Register(t, "postman@example.com"))
 
 	ada.say("Bonjour Bob !")
@@ -379,12 +386,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 
 // Rooms, the unread badge, presence and the typing line, between two users.
 func TestRoomsPresenceAndTyping(t *testing.T) {
-	browser := startBrowser(t)
-	s := servertest.Start(t, nil)
-	ada := openTab(t, browser, s.URL, 1280, 800)
-	ada.register("ada@example.com", "password123")
-	bob := openTab(t, browser, s.URL, 1280, 800)
-	bob.register("bob@example.com", "password123")
+	_, ada, bob := twoUsers(t)
 
 	presence := `[...document.querySelectorAll('#presence li.presence-user')].map(e => e.textContent.trim()).sort().join(',')`
 	ada.waitJS(presence + ` === 'ada,bob'`)
