@@ -156,7 +156,8 @@ func (l lean) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if r.Buffered() == 0 { // a client may send its first frame before it reads our answer: keep those bytes
 		r = bufio.NewReaderSize(nc, leanReadBuffer)
 	}
-	return keepOpen{nc}, bufio.NewReadWriter(r, bufio.NewWriterSize(nc, leanWriteBuffer)), nil
+	ko := keepOpen{nc}
+	return ko, bufio.NewReadWriter(r, bufio.NewWriterSize(ko, leanWriteBuffer)), nil
 }
 
 func (l lean) Unwrap() http.ResponseWriter { return l.ResponseWriter }
@@ -174,10 +175,19 @@ func handshakeOnly(r *http.Request) *http.Request {
 	return &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host, Header: h, TLS: r.TLS}
 }
 
-// keepOpen is a connection whose Close does nothing: see start.
+// keepOpen is the connection x/net/websocket writes its own frames to (pongs, and our pings and close
+// frames): its Close does nothing (see start), and each write sets its own deadline, because the writer
+// goroutine's deadline (extendDeadline) may have lapsed long before an idle peer's ping needs a pong.
 type keepOpen struct{ net.Conn }
 
 func (keepOpen) Close() error { return nil }
+
+func (k keepOpen) Write(p []byte) (int, error) {
+	if err := k.Conn.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		return 0, err
+	}
+	return k.Conn.Write(p)
+}
 
 // read handles frames until the connection fails or must be closed, and returns the close code to send.
 func (h *WS) read(ctx context.Context, ws *websocket.Conn, client *chat.Client) (int, string) {

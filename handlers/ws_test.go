@@ -458,3 +458,26 @@ func TestTokensNeverLogged(t *testing.T) {
 		t.Error("received message not logged")
 	}
 }
+
+// A client's own ping, after the connection has been quiet for longer than the write deadline, still gets
+// its pong: x/net/websocket answers it, and its writes must not inherit a lapsed deadline.
+func TestClientPingAfterLongQuiet(t *testing.T) {
+	t.Parallel() // it waits 11 s of wall time, past the 10 s write deadline
+	s := servertest.Start(t, nil)
+	c := s.Connect(t, s.Register(t, "ada@example.com"))
+	time.Sleep(11 * time.Second) // the quiet itself is what is tested
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("still there?"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go c.TryReadRaw(servertest.Timeout) // gorilla runs the pong handler while it reads
+	select {
+	case got := <-pong:
+		if got != "still there?" {
+			t.Errorf("pong %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}

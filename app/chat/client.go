@@ -172,6 +172,10 @@ func (c *Client) dropLocked() {
 	c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
 	c.queue, c.queued = nil, 0
 	c.held, c.heldBytes = nil, 0
+	if c.parked { // let it see closeCode and exit: after Unregister no sweep would reach it
+		c.parked = false
+		c.wake <- struct{}{}
+	}
 	c.hub.stats.SlowClientsDropped.Add(1)
 	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
 	// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.

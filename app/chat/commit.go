@@ -32,8 +32,11 @@ type pipeline struct {
 	appends chan *appendReq
 	outbox  chan published
 	stopped chan struct{}
-	mu      sync.RWMutex // guards closed against sends on a closed appends
-	closed  bool
+	// quit tells submitters waiting on a full appends to give up, so that close can take mu.
+	quit     chan struct{}
+	quitOnce sync.Once
+	mu       sync.RWMutex // guards closed against sends on a closed appends
+	closed   bool
 }
 
 // appendReq is one message to store. A WebSocket sender (from) gets an ack or error frame queued; a REST
@@ -66,6 +69,7 @@ func newPipeline(s MessageStore, b bus.Bus, log *slog.Logger) *pipeline {
 		appends: make(chan *appendReq, maxCommitBatch),
 		outbox:  make(chan published, 4*maxCommitBatch),
 		stopped: make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
 	go p.commitLoop()
 	go p.publishLoop()
@@ -82,6 +86,8 @@ func (p *pipeline) submit(ctx context.Context, req *appendReq) error {
 	select {
 	case p.appends <- req:
 		return nil
+	case <-p.quit:
+		return errClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -188,6 +194,7 @@ func (p *pipeline) answer(req *appendReq, res appendResult) {
 // close stops taking messages, lets those taken be stored and published, and returns when they are or
 // when ctx ends.
 func (p *pipeline) close(ctx context.Context) {
+	p.quitOnce.Do(func() { close(p.quit) })
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true

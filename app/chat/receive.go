@@ -97,8 +97,12 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	if err := h.pipe.submit(ctx, req); err != nil {
 		return app.Message{}, false, err
 	}
-	res := <-req.done // the pipeline always answers
-	return res.msg, res.created, res.err
+	select {
+	case res := <-req.done:
+		return res.msg, res.created, res.err
+	case <-ctx.Done(): // done is buffered: the pipeline's late answer does not block it
+		return app.Message{}, false, ctx.Err()
+	}
 }
 
 func (h *Hub) checkText(text string) error {
