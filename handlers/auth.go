@@ -124,10 +124,7 @@ func (a *Auth) Login(c echo.Context) error {
 
 // Me returns the user the token speaks for: GET /api/me.
 func (a *Auth) Me(c echo.Context) error {
-	u, err := a.Users.UserByID(c.Request().Context(), middleware.Identity(c).UserID)
-	if app.ErrorCode(err) == app.CodeNotFound {
-		return app.Errorf(app.CodeUnauthorized, "the token's user no longer exists")
-	}
+	u, err := a.tokenUser(c)
 	if err != nil {
 		return err
 	}
@@ -136,14 +133,20 @@ func (a *Auth) Me(c echo.Context) error {
 
 // Refresh returns a fresh token for the token's user: POST /api/token/refresh.
 func (a *Auth) Refresh(c echo.Context) error {
-	u, err := a.Users.UserByID(c.Request().Context(), middleware.Identity(c).UserID)
-	if app.ErrorCode(err) == app.CodeNotFound {
-		return app.Errorf(app.CodeUnauthorized, "the token's user no longer exists")
-	}
+	u, err := a.tokenUser(c)
 	if err != nil {
 		return err
 	}
 	return a.respondWithToken(c, http.StatusOK, u)
+}
+
+// tokenUser loads the user the request's token speaks for; a deleted user is unauthorized.
+func (a *Auth) tokenUser(c echo.Context) (app.User, error) {
+	u, err := a.Users.UserByID(c.Request().Context(), middleware.Identity(c).UserID)
+	if app.ErrorCode(err) == app.CodeNotFound {
+		return app.User{}, app.Errorf(app.CodeUnauthorized, "the token's user no longer exists")
+	}
+	return u, err
 }
 
 func (a *Auth) respondWithToken(c echo.Context, status int, u app.User) error {

@@ -114,19 +114,12 @@ func (c *Client) offer(ev bus.Event) bool {
 	return c.pushLocked(ev.Payload)
 }
 
-// release queues backlog, then the events held for room since hold that are not message events already
+// release queues backlog, then the events held for room since join that are not message events already
 // in the backlog (id at most lastID), and stops holding.
 func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	held := c.held[room]
-	delete(c.held, room)
-	if len(c.held) == 0 {
-		c.held = nil // an idle connection keeps no empty map
-	}
-	for _, ev := range held {
-		c.heldBytes -= len(ev.Payload)
-	}
+	held := c.unholdLocked(room)
 	if lastID > 0 {
 		if c.floor == nil {
 			c.floor = make(map[string]int64)
@@ -149,6 +142,19 @@ func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 			return
 		}
 	}
+}
+
+// unholdLocked stops holding room's events and returns them. c.mu must be held.
+func (c *Client) unholdLocked(room string) []bus.Event {
+	held := c.held[room]
+	delete(c.held, room)
+	if len(c.held) == 0 {
+		c.held = nil // an idle connection keeps no empty map
+	}
+	for _, ev := range held {
+		c.heldBytes -= len(ev.Payload)
+	}
+	return held
 }
 
 // pushLocked appends frame to the queue and starts the writer. Over the byte limit it drops the client
@@ -353,10 +359,7 @@ func (c *Client) leave(room string) bool {
 		return false
 	}
 	delete(c.rooms, room)
-	for _, ev := range c.held[room] {
-		c.heldBytes -= len(ev.Payload)
-	}
-	delete(c.held, room)
+	c.unholdLocked(room)
 	delete(c.floor, room)
 	return true
 }
