@@ -1,5 +1,6 @@
 // Causerie is a real-time chat server: accounts and tokens over REST, messages over WebSocket, stored in
-// SQLite. This file only wires the parts together; see README.md.
+// SQLite on one node, or in PostgreSQL with Redis between several. This file only wires the parts
+// together; see README.md.
 package main
 
 import (
@@ -14,7 +15,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +24,6 @@ import (
 	"github.com/causerie/causerie/app/bench"
 	"github.com/causerie/causerie/app/config"
 	"github.com/causerie/causerie/app/server"
-	"github.com/causerie/causerie/app/store"
 )
 
 func main() {
@@ -59,13 +58,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := newLogger(cfg, stdout)
 
-	db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "causerie.db"))
+	deps, err := server.Open(ctx, cfg, log)
 	if err != nil {
-		log.Error("open store", "err", err)
+		log.Error("open store and bus", "err", err)
 		return 1
 	}
-	defer db.Close()
-	srv, err := server.New(cfg, db, log)
+	defer deps.Close()
+	srv, err := server.New(cfg, deps, log)
 	if err != nil {
 		log.Error("build server", "err", err)
 		return 1
@@ -75,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Error("listen", "err", err)
 		return 1
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "store", storeName(cfg), "bus", busName(cfg))
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -140,6 +139,20 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func storeName(cfg config.Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite in " + cfg.DataDir
+}
+
+func busName(cfg config.Config) string {
+	if cfg.RedisURL != "" {
+		return "redis"
+	}
+	return "in-process"
 }
 
 type urlList []string

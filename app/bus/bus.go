@@ -1,5 +1,5 @@
 // Package bus carries encoded events between the hubs of every node. The in-process Memory bus serves a
-// single node; a networked bus (Redis) implements the same interface so the hub never knows which it has.
+// single node; the Redis bus serves several, and the hub never knows which it has.
 package bus
 
 import "context"
@@ -7,24 +7,36 @@ import "context"
 // Event is one frame for the connections in Room. Payload is the encoded frame, built once by the
 // publisher and written as is to every socket. Skip names the connection that must not get it (the
 // sender's, which gets an ack instead), SkipUser a user none of whose connections must (a typing user);
-// zero values skip nobody. ID is the message id for message frames and 0 for every other event: a client
-// catching up on a room uses it to drop what its backlog already held.
+// zero values skip nobody. ID is the message id for message frames and 0 for every other event: ids
+// are numbered per room by the store, which is how a hub puts the messages of several nodes back in
+// order and notices one it missed.
 type Event struct {
 	Room     string
 	Payload  []byte
 	Skip     string
 	SkipUser int64
 	ID       int64
+	// Node is the publishing node. A hub delivers its own events to its connections itself and ignores
+	// them when the bus brings them back.
+	Node string
+	// Sent is when the event was published, in Unix nanoseconds, for the bus lag metric.
+	Sent int64
 }
 
-// Handler receives events. It must not block: it runs on the bus's delivery path.
-type Handler func(Event)
+// Handler is what a hub gives the bus. Its methods must not block: they run on the bus's delivery path.
+type Handler interface {
+	// Event receives one event. Events from one publisher arrive in the order they were published.
+	Event(ev Event)
+	// Resync says that events may have been lost (the bus lost its connection and has it back): the
+	// subscriber must catch up from the store.
+	Resync()
+}
 
 // Bus publishes events to every subscribed hub, on this node and others.
 type Bus interface {
-	// Publish hands ev to every handler. It returns once the bus has accepted ev; it does not wait for
-	// delivery to sockets.
-	Publish(ctx context.Context, ev Event) error
+	// Publish hands evs, in order, to every handler. It returns once the bus has accepted them; it does
+	// not wait for delivery to sockets.
+	Publish(ctx context.Context, evs ...Event) error
 	// Subscribe registers h for every event published from now on, on any node.
 	Subscribe(h Handler)
 	// Close stops delivery.

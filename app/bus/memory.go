@@ -12,7 +12,8 @@ var ErrClosed = errors.New("bus: closed")
 var _ Bus = (*Memory)(nil)
 
 // Memory is the in-process bus: Publish calls every handler synchronously, in the publisher's goroutine,
-// so events published one after another are delivered in that order.
+// so events published one after another are delivered in that order. It never loses an event, so it
+// never asks for a resync.
 type Memory struct {
 	mu       sync.RWMutex
 	handlers []Handler
@@ -22,15 +23,17 @@ type Memory struct {
 // NewMemory returns an empty in-process bus.
 func NewMemory() *Memory { return &Memory{} }
 
-// Publish delivers ev to every handler before it returns.
-func (m *Memory) Publish(_ context.Context, ev Event) error {
+// Publish delivers evs to every handler before it returns.
+func (m *Memory) Publish(_ context.Context, evs ...Event) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
 		return ErrClosed
 	}
-	for _, h := range m.handlers {
-		h(ev)
+	for _, ev := range evs {
+		for _, h := range m.handlers {
+			h.Event(ev)
+		}
 	}
 	return nil
 }
@@ -40,6 +43,16 @@ func (m *Memory) Subscribe(h Handler) {
 	m.mu.Lock()
 	m.handlers = append(m.handlers, h)
 	m.mu.Unlock()
+}
+
+// Ping reports whether the bus takes events: it always does until Close.
+func (m *Memory) Ping(context.Context) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Close stops delivery; later publishes fail with ErrClosed.

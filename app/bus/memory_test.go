@@ -19,10 +19,13 @@ func TestMemory(t *testing.T) {
 
 func TestMemoryAfterClose(t *testing.T) {
 	m := bus.NewMemory()
-	called := false
-	m.Subscribe(func(bus.Event) { called = true })
+	r := &bustest.Recorder{}
+	m.Subscribe(r)
 	m.Close()
-	if err := m.Publish(context.Background(), bus.Event{Room: "r"}); !errors.Is(err, bus.ErrClosed) || called {
-		t.Errorf("publish after close: err %v, delivered %v", err, called)
+	if err := m.Publish(context.Background(), bus.Event{Room: "r"}); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("publish after close: err %v, want ErrClosed", err)
+	}
+	if err := m.Ping(context.Background()); !errors.Is(err, bus.ErrClosed) {
+		t.Errorf("ping after close: err %v, want ErrClosed", err)
 	}
 }

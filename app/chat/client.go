@@ -12,11 +12,13 @@ import (
 
 // Close codes the hub sends; the transport writes them in the close frame.
 const (
-	CloseNormal       = 1000
-	CloseGoingAway    = 1001
-	CloseInternal     = 1011
-	CloseTokenExpired = 4001
-	CloseSlowClient   = 4100
+	CloseNormal    = 1000
+	CloseGoingAway = 1001
+	CloseInternal  = 1011
+	// CloseServiceRestart tells a client of one node of several to reconnect at once: another node serves it.
+	CloseServiceRestart = 1012
+	CloseTokenExpired   = 4001
+	CloseSlowClient     = 4100
 )
 
 // Conn is the transport under a client, implemented over WebSocket by the handlers package. The hub calls

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
@@ -26,8 +27,10 @@ var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send 
 // never waits for the disk and goes on with its next frames, which is what lets batches grow; no lock is
 // held across the disk sync; and a slow fan-out never delays the next commit.
 type pipeline struct {
-	db      MessageStore
-	bus     bus.Bus
+	db MessageStore
+	// publish delivers a stored message here and hands it to the bus; done answers its sender.
+	publish func(ev bus.Event, done func())
+	timings Timings
 	log     *slog.Logger
 	appends chan *appendReq
 	outbox  chan published
@@ -61,10 +64,11 @@ type appendResult struct {
 	err     error
 }
 
-func newPipeline(s MessageStore, b bus.Bus, log *slog.Logger) *pipeline {
+func newPipeline(s MessageStore, publish func(bus.Event, func()), t Timings, log *slog.Logger) *pipeline {
 	p := &pipeline{
 		db:      s,
-		bus:     b,
+		publish: publish,
+		timings: t,
 		log:     log,
 		appends: make(chan *appendReq, maxCommitBatch),
 		outbox:  make(chan published, 4*maxCommitBatch),
@@ -142,7 +146,9 @@ type stored struct {
 // (its author deleted, say) fails alone and not the messages of everyone else in the batch.
 func (p *pipeline) store(msgs []app.Message) []stored {
 	out := make([]stored, len(msgs))
+	start := time.Now()
 	all, err := p.db.AppendMessages(context.Background(), msgs)
+	p.timings.Commit(time.Since(start), len(msgs))
 	if err == nil {
 		for i := range all {
 			out[i].Appended = all[i]
@@ -164,17 +170,16 @@ func (p *pipeline) store(msgs []app.Message) []stored {
 	return out
 }
 
-// publishLoop hands stored messages to the bus in the order they were committed. A bus failure is
-// logged: the message is durable and acknowledged, and clients that missed it get it when they resume.
+// publishLoop publishes stored messages in the order they were committed; each sender is answered once
+// its message has been delivered on this node, after every earlier message of the room.
 func (p *pipeline) publishLoop() {
 	defer close(p.stopped)
 	for pub := range p.outbox {
-		if pub.ev.Payload != nil {
-			if err := p.bus.Publish(context.Background(), pub.ev); err != nil {
-				p.log.Error("publish message", "room", pub.ev.Room, "id", pub.ev.ID, "err", err)
-			}
+		if pub.ev.Payload == nil {
+			p.answer(pub.req, pub.res)
+			continue
 		}
-		p.answer(pub.req, pub.res)
+		p.publish(pub.ev, func() { p.answer(pub.req, pub.res) })
 	}
 }
 

@@ -31,10 +31,11 @@ func BenchmarkBroadcast1000(b *testing.B) {
 	const members = 1000
 	h := New(Options{Bus: bus.NewMemory(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now})
 	conn := &discardConn{}
+	var r *room
 	for i := range members {
 		c := &Client{ID: string(rune('a' + i%26)), seq: uint64(i), conn: conn, hub: h, maxQueue: 1 << 20,
 			User: app.Identity{UserID: int64(i + 1)}}
-		h.enterRoom(c, "general")
+		r = h.enterRoom(c, "general")
 	}
 	frame, _, err := app.EncodeMessage(app.Message{ID: 1, Room: "general", From: app.Author{ID: 1, Name: "ada"}, Text: "Bonjour"})
 	if err != nil {
@@ -44,7 +45,7 @@ func BenchmarkBroadcast1000(b *testing.B) {
 	h.stats.Deliveries.Store(0)
 	b.ReportAllocs()
 	for b.Loop() {
-		h.deliver(ev)
+		h.fanOut(r, ev)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*members), "ns/delivery")
 	if h.stats.Deliveries.Load() != int64(b.N*members) {

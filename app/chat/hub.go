@@ -32,6 +32,16 @@ type MessageStore interface {
 	Messages(ctx context.Context, room string, q app.MessageQuery) ([]app.Message, error)
 	// Rooms returns the names of the rooms that have messages.
 	Rooms(ctx context.Context) ([]string, error)
+	// LastID returns the id of the newest message of room, 0 when it has none.
+	LastID(ctx context.Context, room string) (int64, error)
+}
+
+// Timings receives the durations the metrics report. Its methods must not block.
+type Timings interface {
+	// Commit records one transaction of n messages.
+	Commit(took time.Duration, n int)
+	// BusLag records the time from publication on another node to delivery here.
+	BusLag(took time.Duration)
 }
 
 // TokenParser verifies the fresh token of an auth frame.
@@ -44,10 +54,14 @@ var ErrShuttingDown = errors.New("chat: shutting down")
 
 // Options configures a Hub. config.Load supplies every default.
 type Options struct {
-	Store           MessageStore
-	Bus             bus.Bus
-	Tokens          TokenParser
-	Log             *slog.Logger
+	Store  MessageStore
+	Bus    bus.Bus
+	Tokens TokenParser
+	Log    *slog.Logger
+	// Timings may be nil.
+	Timings Timings
+	// NodeID names this node in bus events and logs; empty draws a random one.
+	NodeID          string
 	Now             func() time.Time
 	MaxMessageBytes int
 	QueueBytes      int
@@ -70,6 +84,7 @@ type Hub struct {
 	log    *slog.Logger
 	nodeID string
 	pipe   *pipeline
+	relay  *relay
 	seq    atomic.Uint64
 	stats  Stats
 
@@ -85,12 +100,50 @@ type Hub struct {
 
 // New returns a hub subscribed to opts.Bus.
 func New(opts Options) *Hub {
-	var node [4]byte
-	_, _ = rand.Read(node[:]) // crypto/rand.Read never fails on supported platforms
-	h := &Hub{opts: opts, log: opts.Log, nodeID: hex.EncodeToString(node[:])}
-	h.pipe = newPipeline(opts.Store, opts.Bus, opts.Log)
-	opts.Bus.Subscribe(h.deliver)
+	if opts.NodeID == "" {
+		var node [4]byte
+		_, _ = rand.Read(node[:]) // crypto/rand.Read never fails on supported platforms
+		opts.NodeID = hex.EncodeToString(node[:])
+	}
+	if opts.Timings == nil {
+		opts.Timings = noTimings{}
+	}
+	h := &Hub{opts: opts, log: opts.Log, nodeID: opts.NodeID}
+	h.relay = newRelay(opts.Bus, opts.Log)
+	h.pipe = newPipeline(opts.Store, h.publish, opts.Timings, opts.Log)
+	opts.Bus.Subscribe(busHandler{h})
 	return h
+}
+
+type noTimings struct{}
+
+func (noTimings) Commit(time.Duration, int) {}
+func (noTimings) BusLag(time.Duration)      {}
+
+// busHandler is the hub as the bus sees it.
+type busHandler struct{ h *Hub }
+
+// Event delivers an event another node published; the hub's own came back from the bus and were
+// delivered when they were published.
+func (b busHandler) Event(ev bus.Event) {
+	if ev.Node == b.h.nodeID {
+		return
+	}
+	if ev.Sent != 0 {
+		b.h.opts.Timings.BusLag(time.Duration(time.Now().UnixNano() - ev.Sent))
+	}
+	b.h.dispatch(ev, nil)
+}
+
+// Resync catches every room up from the store.
+func (b busHandler) Resync() { b.h.resync() }
+
+// publish delivers ev to this node's connections and hands it to the bus for the others. done is as
+// for dispatch.
+func (h *Hub) publish(ev bus.Event, done func()) {
+	ev.Node, ev.Sent = h.nodeID, time.Now().UnixNano()
+	h.dispatch(ev, done)
+	h.relay.send(ev)
 }
 
 // Stats returns the hub's counters; they are read without locks and safe to read at any time.
@@ -190,25 +243,20 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)
+		h.stopRoom(r)
 	}
 }
 
 // publishEvent publishes a joined, left or typing frame; ev supplies who to skip.
 func (h *Hub) publishEvent(kind, room string, who app.Author, ev bus.Event) {
 	ev.Room, ev.Payload = room, app.EncodeUserEvent(kind, room, who)
-	if err := h.opts.Bus.Publish(context.Background(), ev); err != nil {
-		h.log.Warn("publish event", "type", kind, "room", room, "err", err)
-	}
+	h.publish(ev, nil)
 }
 
-// deliver is the bus handler: it queues ev's frame, the same bytes, on every local member of its room.
-func (h *Hub) deliver(ev bus.Event) {
-	v, ok := h.rooms.Load(ev.Room)
-	if !ok {
-		return
-	}
+// fanOut queues ev's frame, the same bytes, on every member of r.
+func (h *Hub) fanOut(r *room, ev bus.Event) {
 	var n int64
-	v.(*room).members.each(func(c *Client) {
+	r.members.each(func(c *Client) {
 		if c.ID == ev.Skip || (ev.SkipUser != 0 && c.User.UserID == ev.SkipUser) {
 			return
 		}
@@ -301,6 +349,7 @@ func (h *Hub) isClosing() bool {
 // until all have unregistered or ctx ends, and stops taking messages once every message taken is stored
 // and published.
 func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
+	defer h.relay.close(ctx)
 	defer h.pipe.close(ctx)
 	h.mu.Lock()
 	h.closing = true

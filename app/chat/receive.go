@@ -157,7 +157,12 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 	}
 	r := h.enterRoom(c, name)
 	frames = append(frames, app.EncodePresence(name, r.userList()))
-	backlog, last, err := h.backlog(ctx, name, since)
+	err = h.startRoom(ctx, r)
+	var backlog [][]byte
+	var last int64
+	if err == nil {
+		backlog, last, err = h.backlog(ctx, name, since)
+	}
 	if err != nil {
 		h.log.Error("read backlog", "conn", c.ID, "room", name, "err", err)
 		c.leave(name)

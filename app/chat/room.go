@@ -14,6 +14,7 @@ import (
 type room struct {
 	name    string
 	members members
+	seq     sequencer
 
 	// mu guards users, conns and gone, and orders joins, leaves and their joined/left events.
 	mu    sync.Mutex

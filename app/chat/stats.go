@@ -11,7 +11,9 @@ type Stats struct {
 	MessagesReceived   atomic.Uint64
 	Deliveries         atomic.Int64
 	SlowClientsDropped atomic.Uint64
-	badFrames          sync.Map // code -> *atomic.Uint64
+	// CaughtUp counts messages read back from the store to fill a gap in what the bus delivered.
+	CaughtUp  atomic.Uint64
+	badFrames sync.Map // code -> *atomic.Uint64
 }
 
 func (s *Stats) badFrame(code string) {

@@ -2,9 +2,12 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +22,23 @@ type Config struct {
 	Port int
 	// DataDir holds the SQLite database and the generated JWT secret (DATA_DIR, default ./data).
 	DataDir string
+	// DatabaseURL is a PostgreSQL URL, postgres://user:password@host:5432/db (DATABASE_URL, default
+	// empty: SQLite in DataDir). Every node of a deployment must use the same database.
+	DatabaseURL string
+	// DatabaseMaxConns caps the PostgreSQL connections of this node (DATABASE_MAX_CONNS, default 10).
+	DatabaseMaxConns int
+	// RedisURL is the Redis that carries events between nodes and keeps presence, redis://host:6379/0
+	// (REDIS_URL, default empty: one node, in-process bus). It requires JWT_SECRET, shared by every node.
+	RedisURL string
+	// RedisPrefix starts every Redis key and channel name, so that deployments can share a Redis
+	// (REDIS_PREFIX, default causerie:).
+	RedisPrefix string
+	// NodeID names this node in logs, Redis and metrics (NODE_ID, default the host name and a random
+	// suffix, so that two processes on one host differ).
+	NodeID string
+	// PresenceTTL is how long a node's users stay present after it stops refreshing them, which is how
+	// long the users of a crashed node linger (PRESENCE_TTL, default 15s; with REDIS_URL).
+	PresenceTTL time.Duration
 	// JWTSecret signs tokens (JWT_SECRET, at least 32 bytes). Empty means: generate one on first start
 	// and keep it in DataDir.
 	JWTSecret string
@@ -70,30 +90,50 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Host:            getenv("HOST"),
-		Port:            p.int("PORT", 8181, 0, 65535),
-		DataDir:         p.string("DATA_DIR", "./data"),
-		JWTSecret:       getenv("JWT_SECRET"),
-		TokenTTL:        p.duration("TOKEN_TTL", 24*time.Hour),
-		BcryptCost:      p.int("BCRYPT_COST", 10, 4, 31),
-		AllowedOrigins:  p.list("ALLOWED_ORIGINS"),
-		MaxMessageBytes: p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
-		QueueBytes:      p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
-		PingInterval:    p.duration("PING_INTERVAL", 25*time.Second),
-		PongWait:        p.duration("PONG_WAIT", 60*time.Second),
-		HistoryLimit:    p.int("HISTORY_LIMIT", 50, 0, 200),
-		ResumeMax:       p.int("RESUME_MAX", 1000, 1, 100000),
-		RateLimit:       p.float("RATE_LIMIT", 20),
-		RateBurst:       p.int("RATE_BURST", 40, 1, 1<<20),
-		MaxRooms:        p.int("MAX_ROOMS", 50, 1, 10000),
-		RequestTimeout:  p.duration("REQUEST_TIMEOUT", 30*time.Second),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		Pprof:           p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",
-		LogFormat:       p.oneOf("LOG_FORMAT", "text", "text", "json"),
-		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		Host:             getenv("HOST"),
+		Port:             p.int("PORT", 8181, 0, 65535),
+		DataDir:          p.string("DATA_DIR", "./data"),
+		DatabaseURL:      strings.TrimSpace(getenv("DATABASE_URL")),
+		DatabaseMaxConns: p.int("DATABASE_MAX_CONNS", 10, 1, 1000),
+		RedisURL:         strings.TrimSpace(getenv("REDIS_URL")),
+		RedisPrefix:      p.string("REDIS_PREFIX", "causerie:"),
+		NodeID:           p.string("NODE_ID", ""),
+		PresenceTTL:      p.duration("PRESENCE_TTL", 15*time.Second),
+		JWTSecret:        getenv("JWT_SECRET"),
+		TokenTTL:         p.duration("TOKEN_TTL", 24*time.Hour),
+		BcryptCost:       p.int("BCRYPT_COST", 10, 4, 31),
+		AllowedOrigins:   p.list("ALLOWED_ORIGINS"),
+		MaxMessageBytes:  p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
+		QueueBytes:       p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
+		PingInterval:     p.duration("PING_INTERVAL", 25*time.Second),
+		PongWait:         p.duration("PONG_WAIT", 60*time.Second),
+		HistoryLimit:     p.int("HISTORY_LIMIT", 50, 0, 200),
+		ResumeMax:        p.int("RESUME_MAX", 1000, 1, 100000),
+		RateLimit:        p.float("RATE_LIMIT", 20),
+		RateBurst:        p.int("RATE_BURST", 40, 1, 1<<20),
+		MaxRooms:         p.int("MAX_ROOMS", 50, 1, 10000),
+		RequestTimeout:   p.duration("REQUEST_TIMEOUT", 30*time.Second),
+		ShutdownTimeout:  p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		Pprof:            p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",
+		LogFormat:        p.oneOf("LOG_FORMAT", "text", "text", "json"),
+		LogLevel:         p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		p.fail("JWT_SECRET", "must be at least 32 bytes (or unset, to generate one)")
+	}
+	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		p.fail("DATABASE_URL", "must be a postgres:// URL (or unset, for SQLite in DATA_DIR)")
+	}
+	if u := c.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+		p.fail("REDIS_URL", "must be a redis:// or rediss:// URL (or unset, for a single node)")
+	}
+	if c.RedisURL != "" && c.JWTSecret == "" {
+		p.fail("JWT_SECRET", "must be set when REDIS_URL is: every node must verify the tokens the others issue")
+	}
+	if c.NodeID == "" {
+		c.NodeID = defaultNodeID()
+	} else if !validNodeID(c.NodeID) {
+		p.fail("NODE_ID", "must be 1 to 64 characters of a-z, A-Z, 0-9, ., - and _")
 	}
 	if c.PongWait <= c.PingInterval {
 		p.fail("PONG_WAIT", "must be longer than PING_INTERVAL")
@@ -103,6 +143,33 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+// defaultNodeID is the host name and four random hex digits.
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || !validNodeID(host) || len(host) > 59 {
+		host = "node"
+	}
+	var b [2]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+func validNodeID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Clustered reports whether this node shares its traffic with others.
+func (c Config) Clustered() bool { return c.RedisURL != "" }
 
 // Addr is the address to listen on.
 func (c Config) Addr() string {

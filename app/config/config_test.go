@@ -49,3 +49,34 @@ func TestErrorsNameEveryBadVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestCluster(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL": "postgres://u@db:5432/chat", "REDIS_URL": "redis://redis:6379/0", "NODE_ID": "node-1",
+		"JWT_SECRET": strings.Repeat("s", 32), "PRESENCE_TTL": "5s",
+	}
+	c, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Clustered() || c.NodeID != "node-1" || c.DatabaseMaxConns != 10 || c.RedisPrefix != "causerie:" || c.PresenceTTL != 5*time.Second {
+		t.Errorf("config = %+v", c)
+	}
+
+	single, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := config.Load(func(string) string { return "" })
+	if single.Clustered() || single.NodeID == "" || single.NodeID == other.NodeID {
+		t.Errorf("default node ids %q and %q: want two different ones", single.NodeID, other.NodeID)
+	}
+
+	bad := map[string]string{"DATABASE_URL": "mysql://x", "REDIS_URL": "redis://r:6379", "NODE_ID": "a b"}
+	_, err = config.Load(func(k string) string { return bad[k] })
+	for _, want := range []string{"DATABASE_URL", "NODE_ID", "JWT_SECRET must be set when REDIS_URL is"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}

@@ -13,15 +13,25 @@ import (
 	"github.com/causerie/causerie/app/chat"
 )
 
-// Metrics owns a registry of its own, so several servers in one process (tests) do not collide.
+// Metrics owns a registry of its own, so several servers in one process (tests) do not collide. Each
+// node serves its own: a scraper tells them apart by target, and causerie_node_info names the node.
 type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.HistogramVec
+	commits  prometheus.Histogram
+	batch    prometheus.Histogram
+	busLag   prometheus.Histogram
 }
 
-// New registers the Go and process collectors, the hub's counters read from stats, and the request
-// duration histogram.
-func New(stats *chat.Stats) *Metrics {
+var _ chat.Timings = (*Metrics)(nil)
+
+// latencyBuckets run from 100 µs to 5 s: a commit or a hop over Redis takes a millisecond or so when all
+// is well, and the tail is what matters.
+var latencyBuckets = prometheus.ExponentialBucketsRange(0.0001, 5, 16)
+
+// New registers the Go and process collectors, the node's info, and the histograms; Watch adds the hub's
+// counters once the hub exists (the hub takes the Metrics as its Timings).
+func New(node string) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -29,11 +39,46 @@ func New(stats *chat.Stats) *Metrics {
 			Help:    "Duration of HTTP requests by method, route and status (WebSocket requests last as long as the connection).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route", "status"}),
+		commits: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causerie_store_commit_seconds",
+			Help:    "Duration of one store transaction of the message pipeline, disk sync included.",
+			Buckets: latencyBuckets,
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causerie_store_commit_messages",
+			Help:    "Messages stored per transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
+		busLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causerie_bus_lag_seconds",
+			Help:    "Time from an event's publication on another node to its delivery here (clocks of the nodes included).",
+			Buckets: latencyBuckets,
+		}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests,
+		m.requests, m.commits, m.batch, m.busLag,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "causerie_node_info", Help: "Always 1; its label names this node (NODE_ID).",
+			ConstLabels: prometheus.Labels{"node": node},
+		}, func() float64 { return 1 }),
+	)
+	return m
+}
+
+// Commit records one transaction of n messages.
+func (m *Metrics) Commit(took time.Duration, n int) {
+	m.commits.Observe(took.Seconds())
+	m.batch.Observe(float64(n))
+}
+
+// BusLag records one event's trip from another node.
+func (m *Metrics) BusLag(took time.Duration) { m.busLag.Observe(took.Seconds()) }
+
+// Watch registers the hub's counters, read from stats at scrape time.
+func (m *Metrics) Watch(stats *chat.Stats) {
+	m.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "causerie_connections", Help: "Open WebSocket connections.",
 		}, func() float64 { return float64(stats.Connections.Load()) }),
@@ -46,9 +91,11 @@ func New(stats *chat.Stats) *Metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "causerie_slow_clients_dropped_total", Help: "Connections closed because their outbound queue was full.",
 		}, func() float64 { return float64(stats.SlowClientsDropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "causerie_caught_up_messages_total", Help: "Messages read back from the store to fill a gap in what the bus delivered.",
+		}, func() float64 { return float64(stats.CaughtUp.Load()) }),
 		badFrames{stats},
 	)
-	return m
 }
 
 // Handler serves the registry.

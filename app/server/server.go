@@ -41,14 +41,56 @@ type Server struct {
 	cfg  config.Config
 	log  *slog.Logger
 	db   *store.DB
-	bus  bus.Bus
+	bus  Bus
 	hub  *chat.Hub
 	echo *echo.Echo
 }
 
-// New builds the application over db. It reads or creates the token secret in cfg.DataDir when
+// Bus is the bus as the server uses it: the hub's, and /healthz's.
+type Bus interface {
+	bus.Bus
+	Ping(ctx context.Context) error
+}
+
+// Deps are the adapters a node runs over, chosen by the configuration.
+type Deps struct {
+	Store *store.DB
+	Bus   Bus
+}
+
+// Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR) and the bus (Redis with
+// REDIS_URL, else in-process). The caller closes them with Close, after Serve has returned.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error) {
+	var d Deps
+	var err error
+	if cfg.DatabaseURL != "" {
+		d.Store, err = store.OpenPostgres(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	} else {
+		d.Store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "causerie.db"))
+	}
+	if err != nil {
+		return Deps{}, err
+	}
+	if cfg.RedisURL == "" {
+		d.Bus = bus.NewMemory()
+		return d, nil
+	}
+	d.Bus, err = bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
+	if err != nil {
+		d.Store.Close()
+		return Deps{}, err
+	}
+	return d, nil
+}
+
+// Close closes the store and the bus.
+func (d Deps) Close() error {
+	return errors.Join(d.Bus.Close(), d.Store.Close())
+}
+
+// New builds the application over deps. It reads or creates the token secret in cfg.DataDir when
 // cfg.JWTSecret is empty.
-func New(cfg config.Config, db *store.DB, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 	secret := []byte(cfg.JWTSecret)
 	if len(secret) == 0 {
 		var created bool
@@ -69,12 +111,14 @@ func New(cfg config.Config, db *store.DB, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	tokens := auth.NewTokens(secret, cfg.TokenTTL, time.Now)
-	b := bus.NewMemory()
+	m := metrics.New(cfg.NodeID)
 	hub := chat.New(chat.Options{
-		Store:           db,
-		Bus:             b,
+		Store:           deps.Store,
+		Bus:             deps.Bus,
 		Tokens:          tokens,
 		Log:             log,
+		Timings:         m,
+		NodeID:          cfg.NodeID,
 		Now:             time.Now,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		QueueBytes:      cfg.QueueBytes,
@@ -86,8 +130,9 @@ func New(cfg config.Config, db *store.DB, log *slog.Logger) (*Server, error) {
 		RateBurst:       cfg.RateBurst,
 		MaxRooms:        cfg.MaxRooms,
 	})
-	s := &Server{cfg: cfg, log: log, db: db, bus: b, hub: hub, echo: echo.New()}
-	s.routes(tokens, passwords, metrics.New(hub.Stats()))
+	m.Watch(hub.Stats())
+	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New()}
+	s.routes(tokens, passwords, m)
 	return s, nil
 }
 
@@ -119,7 +164,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms}
 	rooms := &handlers.Rooms{Hub: s.hub, Messages: s.db}
 	upgrade := jwt(origin(ws.Serve))
-	health := &handlers.Health{Store: s.db}
+	health := &handlers.Health{Node: s.cfg.NodeID, Store: s.db, Bus: s.bus}
 
 	e.POST("/api/register", accounts.Register)
 	e.POST("/api/login", accounts.Login)
@@ -152,8 +197,9 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 func (s *Server) Handler() http.Handler { return s.echo }
 
 // Serve serves on ln until ctx ends, then shuts down: it stops accepting, lets requests in flight finish,
-// closes every WebSocket with 1001 after what is queued for it, and returns. The store is the caller's
-// to close.
+// closes every WebSocket after what is queued for it, publishes what is left for other nodes, and
+// returns. WebSockets are closed with 1012 (service restart) when other nodes can take the clients at
+// once, 1001 (going away) on a single node. The store and the bus are the caller's to close.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.echo,
@@ -180,9 +226,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	// http.Server.Shutdown neither sees nor waits for hijacked connections: the hub closes those.
 	errHTTP := hs.Shutdown(sctx)
-	errHub := s.hub.Shutdown(sctx, chat.CloseGoingAway, "server shutting down")
+	code, reason := chat.CloseGoingAway, "server shutting down"
+	if s.cfg.Clustered() {
+		code, reason = chat.CloseServiceRestart, "node restarting: reconnect to another node"
+	}
+	errHub := s.hub.Shutdown(sctx, code, reason)
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errHTTP = errors.Join(errHTTP, err)
 	}
-	return errors.Join(errHTTP, errHub, s.bus.Close())
+	return errors.Join(errHTTP, errHub)
 }

@@ -35,6 +35,7 @@ type Server struct {
 	DB     *store.DB
 	App    *server.Server
 
+	deps     server.Deps
 	port     int
 	logs     *syncBuffer
 	cancel   context.CancelFunc
@@ -69,7 +70,7 @@ func Start(t testing.TB, env map[string]string) *Server {
 func (s *Server) Restart(t testing.TB) *Server {
 	t.Helper()
 	s.Stop(t)
-	s.DB.Close()
+	s.deps.Close()
 	cfg := s.Config
 	cfg.Port = s.port
 	return launch(t, cfg, s.logs)
@@ -79,11 +80,11 @@ func launch(t testing.TB, cfg config.Config, logs *syncBuffer) *Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := store.OpenSQLite(ctx, cfg.DataDir+"/causerie.db")
+	deps, err := server.Open(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, db, log)
+	srv, err := server.New(cfg, deps, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +96,9 @@ func launch(t testing.TB, cfg config.Config, logs *syncBuffer) *Server {
 		URL:    "http://" + ln.Addr().String(),
 		WSURL:  "ws://" + ln.Addr().String(),
 		Config: cfg,
-		DB:     db,
+		DB:     deps.Store,
 		App:    srv,
+		deps:   deps,
 		port:   ln.Addr().(*net.TCPAddr).Port,
 		logs:   logs,
 		cancel: cancel,
@@ -105,7 +107,7 @@ func launch(t testing.TB, cfg config.Config, logs *syncBuffer) *Server {
 	go func() { s.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		s.Stop(t)
-		db.Close()
+		deps.Close()
 	})
 	return s
 }

@@ -44,14 +44,23 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 
-	d := &DB{write: write, read: read, isUnique: isSQLiteUnique, stop: make(chan struct{}), stopped: make(chan struct{})}
-	if err := d.migrate(ctx); err != nil {
-		close(d.stopped)
-		d.Close()
+	d, err := open(ctx, write, read, sqliteDialect)
+	if err != nil {
 		return nil, err
 	}
 	go d.checkpointLoop()
 	return d, nil
+}
+
+var sqliteDialect = dialect{
+	name:       "sqlite",
+	migrations: "migrations/sqlite",
+	// BEGIN IMMEDIATE (_txlock) already makes a second process wait for the first one's migrations.
+	lockMigrations: "",
+	rebind:         keepPlaceholders,
+	// The column is COLLATE NOCASE, and so is its unique index.
+	emailIs:  "email = ?",
+	isUnique: isSQLiteUnique,
 }
 
 // checkpointInterval is how often the write-ahead log is copied back into the database file.

@@ -17,41 +17,81 @@ func Run(t *testing.T, open func(t *testing.T) (bus.Bus, bus.Bus)) {
 	t.Run("every subscriber of every node gets every event, in order, intact", func(t *testing.T) {
 		a, b := open(t)
 		const n = 200
-		got := []*recorder{{}, {}, {}}
-		a.Subscribe(got[0].record)
-		a.Subscribe(got[1].record)
-		b.Subscribe(got[2].record)
-		for i := 1; i <= n; i++ {
-			ev := bus.Event{Room: "r", Payload: []byte(fmt.Sprint(i)), Skip: "conn-1", SkipUser: 7, ID: int64(i)}
-			if err := a.Publish(context.Background(), ev); err != nil {
+		got := []*Recorder{{}, {}, {}}
+		a.Subscribe(got[0])
+		a.Subscribe(got[1])
+		b.Subscribe(got[2])
+		event := func(i int) bus.Event {
+			return bus.Event{Room: "r", Payload: []byte(fmt.Sprint(i)), Skip: "conn-1", SkipUser: 7, ID: int64(i), Node: "n1", Sent: int64(i) << 40}
+		}
+		// One at a time, then in batches, as the hub's relay publishes.
+		for i := 1; i <= n/2; i++ {
+			if err := a.Publish(context.Background(), event(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := n/2 + 1; i <= n; i += 10 {
+			var batch []bus.Event
+			for j := i; j < i+10; j++ {
+				batch = append(batch, event(j))
+			}
+			if err := a.Publish(context.Background(), batch...); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i, r := range got {
-			events := r.wait(t, n)
+			events := r.Wait(t, n)
 			for j, ev := range events {
-				want := bus.Event{Room: "r", Payload: []byte(fmt.Sprint(j + 1)), Skip: "conn-1", SkipUser: 7, ID: int64(j + 1)}
-				if fmt.Sprint(ev) != fmt.Sprint(want) {
+				if want := event(j + 1); fmt.Sprint(ev) != fmt.Sprint(want) {
 					t.Fatalf("subscriber %d, event %d: got %+v, want %+v", i, j, ev, want)
 				}
 			}
 		}
 	})
+	t.Run("an event with no payload (a bare head) and no skip arrives as sent", func(t *testing.T) {
+		a, b := open(t)
+		r := &Recorder{}
+		b.Subscribe(r)
+		want := bus.Event{Room: "room-é", ID: 42, Node: "n2"}
+		if err := a.Publish(context.Background(), want); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Wait(t, 1)[0]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	})
 }
 
-type recorder struct {
-	mu     sync.Mutex
-	events []bus.Event
+// Recorder is a bus.Handler that keeps what it receives.
+type Recorder struct {
+	mu      sync.Mutex
+	events  []bus.Event
+	resyncs int
 }
 
-func (r *recorder) record(ev bus.Event) {
+// Event records ev.
+func (r *Recorder) Event(ev bus.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
 }
 
-// wait returns the first n events, failing the test if they do not come in time.
-func (r *recorder) wait(t *testing.T, n int) []bus.Event {
+// Resync counts the call.
+func (r *Recorder) Resync() {
+	r.mu.Lock()
+	r.resyncs++
+	r.mu.Unlock()
+}
+
+// Resyncs returns how many times Resync was called.
+func (r *Recorder) Resyncs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resyncs
+}
+
+// Wait returns the first n events, failing the test if they do not come in time.
+func (r *Recorder) Wait(t testing.TB, n int) []bus.Event {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

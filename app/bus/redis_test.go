@@ -1,0 +1,113 @@
+package bus_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/bus/bustest"
+)
+
+// redisURL returns TEST_REDIS_URL, or skips the test.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("TEST_REDIS_URL is not set: Redis tests skipped")
+	}
+	return url
+}
+
+// openRedis opens two buses ("nodes") on a channel of the test's own.
+func openRedis(t *testing.T) (*bus.Redis, *bus.Redis) {
+	t.Helper()
+	url := redisURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "causerie-test-" + hex.EncodeToString(b[:]) + ":"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var nodes [2]*bus.Redis
+	for i, name := range []string{"a", "b"} {
+		n, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: url, Prefix: prefix, Node: name}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes[i] = n
+	}
+	return nodes[0], nodes[1]
+}
+
+func TestRedis(t *testing.T) {
+	bustest.Run(t, func(t *testing.T) (bus.Bus, bus.Bus) {
+		a, b := openRedis(t)
+		return a, b
+	})
+}
+
+// A node whose subscription is cut (a Redis restart, a network blip) subscribes again by itself, tells
+// the hub to resync, and receives what is published afterwards.
+func TestRedisResubscribesAndAsksForResync(t *testing.T) {
+	a, b := openRedis(t)
+	rec := &bustest.Recorder{}
+	b.Subscribe(rec)
+
+	ctx := context.Background()
+	admin := b.Client()
+	list, err := admin.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := admin.Options().ClientName
+	killed := 0
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name="+name+" ") && strings.Contains(line, "sub=1") {
+			id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
+			if err := admin.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				t.Fatal(err)
+			}
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d subscriber connections of node b, want 1:\n%s", killed, list)
+	}
+
+	deadline := time.Now().Add(15 * time.Second)
+	for rec.Resyncs() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no resync after the subscription was cut")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.Publish(ctx, bus.Event{Room: "r", ID: 1, Payload: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Wait(t, 1)[0]; string(got.Payload) != "after" {
+		t.Errorf("got %+v after the reconnect", got)
+	}
+}
+
+func TestRedisPingAndBadURL(t *testing.T) {
+	a, _ := openRedis(t)
+	if err := a.Ping(context.Background()); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: "http://nope"}, log)
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Errorf("bad URL: err = %v, want one naming REDIS_URL", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := bus.NewRedis(ctx, bus.RedisConfig{URL: "redis://127.0.0.1:1/0"}, log); err == nil {
+		t.Error("no error for a Redis that is not there")
+	}
+}

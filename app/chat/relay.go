@@ -1,0 +1,158 @@
+package chat
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/causerie/causerie/app/bus"
+)
+
+const (
+	// relayQueue is how many events may wait for the bus. Past it events are not queued: a message's
+	// id is kept and announced later, other events (joined, left, typing) are dropped.
+	relayQueue = 8192
+	// relayBatch caps the events of one Publish call (one round trip to Redis).
+	relayBatch = 256
+	// publishTimeout bounds one Publish call, so that a bus that hangs costs a retry, not a stuck relay.
+	publishTimeout = 2 * time.Second
+	// retryEvery is how often a relay whose bus failed announces, again, what it could not publish.
+	retryEvery = time.Second
+)
+
+// relay hands this node's events to the bus from one goroutine, so that the order of publication is the
+// order of send, and nobody else waits on the bus: the hub has already delivered the events to its own
+// connections, and acks do not wait for other nodes.
+//
+// When the bus fails, the relay keeps, per room, the highest message id it could not publish, and
+// announces it as a bare head once the bus works again: other nodes then read what they missed from the
+// store. So a message committed here always reaches the other nodes, late at worst.
+type relay struct {
+	bus bus.Bus
+	log *slog.Logger
+	in  chan bus.Event
+	// stopped is closed when the loop has published (or given up on) everything sent before close.
+	stopped chan struct{}
+
+	mu sync.Mutex
+	// unsent is, per room, the highest message id that failed to reach the bus.
+	unsent map[string]int64
+	// failing is set from a failed Publish to the next one that works, to log once per outage.
+	failing bool
+	closed  bool
+}
+
+func newRelay(b bus.Bus, log *slog.Logger) *relay {
+	r := &relay{bus: b, log: log, in: make(chan bus.Event, relayQueue), stopped: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+// send queues ev for the bus; it never blocks.
+func (r *relay) send(ev bus.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	select {
+	case r.in <- ev:
+	default:
+		r.keepLocked(ev)
+	}
+}
+
+// keepLocked remembers that ev did not reach the bus. r.mu must be held.
+func (r *relay) keepLocked(ev bus.Event) {
+	if ev.ID == 0 {
+		return
+	}
+	if r.unsent == nil {
+		r.unsent = make(map[string]int64)
+	}
+	r.unsent[ev.Room] = max(r.unsent[ev.Room], ev.ID)
+}
+
+func (r *relay) loop() {
+	defer close(r.stopped)
+	retry := time.NewTicker(retryEvery)
+	defer retry.Stop()
+	batch := make([]bus.Event, 0, relayBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case ev, ok := <-r.in:
+			if !ok {
+				r.publish(r.takeUnsent())
+				return
+			}
+			batch = append(batch, ev)
+		more:
+			for len(batch) < relayBatch {
+				select {
+				case ev, ok := <-r.in:
+					if !ok {
+						break more
+					}
+					batch = append(batch, ev)
+				default:
+					break more
+				}
+			}
+		case <-retry.C:
+		}
+		r.publish(append(batch, r.takeUnsent()...))
+	}
+}
+
+// takeUnsent returns a bare head event for every room with unsent messages, and forgets them.
+func (r *relay) takeUnsent() []bus.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var heads []bus.Event
+	for room, id := range r.unsent {
+		heads = append(heads, bus.Event{Room: room, ID: id, Sent: time.Now().UnixNano()})
+	}
+	r.unsent = nil
+	return heads
+}
+
+func (r *relay) publish(evs []bus.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	err := r.bus.Publish(ctx, evs...)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if !r.failing {
+			r.log.Error("publish to the bus; other nodes will read the messages from the store once it is back", "events", len(evs), "err", err)
+		}
+		r.failing = true
+		for _, ev := range evs {
+			r.keepLocked(ev)
+		}
+		return
+	}
+	if r.failing {
+		r.log.Info("bus publishing again")
+		r.failing = false
+	}
+}
+
+// close stops taking events and waits, until ctx ends, for those queued to be published.
+func (r *relay) close(ctx context.Context) {
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.in)
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.stopped:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,251 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
+)
+
+// Timing of the catch-up that fills a gap in a room's messages from the store.
+const (
+	// gapWait is how long a message that arrived ahead of a missing one waits for it before the store is
+	// read. Nodes publish what they commit within milliseconds, so a gap that outlives this is a loss
+	// (a dropped bus connection, a failed publish), not two nodes' messages crossing on the way.
+	gapWait = 100 * time.Millisecond
+	// catchUpBatch is how many messages one store read of a catch-up takes.
+	catchUpBatch = 500
+	// catchUpTimeout bounds one such read; a failed read is tried again gapWait later.
+	catchUpTimeout = 5 * time.Second
+)
+
+// sequencer hands a room's message events to the room's members on this node in id order, each once.
+//
+// The store numbers a room's messages without gaps and in commit order, on any number of nodes, so the
+// sequencer knows which id comes next: an event for a later id waits for the missing ones, and if they
+// do not come over the bus within gapWait, they are read from the store. A missed bus event therefore
+// costs a delay, never a hole; and because members see a room's messages in id order, a client that
+// resumes from the last id it saw misses nothing.
+type sequencer struct {
+	// start serialises reading the base, so that no member reads its backlog before the room has one.
+	start sync.Mutex
+
+	mu sync.Mutex
+	// based is set once last holds the room's newest stored message id as of the first member's join.
+	based bool
+	// last is the id of the newest message delivered here.
+	last int64
+	// head is the highest id the bus announced for the room, delivered or not.
+	head int64
+	// pending holds events that arrived before the ones they follow.
+	pending map[int64]pendingEvent
+	// fetching is set while a catch-up is scheduled or running.
+	fetching bool
+	// closed is set when the room has gone: what still arrives is answered and dropped.
+	closed bool
+}
+
+// pendingEvent is a message event waiting for its turn; done, when not nil, answers its sender.
+type pendingEvent struct {
+	ev   bus.Event
+	done func()
+}
+
+// dispatch hands ev to the members of its room on this node: message events in id order, others at
+// once. done, when not nil, runs once ev is delivered or known to need no delivery here: it queues the
+// sender's ack, which so never overtakes a message of the room on the sender's connection.
+func (h *Hub) dispatch(ev bus.Event, done func()) {
+	v, ok := h.rooms.Load(ev.Room)
+	if !ok {
+		if done != nil {
+			done()
+		}
+		return
+	}
+	r := v.(*room)
+	if ev.ID == 0 {
+		h.fanOut(r, ev)
+		return
+	}
+	s := &r.seq
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.head = max(s.head, ev.ID)
+	if s.closed || (s.based && ev.ID <= s.last) || ev.Payload == nil {
+		// Closed, already delivered, or a bare head (the publisher's failed events, announced again):
+		// nothing to hold, but a head past last needs a catch-up.
+		if s.based && !s.closed && s.head > s.last {
+			h.scheduleCatchUpLocked(r, 0)
+		}
+		if done != nil {
+			done()
+		}
+		return
+	}
+	if s.pending == nil {
+		s.pending = make(map[int64]pendingEvent)
+	}
+	s.pending[ev.ID] = pendingEvent{ev: ev, done: done}
+	if s.based {
+		h.flushLocked(r)
+	}
+}
+
+// startRoom gives r its base, the id of the room's newest stored message, if it has none yet. Every
+// joining member calls it before reading its backlog, so that every backlog reaches at least the base and
+// the sequencer's deliveries, which begin after it, leave no member a hole.
+func (h *Hub) startRoom(ctx context.Context, r *room) error {
+	s := &r.seq
+	s.start.Lock()
+	defer s.start.Unlock()
+	s.mu.Lock()
+	based := s.based
+	s.mu.Unlock()
+	if based {
+		return nil
+	}
+	last, err := h.opts.Store.LastID(ctx, r.name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.based, s.last = true, last
+	for id, pe := range s.pending {
+		if id <= last {
+			delete(s.pending, id)
+			if pe.done != nil {
+				pe.done()
+			}
+		}
+	}
+	h.flushLocked(r)
+	return nil
+}
+
+// flushLocked delivers the pending events that follow last without a gap, and schedules a catch-up if a
+// gap is left. r.seq.mu must be held.
+func (h *Hub) flushLocked(r *room) {
+	s := &r.seq
+	for id, pe := range s.pending {
+		// Passed by a catch-up that found the store skipping ids (a message deleted by hand, say).
+		if id <= s.last {
+			delete(s.pending, id)
+			if pe.done != nil {
+				pe.done()
+			}
+		}
+	}
+	for {
+		pe, ok := s.pending[s.last+1]
+		if !ok {
+			break
+		}
+		delete(s.pending, s.last+1)
+		h.deliverLocked(r, pe)
+	}
+	if len(s.pending) > 0 || s.head > s.last {
+		h.scheduleCatchUpLocked(r, gapWait)
+	}
+}
+
+// deliverLocked delivers pe as the room's next message. r.seq.mu must be held.
+func (h *Hub) deliverLocked(r *room, pe pendingEvent) {
+	r.seq.last = pe.ev.ID
+	h.fanOut(r, pe.ev)
+	if pe.done != nil {
+		pe.done()
+	}
+}
+
+// scheduleCatchUpLocked reads the store after wait unless a catch-up is already on its way. r.seq.mu
+// must be held.
+func (h *Hub) scheduleCatchUpLocked(r *room, wait time.Duration) {
+	if r.seq.fetching || r.seq.closed {
+		return
+	}
+	r.seq.fetching = true
+	time.AfterFunc(wait, func() { h.catchUp(r) })
+}
+
+// catchUp delivers, from the store, the messages of r after the last one delivered, merging the events
+// that were waiting for them.
+func (h *Hub) catchUp(r *room) {
+	s := &r.seq
+	for {
+		s.mu.Lock()
+		after, closed := s.last, s.closed
+		s.mu.Unlock()
+		if closed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+		msgs, err := h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
+		cancel()
+
+		s.mu.Lock()
+		if err != nil {
+			h.log.Error("catch up from the store", "room", r.name, "after", after, "err", err)
+			s.fetching = false
+			h.scheduleCatchUpLocked(r, gapWait)
+			s.mu.Unlock()
+			return
+		}
+		for _, m := range msgs {
+			if m.ID <= s.last {
+				continue
+			}
+			pe, ok := s.pending[m.ID]
+			if ok {
+				delete(s.pending, m.ID)
+			} else {
+				frame, _, err := app.EncodeMessage(m)
+				if err != nil {
+					h.log.Error("encode stored message", "room", r.name, "id", m.ID, "err", err)
+					continue
+				}
+				pe = pendingEvent{ev: bus.Event{Room: r.name, Payload: frame, ID: m.ID}}
+			}
+			h.deliverLocked(r, pe)
+		}
+		h.stats.CaughtUp.Add(uint64(len(msgs)))
+		more := len(msgs) == catchUpBatch
+		if !more {
+			s.fetching = false
+			h.flushLocked(r)
+		}
+		s.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+// stopRoom answers what r still holds and makes it drop what comes later: r has left the hub.
+func (h *Hub) stopRoom(r *room) {
+	s := &r.seq
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, pe := range s.pending {
+		if pe.done != nil {
+			pe.done()
+		}
+	}
+	s.pending = nil
+}
+
+// resync catches every room of this node up from the store: the bus says it may have lost events.
+func (h *Hub) resync() {
+	h.rooms.Range(func(_, v any) bool {
+		r := v.(*room)
+		r.seq.mu.Lock()
+		if r.seq.based {
+			h.scheduleCatchUpLocked(r, 0)
+		}
+		r.seq.mu.Unlock()
+		return true
+	})
+}
