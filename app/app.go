@@ -45,6 +45,12 @@ type RoomInfo struct {
 	Online int    `json:"online"`
 }
 
+// RoomUser is a user in a room: presence reports, as these, the users who left with a node that stopped.
+type RoomUser struct {
+	Room string
+	User Author
+}
+
 // User is a registered account. PasswordHash never leaves the server.
 type User struct {
 	ID           int64     `json:"id"`

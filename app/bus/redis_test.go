@@ -2,11 +2,8 @@ package bus_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,23 +12,10 @@ import (
 	"github.com/causerie/causerie/app/bus/bustest"
 )
 
-// redisURL returns TEST_REDIS_URL, or skips the test.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("TEST_REDIS_URL is not set: Redis tests skipped")
-	}
-	return url
-}
-
 // openRedis opens two buses ("nodes") on a channel of the test's own.
 func openRedis(t *testing.T) (*bus.Redis, *bus.Redis) {
 	t.Helper()
-	url := redisURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "causerie-test-" + hex.EncodeToString(b[:]) + ":"
+	url, prefix := bustest.Redis(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var nodes [2]*bus.Redis
 	for i, name := range []string{"a", "b"} {

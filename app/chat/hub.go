@@ -76,6 +76,10 @@ type Options struct {
 	RateBurst int
 	// MaxRooms caps the rooms of one connection.
 	MaxRooms int
+	// Presence may be nil (a single node). PresenceTTL is how long a stopped node's users stay present;
+	// the hub refreshes this node's every third of it.
+	Presence    Presence
+	PresenceTTL time.Duration
 }
 
 // Hub routes messages between clients. It is safe for concurrent use.
@@ -221,7 +225,11 @@ func (h *Hub) Unregister(c *Client) {
 
 // enterRoom adds c to the room name, creating the room if needed, and returns it.
 func (h *Hub) enterRoom(c *Client, name string) *room {
-	joined := func() { h.publishEvent(app.FrameJoined, name, author(c.User), bus.Event{Skip: c.ID}) }
+	joined := func() {
+		if h.enterPresence(name, author(c.User)) {
+			h.publishEvent(app.FrameJoined, name, author(c.User), bus.Event{Skip: c.ID})
+		}
+	}
 	for {
 		v, _ := h.rooms.LoadOrStore(name, &room{name: name})
 		if r := v.(*room); r.enter(c, joined) {
@@ -239,7 +247,11 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	r := v.(*room)
 	var left func()
 	if !h.isClosing() { // at shutdown every user leaves: nobody is there to tell
-		left = func() { h.publishEvent(app.FrameLeft, name, author(c.User), bus.Event{}) }
+		left = func() {
+			if h.leavePresence(name, author(c.User)) {
+				h.publishEvent(app.FrameLeft, name, author(c.User), bus.Event{})
+			}
+		}
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)
@@ -269,19 +281,13 @@ func (h *Hub) fanOut(r *room, ev bus.Event) {
 	}
 }
 
-// Rooms lists the rooms with messages or connections, by name, with their users online on this node.
+// Rooms lists the rooms with messages or connections, by name, with their users online on every node.
 func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
 	names, err := h.opts.Store.Rooms(ctx)
 	if err != nil {
 		return nil, err
 	}
-	online := map[string]int{}
-	h.rooms.Range(func(k, v any) bool {
-		if n := v.(*room).online(); n > 0 {
-			online[k.(string)] = n
-		}
-		return true
-	})
+	online := h.online(ctx)
 	for name := range online {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
@@ -305,18 +311,26 @@ func (h *Hub) expire(c *Client) {
 // one and two of these after its last write.
 const writerLinger = time.Second
 
-// Run pings every client each PingInterval, aborts those silent for longer than PongWait, and retires idle
-// writers, until ctx ends. One loop serves all clients so that an idle connection costs no timer and no
+// Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires idle
+// writers, and refreshes this node's presence, until ctx ends. One loop serves all clients so that an idle connection costs no timer and no
 // goroutine.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
 	defer t.Stop()
 	sweep := time.NewTicker(writerLinger)
 	defer sweep.Stop()
+	var refresh <-chan time.Time
+	if h.opts.Presence != nil {
+		t := time.NewTicker(h.opts.PresenceTTL / 3)
+		defer t.Stop()
+		refresh = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh:
+			h.refreshPresence(ctx)
 		case <-sweep.C:
 			h.clients.Range(func(_, v any) bool {
 				v.(*Client).retireIfIdle()

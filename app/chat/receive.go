@@ -156,7 +156,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		return nil
 	}
 	r := h.enterRoom(c, name)
-	frames = append(frames, app.EncodePresence(name, r.userList()))
+	frames = append(frames, app.EncodePresence(name, h.roomUsers(ctx, r)))
 	err = h.startRoom(ctx, r)
 	var backlog [][]byte
 	var last int64

@@ -22,6 +22,7 @@ import (
 	"github.com/causerie/causerie/app/config"
 	"github.com/causerie/causerie/app/metrics"
 	"github.com/causerie/causerie/app/netconn"
+	"github.com/causerie/causerie/app/presence"
 	"github.com/causerie/causerie/app/store"
 	"github.com/causerie/causerie/handlers"
 	"github.com/causerie/causerie/middleware"
@@ -56,10 +57,12 @@ type Bus interface {
 type Deps struct {
 	Store *store.DB
 	Bus   Bus
+	// Presence is nil on a single node.
+	Presence chat.Presence
 }
 
-// Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR) and the bus (Redis with
-// REDIS_URL, else in-process). The caller closes them with Close, after Serve has returned.
+// Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
+// presence directory (Redis with REDIS_URL, else in-process and none). The caller closes them with Close, after Serve has returned.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error) {
 	var d Deps
 	var err error
@@ -75,11 +78,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		d.Bus = bus.NewMemory()
 		return d, nil
 	}
-	d.Bus, err = bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
+	rb, err := bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
 	if err != nil {
 		d.Store.Close()
 		return Deps{}, err
 	}
+	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
 	return d, nil
 }
 
@@ -129,6 +133,8 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		MaxRooms:        cfg.MaxRooms,
+		Presence:        deps.Presence,
+		PresenceTTL:     cfg.PresenceTTL,
 	})
 	m.Watch(hub.Stats())
 	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New()}
@@ -208,6 +214,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       s.cfg.RequestTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if err := s.hub.Start(ctx); err != nil {
+		return fmt.Errorf("server: start: %w", err)
 	}
 	pingCtx, stopPings := context.WithCancel(context.Background())
 	defer stopPings()

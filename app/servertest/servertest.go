@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/causerie/causerie/app/bus/bustest"
 	"github.com/causerie/causerie/app/config"
 	"github.com/causerie/causerie/app/server"
 	"github.com/causerie/causerie/app/store"
+	"github.com/causerie/causerie/app/store/storetest"
 )
 
 // Timeout bounds every wait in tests: a frame that has not come by then is not coming.
@@ -63,6 +66,34 @@ func Start(t testing.TB, env map[string]string) *Server {
 		t.Fatal(err)
 	}
 	return launch(t, cfg, &syncBuffer{})
+}
+
+// ClusterEnv returns the variables that make servers share PostgreSQL and Redis as the nodes of one
+// deployment: start every node of a test with the same map. The database schema and the Redis keys are
+// the test's own and go when it ends. ClusterEnv skips t unless TEST_DATABASE_URL and TEST_REDIS_URL are
+// set.
+func ClusterEnv(t testing.TB) map[string]string {
+	t.Helper()
+	redisURL, prefix := bustest.Redis(t)
+	return map[string]string{
+		"DATABASE_URL": storetest.PostgresURL(t),
+		"REDIS_URL":    redisURL,
+		"REDIS_PREFIX": prefix,
+	}
+}
+
+// RedisClient returns a client of TEST_REDIS_URL's Redis, closed when t ends, for tests that act on Redis
+// from outside the server (cutting a node's connections, say).
+func RedisClient(t testing.TB) *redis.Client {
+	t.Helper()
+	url, _ := bustest.Redis(t)
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Restart stops s and starts a server with the same configuration, data and address, as an operator

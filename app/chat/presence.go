@@ -1,0 +1,151 @@
+package chat
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
+)
+
+// Presence is the directory of who is in which room on every node. The hub records in it each user's
+// first connection to a room on this node and their last one leaving; joined and left events go out when
+// a user appears in a room on no node before, or is left on none. Nil means this node is the only one:
+// its own rooms are the directory.
+type Presence interface {
+	// Enter records who in room on this node; first reports that they were in it on no node before.
+	Enter(ctx context.Context, room string, who app.Author) (first bool, err error)
+	// Leave records that who left room on this node; last reports that they are now in it on no node.
+	Leave(ctx context.Context, room string, who app.Author) (last bool, err error)
+	// List returns the users in room on any live node.
+	List(ctx context.Context, room string) ([]app.Author, error)
+	// Online returns the number of users present per room, for the rooms with any.
+	Online(ctx context.Context) (map[string]int, error)
+	// Refresh renews this node's heartbeat and returns the users who left with nodes that stopped; at
+	// start it also clears what an earlier process with this node's id left. lost reports that other
+	// nodes had given this one up for dead, so that its users must be entered again.
+	Refresh(ctx context.Context, start bool) (gone []app.RoomUser, lost bool, err error)
+}
+
+// presenceTimeout bounds one call to the directory. Past it the hub goes on with what it knows locally:
+// presence is advisory, and a join must not hang on it.
+const presenceTimeout = time.Second
+
+// enterPresence records c's user in room and reports whether their joined event must go out.
+func (h *Hub) enterPresence(room string, who app.Author) bool {
+	if h.opts.Presence == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+	defer cancel()
+	first, err := h.opts.Presence.Enter(ctx, room, who)
+	if err != nil {
+		h.log.Warn("presence: enter", "room", room, "user", who.ID, "err", err)
+		return true
+	}
+	return first
+}
+
+// leavePresence records that who left room here and reports whether their left event must go out.
+func (h *Hub) leavePresence(room string, who app.Author) bool {
+	if h.opts.Presence == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+	defer cancel()
+	last, err := h.opts.Presence.Leave(ctx, room, who)
+	if err != nil {
+		h.log.Warn("presence: leave", "room", room, "user", who.ID, "err", err)
+		return true
+	}
+	return last
+}
+
+// roomUsers returns who is in r, on every node when there are several.
+func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
+	if h.opts.Presence == nil {
+		return r.userList()
+	}
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	list, err := h.opts.Presence.List(ctx, r.name)
+	if err != nil {
+		h.log.Warn("presence: list; answering with this node's users", "room", r.name, "err", err)
+		return r.userList()
+	}
+	slices.SortFunc(list, func(a, b app.Author) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return list
+}
+
+// online returns the users present per room, on every node when there are several.
+func (h *Hub) online(ctx context.Context) map[string]int {
+	local := map[string]int{}
+	h.rooms.Range(func(k, v any) bool {
+		if n := v.(*room).online(); n > 0 {
+			local[k.(string)] = n
+		}
+		return true
+	})
+	if h.opts.Presence == nil {
+		return local
+	}
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	all, err := h.opts.Presence.Online(ctx)
+	if err != nil {
+		h.log.Warn("presence: online; answering with this node's users", "err", err)
+		return local
+	}
+	return all
+}
+
+// Start clears what an earlier process with this node's id left in the presence directory, telling the
+// rooms those users left, and registers the node. Call it before serving.
+func (h *Hub) Start(ctx context.Context) error {
+	if h.opts.Presence == nil {
+		return nil
+	}
+	gone, _, err := h.opts.Presence.Refresh(ctx, true)
+	if err != nil {
+		return err
+	}
+	h.departed(gone)
+	return nil
+}
+
+// refreshPresence renews this node's heartbeat, tells rooms about users who left with stopped nodes, and
+// enters this node's users again if the other nodes had given it up.
+func (h *Hub) refreshPresence(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	gone, lost, err := h.opts.Presence.Refresh(ctx, false)
+	if err != nil {
+		h.log.Warn("presence: refresh", "err", err)
+		return
+	}
+	h.departed(gone)
+	if !lost {
+		return
+	}
+	h.log.Warn("presence: this node had been given up for dead; entering its users again")
+	h.rooms.Range(func(_, v any) bool {
+		r := v.(*room)
+		for _, who := range r.userList() {
+			if _, err := h.opts.Presence.Enter(ctx, r.name, who); err != nil {
+				h.log.Warn("presence: enter again", "room", r.name, "err", err)
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (h *Hub) departed(gone []app.RoomUser) {
+	for _, g := range gone {
+		h.publishEvent(app.FrameLeft, g.Room, g.User, bus.Event{})
+	}
+}

@@ -1,0 +1,151 @@
+package presence_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus/bustest"
+	"github.com/causerie/causerie/app/presence"
+)
+
+// open returns a client and a key prefix of the test's own.
+func open(t *testing.T) (*redis.Client, string) {
+	t.Helper()
+	url, prefix := bustest.Redis(t)
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client, prefix
+}
+
+var (
+	ada = app.Author{ID: 1, Name: "ada"}
+	bob = app.Author{ID: 2, Name: "bob"}
+)
+
+func start(t *testing.T, p *presence.Redis) {
+	t.Helper()
+	if _, _, err := p.Refresh(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUserOnTwoNodesCountsOnce(t *testing.T) {
+	ctx := context.Background()
+	client, prefix := open(t)
+	a := presence.NewRedis(client, prefix, "a", time.Minute)
+	b := presence.NewRedis(client, prefix, "b", time.Minute)
+	start(t, a)
+	start(t, b)
+
+	steps := []struct {
+		name  string
+		do    func() (bool, error)
+		want  bool
+		users string
+	}{
+		{"ada enters on a: first", func() (bool, error) { return a.Enter(ctx, "general", ada) }, true, "[{1 ada}]"},
+		{"ada enters on b: not first", func() (bool, error) { return b.Enter(ctx, "general", ada) }, false, "[{1 ada}]"},
+		{"bob enters on b: first", func() (bool, error) { return b.Enter(ctx, "general", bob) }, true, "[{1 ada} {2 bob}]"},
+		{"ada leaves a: still on b", func() (bool, error) { return a.Leave(ctx, "general", ada) }, false, "[{1 ada} {2 bob}]"},
+		{"ada leaves b: gone", func() (bool, error) { return b.Leave(ctx, "general", ada) }, true, "[{2 bob}]"},
+	}
+	for _, s := range steps {
+		got, err := s.do()
+		if err != nil || got != s.want {
+			t.Fatalf("%s: got %v, %v; want %v", s.name, got, err, s.want)
+		}
+		list, err := a.List(ctx, "general")
+		if err != nil || fmt.Sprint(sorted(list)) != s.users {
+			t.Fatalf("%s: list = %v, %v; want %s", s.name, list, err, s.users)
+		}
+	}
+	online, err := b.Online(ctx)
+	if err != nil || fmt.Sprint(online) != "map[general:1]" {
+		t.Errorf("online = %v, %v", online, err)
+	}
+}
+
+// A node that stops refreshing drops out of every listing after the TTL; the first live node to
+// refresh then claims it and reports, once, the users no other node has.
+func TestStoppedNodeIsReapedOnce(t *testing.T) {
+	ctx := context.Background()
+	client, prefix := open(t)
+	const ttl = 300 * time.Millisecond
+	a := presence.NewRedis(client, prefix, "a", ttl)
+	b := presence.NewRedis(client, prefix, "b", ttl)
+	c := presence.NewRedis(client, prefix, "c", ttl)
+	start(t, a)
+	start(t, b)
+	start(t, c)
+	for _, step := range []func() (bool, error){
+		func() (bool, error) { return a.Enter(ctx, "general", ada) },
+		func() (bool, error) { return a.Enter(ctx, "general", bob) },
+		func() (bool, error) { return b.Enter(ctx, "general", bob) },
+		func() (bool, error) { return a.Enter(ctx, "other", ada) },
+	} {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a stops; b and c keep refreshing.
+	deadline := time.Now().Add(5 * time.Second)
+	var gone []app.RoomUser
+	for time.Now().Before(deadline) {
+		for _, p := range []*presence.Redis{b, c} {
+			g, lost, err := p.Refresh(ctx, false)
+			if err != nil || lost {
+				t.Fatalf("refresh: %v, lost %v", err, lost)
+			}
+			gone = append(gone, g...)
+		}
+		if list, _ := b.List(ctx, "general"); fmt.Sprint(list) == "[{2 bob}]" && len(gone) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := fmt.Sprint(gone); got != "[{general {1 ada}} {other {1 ada}}]" && got != "[{other {1 ada}} {general {1 ada}}]" {
+		t.Errorf("departures = %s, want ada from general and other, once each (bob is still on b)", got)
+	}
+	if online, err := c.Online(ctx); err != nil || fmt.Sprint(online) != "map[general:1]" {
+		t.Errorf("online after the reap = %v, %v", online, err)
+	}
+	// a comes back: it learns that it had been claimed.
+	if _, lost, err := a.Refresh(ctx, false); err != nil || !lost {
+		t.Errorf("a's refresh after being claimed: lost %v, %v; want true", lost, err)
+	}
+}
+
+// A node restarted with the same id first clears what its earlier process recorded.
+func TestRestartClearsEarlierLife(t *testing.T) {
+	ctx := context.Background()
+	client, prefix := open(t)
+	a := presence.NewRedis(client, prefix, "a", time.Minute)
+	start(t, a)
+	if _, err := a.Enter(ctx, "general", ada); err != nil {
+		t.Fatal(err)
+	}
+	again := presence.NewRedis(client, prefix, "a", time.Minute)
+	gone, _, err := again.Refresh(ctx, true)
+	if err != nil || fmt.Sprint(gone) != "[{general {1 ada}}]" {
+		t.Errorf("restart: departures %v, %v", gone, err)
+	}
+	if list, _ := again.List(ctx, "general"); len(list) != 0 {
+		t.Errorf("list after restart = %v, want empty", list)
+	}
+}
+
+func sorted(list []app.Author) []app.Author {
+	slices.SortFunc(list, func(a, b app.Author) int { return cmp.Compare(a.ID, b.ID) })
+	return list
+}

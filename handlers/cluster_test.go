@@ -1,0 +1,175 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app/servertest"
+)
+
+// startNodes starts n servers sharing PostgreSQL and Redis: n nodes of one deployment, in this process.
+// The process-level tests (three binaries, kill -9) are in cluster_test.go at the top of the repository.
+func startNodes(t *testing.T, n int, env map[string]string) []*servertest.Server {
+	t.Helper()
+	shared := servertest.ClusterEnv(t)
+	shared["RATE_LIMIT"] = "0"
+	for k, v := range env {
+		shared[k] = v
+	}
+	nodes := make([]*servertest.Server, n)
+	for i := range nodes {
+		shared["NODE_ID"] = fmt.Sprintf("node-%d", i+1)
+		nodes[i] = servertest.Start(t, shared)
+	}
+	return nodes
+}
+
+// Users on two nodes chat: each message reaches every other connection once, in order per sender, and
+// the history is the same from either node.
+func TestNodesShareRoomsAndHistory(t *testing.T) {
+	nodes := startNodes(t, 2, nil)
+	one, two := nodes[0], nodes[1]
+	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
+	a := one.Connect(t, ada)
+	b := two.Connect(t, bob)
+	b2 := one.Connect(t, bob) // bob on both nodes
+
+	const n = 50
+	for i := 0; i < n; i++ {
+		a.Send(map[string]string{"type": "message", "text": fmt.Sprint("a", i), "id": fmt.Sprint("a", i)})
+		b.Send(map[string]string{"type": "message", "text": fmt.Sprint("b", i), "id": fmt.Sprint("b", i)})
+	}
+	// Each connection gets the other user's n messages (and bob's second connection bob's own), in id
+	// order, and its own acks.
+	check := func(name string, c *servertest.Client, wantFrom map[string]int, acks int) []float64 {
+		t.Helper()
+		next := map[string]int{}
+		var ids []float64
+		for got := 0; got < n*len(wantFrom)+acks; got++ {
+			f := c.Read()
+			switch f["type"] {
+			case "ack":
+				continue
+			case "message":
+			default:
+				t.Fatalf("%s: unexpected frame %v", name, f)
+			}
+			text := f["text"].(string)
+			from := text[:1]
+			if _, ok := wantFrom[from]; !ok {
+				t.Fatalf("%s got %q, a message it sent or should not get", name, text)
+			}
+			if want := fmt.Sprint(from, next[from]); text != want {
+				t.Fatalf("%s: got %q, want %q (order per sender, nothing twice)", name, text, want)
+			}
+			next[from]++
+			id := f["id"].(float64)
+			if len(ids) > 0 && id <= ids[len(ids)-1] {
+				t.Fatalf("%s: id %v after %v: ids must grow", name, id, ids[len(ids)-1])
+			}
+			ids = append(ids, id)
+		}
+		if f, err := c.TryRead(200 * time.Millisecond); err == nil {
+			t.Fatalf("%s: extra frame %v", name, f)
+		}
+		return ids
+	}
+	check("ada on node 1", a, map[string]int{"b": n}, n)
+	check("bob on node 2", b, map[string]int{"a": n}, n)
+	check("bob's second connection, on node 1", b2, map[string]int{"a": n, "b": n}, 0)
+
+	_, h1 := one.Do(t, http.MethodGet, "/api/rooms/general/messages?limit=200", ada.Token, nil)
+	_, h2 := two.Do(t, http.MethodGet, "/api/rooms/general/messages?limit=200", bob.Token, nil)
+	if fmt.Sprint(h1) != fmt.Sprint(h2) || len(h1["messages"].([]any)) != 2*n {
+		t.Errorf("history differs between the nodes, or is not %d messages:\n%v\n%v", 2*n, h1, h2)
+	}
+}
+
+// A user connected to two nodes is present once; joined and left go out when the user first appears and
+// when their last connection, on any node, goes.
+func TestPresenceAcrossNodes(t *testing.T) {
+	nodes := startNodes(t, 2, nil)
+	one, two := nodes[0], nodes[1]
+	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
+	a := one.Connect(t, ada)
+
+	b1 := two.Dial(t, "/ws?token="+bob.Token, nil)
+	b1.Read() // welcome
+	if p := b1.Expect("presence", "general"); len(p["users"].([]any)) != 2 {
+		t.Errorf("bob's presence on node 2 = %v, want ada (node 1) and bob", p)
+	}
+	if f := a.ReadRaw(); f["type"] != "joined" || f["user"].(map[string]any)["name"] != "bob" {
+		t.Errorf("ada got %v, want bob joined", f)
+	}
+	b2 := one.Connect(t, bob)
+	_, rooms := one.Do(t, http.MethodGet, "/api/rooms", ada.Token, nil)
+	if got := fmt.Sprint(rooms["rooms"]); got != "[map[name:general online:2]]" {
+		t.Errorf("rooms = %s, want general with 2 online (bob counted once)", got)
+	}
+	b2.Close()
+	b1.Close()
+	f := a.ReadRaw()
+	if f["type"] != "left" || f["user"].(map[string]any)["name"] != "bob" {
+		t.Errorf("ada got %v, want bob left", f)
+	}
+	if f, err := a.TryReadRaw(300 * time.Millisecond); err == nil {
+		t.Errorf("ada got %v: bob joined once and left once", f)
+	}
+}
+
+// A node whose Redis subscription is cut misses what is published meanwhile; it subscribes again and
+// reads the gap from the store, so its clients miss nothing.
+func TestNodeCatchesUpAfterLosingTheBus(t *testing.T) {
+	nodes := startNodes(t, 2, nil)
+	one, two := nodes[0], nodes[1]
+	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
+	a := one.Connect(t, ada)
+	b := two.Connect(t, bob)
+
+	const n = 100
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			a.Send(map[string]string{"type": "message", "text": fmt.Sprint(i)})
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(30 * time.Millisecond)
+	killSubscriber(t, two)
+	for i := 0; i < n; i++ {
+		if f := b.Read(); f["text"] != fmt.Sprint(i) {
+			t.Fatalf("bob got %v, want message %d", f, i)
+		}
+	}
+	<-done
+	if !strings.Contains(two.Logs(), "catching up from the store") {
+		t.Error("node 2 did not resubscribe")
+	}
+}
+
+// killSubscriber closes s's Redis subscription from the Redis side, as a restart or a network cut would.
+func killSubscriber(t *testing.T, s *servertest.Server) {
+	t.Helper()
+	client := servertest.RedisClient(t)
+	ctx := context.Background()
+	list, err := client.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := s.Config.RedisPrefix + s.Config.NodeID
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name="+name+" ") && strings.Contains(line, "sub=1") {
+			id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
+			if err := client.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no subscriber connection named %s", name)
+}
