@@ -28,13 +28,16 @@ var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send 
 // held across the disk sync; and a slow fan-out never delays the next commit.
 type pipeline struct {
 	db MessageStore
-	// publish delivers a stored message here and hands it to the bus; done answers its sender.
-	publish func(ev bus.Event, done func())
-	timings Timings
-	log     *slog.Logger
-	appends chan *appendReq
-	outbox  chan published
-	stopped chan struct{}
+	// committed tells the hub that a message is stored and on its way; publish then delivers it here
+	// and hands it to the bus, and done answers its sender.
+	committed func(room string, id int64)
+	publish   func(ev bus.Event, done func())
+	commitMu  *sync.Mutex
+	timings   Timings
+	log       *slog.Logger
+	appends   chan *appendReq
+	outbox    chan published
+	stopped   chan struct{}
 	// quit tells submitters waiting on a full appends to give up, so that close can take mu.
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -54,7 +57,7 @@ type appendReq struct {
 type published struct {
 	req *appendReq
 	res appendResult
-	ev  bus.Event // zero Payload: nothing to publish (a repeat, or a failure)
+	ev  bus.Event // zero ID: nothing to publish (a repeat, or a failure)
 }
 
 type appendResult struct {
@@ -64,16 +67,18 @@ type appendResult struct {
 	err     error
 }
 
-func newPipeline(s MessageStore, publish func(bus.Event, func()), t Timings, log *slog.Logger) *pipeline {
+func newPipeline(s MessageStore, h *Hub) *pipeline {
 	p := &pipeline{
-		db:      s,
-		publish: publish,
-		timings: t,
-		log:     log,
-		appends: make(chan *appendReq, maxCommitBatch),
-		outbox:  make(chan published, 4*maxCommitBatch),
-		stopped: make(chan struct{}),
-		quit:    make(chan struct{}),
+		db:        s,
+		committed: h.committed,
+		publish:   h.publish,
+		commitMu:  &h.commitMu,
+		timings:   h.opts.Timings,
+		log:       h.log,
+		appends:   make(chan *appendReq, maxCommitBatch),
+		outbox:    make(chan published, 4*maxCommitBatch),
+		stopped:   make(chan struct{}),
+		quit:      make(chan struct{}),
 	}
 	go p.commitLoop()
 	go p.publishLoop()
@@ -118,14 +123,25 @@ func (p *pipeline) commitLoop() {
 		for _, r := range batch {
 			msgs = append(msgs, r.msg)
 		}
-		for i, out := range p.store(msgs) {
+		// Under commitMu, so that a catch-up reading the store sees these messages only once they are
+		// marked as on their way from here (see catchUp).
+		p.commitMu.Lock()
+		results := p.store(msgs)
+		for _, out := range results {
+			if out.err == nil && out.Created {
+				p.committed(out.Message.Room, out.Message.ID)
+			}
+		}
+		p.commitMu.Unlock()
+		for i, out := range results {
 			r := batch[i]
 			pub := published{req: r, res: appendResult{err: out.err}}
 			if out.err == nil {
 				pub.res.msg, pub.res.created = out.Message, out.Created
 				var frame []byte
 				frame, pub.res.object, pub.res.err = app.EncodeMessage(out.Message)
-				if pub.res.err == nil && out.Created {
+				if out.Created {
+					// Without a payload (it failed to encode) the event only clears the mark.
 					pub.ev = bus.Event{Room: out.Message.Room, Payload: frame, ID: out.Message.ID}
 					if r.from != nil {
 						pub.ev.Skip = r.from.ID
@@ -175,7 +191,7 @@ func (p *pipeline) store(msgs []app.Message) []stored {
 func (p *pipeline) publishLoop() {
 	defer close(p.stopped)
 	for pub := range p.outbox {
-		if pub.ev.Payload == nil {
+		if pub.ev.ID == 0 {
 			p.answer(pub.req, pub.res)
 			continue
 		}

@@ -90,7 +90,10 @@ type Hub struct {
 	pipe   *pipeline
 	relay  *relay
 	seq    atomic.Uint64
-	stats  Stats
+	// commitMu is held by the pipeline while it commits and marks what it committed, and by a catch-up
+	// while it reads the store: so a catch-up never reads a message of this node that is not yet marked.
+	commitMu sync.Mutex
+	stats    Stats
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
@@ -114,7 +117,7 @@ func New(opts Options) *Hub {
 	}
 	h := &Hub{opts: opts, log: opts.Log, nodeID: opts.NodeID}
 	h.relay = newRelay(opts.Bus, opts.Log)
-	h.pipe = newPipeline(opts.Store, h.publish, opts.Timings, opts.Log)
+	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
 	return h
 }

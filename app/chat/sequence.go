@@ -41,6 +41,8 @@ type sequencer struct {
 	head int64
 	// pending holds events that arrived before the ones they follow.
 	pending map[int64]pendingEvent
+	// committed holds the ids of messages this node stored and has yet to publish.
+	committed map[int64]struct{}
 	// fetching is set while a catch-up is scheduled or running.
 	fetching bool
 	// closed is set when the room has gone: what still arrives is answered and dropped.
@@ -73,6 +75,7 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.head = max(s.head, ev.ID)
+	delete(s.committed, ev.ID)
 	if s.closed || (s.based && ev.ID <= s.last) || ev.Payload == nil {
 		// Closed, already delivered, or a bare head (the publisher's failed events, announced again):
 		// nothing to hold, but a head past last needs a catch-up.
@@ -84,6 +87,11 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 		}
 		return
 	}
+	if s.based && ev.ID == s.last+1 && len(s.pending) == 0 && s.head == ev.ID {
+		// The common case, and the only one on a single node: the next message, nothing waiting.
+		h.deliverLocked(r, pendingEvent{ev: ev, done: done})
+		return
+	}
 	if s.pending == nil {
 		s.pending = make(map[int64]pendingEvent)
 	}
@@ -91,6 +99,26 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	if s.based {
 		h.flushLocked(r)
 	}
+}
+
+// committed records that this node stored message id in the room name and will publish it: a catch-up must not
+// deliver it from the store before its event comes, or its sender would get it as someone else's
+// message, and its ack after it.
+func (h *Hub) committed(name string, id int64) {
+	v, ok := h.rooms.Load(name)
+	if !ok {
+		return
+	}
+	s := &v.(*room).seq
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.committed == nil {
+		s.committed = make(map[int64]struct{})
+	}
+	s.committed[id] = struct{}{}
 }
 
 // startRoom gives r its base, the id of the room's newest stored message, if it has none yet. Every
@@ -182,7 +210,9 @@ func (h *Hub) catchUp(r *room) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+		h.commitMu.Lock()
 		msgs, err := h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
+		h.commitMu.Unlock()
 		cancel()
 
 		s.mu.Lock()
@@ -197,6 +227,12 @@ func (h *Hub) catchUp(r *room) {
 			if m.ID <= s.last {
 				continue
 			}
+			if _, ok := s.committed[m.ID]; ok {
+				// This node stored it and its event is on the way, with the sender to skip and the ack to
+				// queue: delivered from here, the sender would get its own message. The event flushes
+				// what follows.
+				break
+			}
 			pe, ok := s.pending[m.ID]
 			if ok {
 				delete(s.pending, m.ID)
@@ -207,11 +243,11 @@ func (h *Hub) catchUp(r *room) {
 					continue
 				}
 				pe = pendingEvent{ev: bus.Event{Room: r.name, Payload: frame, ID: m.ID}}
+				h.stats.CaughtUp.Add(1)
 			}
 			h.deliverLocked(r, pe)
 		}
-		h.stats.CaughtUp.Add(uint64(len(msgs)))
-		more := len(msgs) == catchUpBatch
+		more := len(msgs) == catchUpBatch && s.last == msgs[len(msgs)-1].ID
 		if !more {
 			s.fetching = false
 			h.flushLocked(r)

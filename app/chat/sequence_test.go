@@ -1,0 +1,218 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/store"
+)
+
+// frameConn keeps the frames written to it. The sequencer's tests need to see exactly what one client
+// receives while they play another node's part on the bus; everything else in them is real (a SQLite
+// store, the hub, the memory bus).
+type frameConn struct {
+	mu     sync.Mutex
+	frames []map[string]any
+}
+
+func (f *frameConn) WriteFrames(frames [][]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range frames {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		f.frames = append(f.frames, m)
+	}
+	return nil
+}
+func (f *frameConn) Ping() error         { return nil }
+func (f *frameConn) Close(int, string)   {}
+func (f *frameConn) Abort()              {}
+func (f *frameConn) LastRead() time.Time { return time.Now() }
+
+// messageIDs returns the ids of the message frames received so far, in order.
+func (f *frameConn) messageIDs() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []int64
+	for _, m := range f.frames {
+		if m["type"] == app.FrameMessage {
+			ids = append(ids, int64(m["id"].(float64)))
+		}
+	}
+	return ids
+}
+
+// waitIDs polls until the client has received want, or fails.
+func (f *frameConn) waitIDs(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for fmt.Sprint(f.messageIDs()) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("message ids = %v, want %s", f.messageIDs(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// remoteNode stores messages as another node would, and returns their bus events without publishing
+// them: the test decides which reach this node's hub, and in which order.
+func remoteNode(t *testing.T, db *store.DB, n int) []bus.Event {
+	t.Helper()
+	ctx := context.Background()
+	u, err := db.UserByEmail(ctx, "remote@example.com")
+	if app.ErrorCode(err) == app.CodeNotFound {
+		u, err = db.CreateUser(ctx, app.User{Email: "remote@example.com", Name: "remote", PasswordHash: "h", CreatedAt: time.Now()})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []bus.Event
+	for i := 0; i < n; i++ {
+		out, err := db.AppendMessages(ctx, []app.Message{{Room: "general", From: app.Author{ID: u.ID, Name: "remote"}, Text: fmt.Sprint(i), At: time.Now()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame, _, err := app.EncodeMessage(out[0].Message)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, bus.Event{Room: "general", Payload: frame, ID: out[0].Message.ID, Node: "remote"})
+	}
+	return evs
+}
+
+func newTestHub(t *testing.T) (*Hub, *store.DB) {
+	t.Helper()
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := New(Options{
+		Store: db, Bus: bus.NewMemory(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
+		MaxMessageBytes: 4096, QueueBytes: 1 << 20, HistoryLimit: 50, ResumeMax: 1000, MaxRooms: 10,
+	})
+	t.Cleanup(func() { h.Shutdown(context.Background(), CloseGoingAway, "") })
+	return h, db
+}
+
+func joinGeneral(t *testing.T, h *Hub) *frameConn {
+	t.Helper()
+	conn, _ := register(t, h)
+	return conn
+}
+
+// register connects a client of user 99 in general; it unregisters when the test ends, as the transport
+// does when a socket closes.
+func register(t *testing.T, h *Hub) (*frameConn, *Client) {
+	t.Helper()
+	conn := &frameConn{}
+	c, err := h.Register(context.Background(), conn, Session{
+		User:  app.Identity{UserID: 99, Name: "local", ExpiresAt: time.Now().Add(time.Hour)},
+		Joins: []Join{{Room: "general"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+	return conn, c
+}
+
+// Events of another node that arrive out of order are delivered in id order, each once.
+func TestSequencerReorders(t *testing.T) {
+	h, db := newTestHub(t)
+	conn := joinGeneral(t, h)
+	evs := remoteNode(t, db, 4)
+	for _, i := range []int{1, 3, 0, 2, 2, 0} { // ids 2, 4, 1, 3, then two repeats
+		busHandler{h}.Event(evs[i])
+	}
+	conn.waitIDs(t, "[1 2 3 4]")
+	time.Sleep(2 * gapWait)
+	if got := fmt.Sprint(conn.messageIDs()); got != "[1 2 3 4]" {
+		t.Errorf("after the repeats: %s, want [1 2 3 4]", got)
+	}
+	if n := h.stats.CaughtUp.Load(); n != 0 {
+		t.Errorf("%d messages read back from the store, want 0: nothing was missing", n)
+	}
+}
+
+// An event lost on the bus is read from the store once a later one shows the gap; so are events lost
+// while the bus was away, once it says so with Resync.
+func TestSequencerFillsGapsFromTheStore(t *testing.T) {
+	h, db := newTestHub(t)
+	conn := joinGeneral(t, h)
+	evs := remoteNode(t, db, 3)
+	busHandler{h}.Event(evs[0])
+	busHandler{h}.Event(evs[2]) // 2 is lost
+	conn.waitIDs(t, "[1 2 3]")
+
+	// 4 to 6 are lost and nothing follows them: only a resync can tell.
+	later := remoteNode(t, db, 3)
+	time.Sleep(2 * gapWait)
+	conn.waitIDs(t, "[1 2 3]")
+	busHandler{h}.Resync()
+	conn.waitIDs(t, "[1 2 3 4 5 6]")
+	busHandler{h}.Event(later[1])                                          // late: dropped
+	busHandler{h}.Event(bus.Event{Room: "general", ID: 6, Node: "remote"}) // a bare head already reached
+	time.Sleep(2 * gapWait)
+	if got := fmt.Sprint(conn.messageIDs()); got != "[1 2 3 4 5 6]" {
+		t.Errorf("after late events: %s", got)
+	}
+	if n := h.stats.CaughtUp.Load(); n != 4 {
+		t.Errorf("%d messages read back from the store, want 4 (2, 4, 5 and 6)", n)
+	}
+}
+
+// A bare head (a node announcing ids it could not publish) makes the hub read them from the store.
+func TestSequencerFollowsBareHead(t *testing.T) {
+	h, db := newTestHub(t)
+	conn := joinGeneral(t, h)
+	remoteNode(t, db, 3)
+	busHandler{h}.Event(bus.Event{Room: "general", ID: 3, Node: "remote"})
+	conn.waitIDs(t, "[1 2 3]")
+}
+
+// The local sender's ack comes after every earlier message of the room, including another node's that
+// had to be read from the store.
+func TestAckWaitsForEarlierMessages(t *testing.T) {
+	h, db := newTestHub(t)
+	conn, c := register(t, h)
+	if _, err := db.CreateUser(context.Background(), app.User{Email: "local@example.com", Name: "local", PasswordHash: "h", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	remoteNode(t, db, 2) // user 2; ids 1 and 2 never come over the bus
+	c.User.UserID = 1
+	h.Receive(context.Background(), c, []byte(`{"type":"message","text":"mine","id":"m1"}`))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn.mu.Lock()
+		var order []string
+		for _, f := range conn.frames {
+			switch f["type"] {
+			case app.FrameMessage:
+				order = append(order, fmt.Sprint(f["id"]))
+			case app.FrameAck:
+				order = append(order, "ack")
+			}
+		}
+		conn.mu.Unlock()
+		if got := fmt.Sprint(order); got == "[1 2 ack]" {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("frames = %s, want [1 2 ack]: the ack of id 3 after ids 1 and 2", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
