@@ -51,6 +51,14 @@ type RoomUser struct {
 	User Author
 }
 
+// Refreshed is what a node learns when it renews its presence: the users who left with nodes that
+// stopped (Claimed counts those nodes), and whether it had itself been given up for dead (Lost).
+type Refreshed struct {
+	Gone    []RoomUser
+	Claimed int
+	Lost    bool
+}
+
 // User is a registered account. PasswordHash never leaves the server.
 type User struct {
 	ID           int64     `json:"id"`

@@ -13,93 +13,97 @@ import (
 )
 
 func TestRegister(t *testing.T) {
-	s := servertest.Start(t, nil)
-	s.Register(t, "taken@example.com")
-	cases := []struct {
-		name     string
-		body     any
-		status   int
-		code     string
-		wantName string
-	}{
-		{"name from e-mail", map[string]string{"email": "Jean.Dupont@Example.com", "password": "password123"}, 201, "", "jean.dupont"},
-		{"given name", map[string]string{"email": "ada@example.com", "password": "password123", "name": " Ada L. "}, 201, "", "Ada L."},
-		{"e-mail taken", map[string]string{"email": "taken@example.com", "password": "password123"}, 409, "conflict", ""},
-		{"e-mail taken, other case", map[string]string{"email": "TAKEN@example.COM", "password": "password123"}, 409, "conflict", ""},
-		{"bad e-mail", map[string]string{"email": "not-an-email", "password": "password123"}, 400, "invalid", ""},
-		{"e-mail with display name", map[string]string{"email": "Ada <ada2@example.com>", "password": "password123"}, 400, "invalid", ""},
-		{"missing e-mail", map[string]string{"password": "password123"}, 400, "invalid", ""},
-		{"missing password", map[string]string{"email": "x@example.com"}, 400, "invalid", ""},
-		{"short password", map[string]string{"email": "x@example.com", "password": "1234567"}, 400, "invalid", ""},
-		{"password over 72 bytes", map[string]string{"email": "x@example.com", "password": strings.Repeat("p", 73)}, 400, "invalid", ""},
-		{"name too long", map[string]string{"email": "x@example.com", "password": "password123", "name": strings.Repeat("n", 65)}, 400, "invalid", ""},
-		{"not JSON", "email=x@example.com", 400, "invalid", ""},
-		{"empty body", "", 400, "invalid", ""},
-		{"JSON array", `[]`, 400, "invalid", ""},
-		{"over 64 KiB", `{"email":"` + strings.Repeat("a", 65<<10) + `"}`, 413, "too_large", ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			status, body := s.Do(t, http.MethodPost, "/api/register", "", tc.body)
-			if status != tc.status {
-				t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
-			}
-			if tc.code != "" {
-				assertError(t, body, tc.code)
-				return
-			}
-			user := body["user"].(map[string]any)
-			if user["name"] != tc.wantName || body["token"] == "" || user["password_hash"] != nil {
-				t.Errorf("body = %v, want name %q and a token", body, tc.wantName)
-			}
-			if email := user["email"].(string); email != strings.ToLower(email) {
-				t.Errorf("e-mail %q not stored in lower case", email)
-			}
-		})
-	}
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		s.Register(t, "taken@example.com")
+		cases := []struct {
+			name     string
+			body     any
+			status   int
+			code     string
+			wantName string
+		}{
+			{"name from e-mail", map[string]string{"email": "Jean.Dupont@Example.com", "password": "password123"}, 201, "", "jean.dupont"},
+			{"given name", map[string]string{"email": "ada@example.com", "password": "password123", "name": " Ada L. "}, 201, "", "Ada L."},
+			{"e-mail taken", map[string]string{"email": "taken@example.com", "password": "password123"}, 409, "conflict", ""},
+			{"e-mail taken, other case", map[string]string{"email": "TAKEN@example.COM", "password": "password123"}, 409, "conflict", ""},
+			{"bad e-mail", map[string]string{"email": "not-an-email", "password": "password123"}, 400, "invalid", ""},
+			{"e-mail with display name", map[string]string{"email": "Ada <ada2@example.com>", "password": "password123"}, 400, "invalid", ""},
+			{"missing e-mail", map[string]string{"password": "password123"}, 400, "invalid", ""},
+			{"missing password", map[string]string{"email": "x@example.com"}, 400, "invalid", ""},
+			{"short password", map[string]string{"email": "x@example.com", "password": "1234567"}, 400, "invalid", ""},
+			{"password over 72 bytes", map[string]string{"email": "x@example.com", "password": strings.Repeat("p", 73)}, 400, "invalid", ""},
+			{"name too long", map[string]string{"email": "x@example.com", "password": "password123", "name": strings.Repeat("n", 65)}, 400, "invalid", ""},
+			{"not JSON", "email=x@example.com", 400, "invalid", ""},
+			{"empty body", "", 400, "invalid", ""},
+			{"JSON array", `[]`, 400, "invalid", ""},
+			{"over 64 KiB", `{"email":"` + strings.Repeat("a", 65<<10) + `"}`, 413, "too_large", ""},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := s.Do(t, http.MethodPost, "/api/register", "", tc.body)
+				if status != tc.status {
+					t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
+				}
+				if tc.code != "" {
+					assertError(t, body, tc.code)
+					return
+				}
+				user := body["user"].(map[string]any)
+				if user["name"] != tc.wantName || body["token"] == "" || user["password_hash"] != nil {
+					t.Errorf("body = %v, want name %q and a token", body, tc.wantName)
+				}
+				if email := user["email"].(string); email != strings.ToLower(email) {
+					t.Errorf("e-mail %q not stored in lower case", email)
+				}
+			})
+		}
+	})
 }
 
 func TestLogin(t *testing.T) {
-	s := servertest.Start(t, nil)
-	u := s.Register(t, "ada@example.com")
-	cases := []struct {
-		name   string
-		body   any
-		status int
-		code   string
-	}{
-		{"right password", map[string]string{"email": "ada@example.com", "password": "password123"}, 200, ""},
-		{"e-mail in another case", map[string]string{"email": "ADA@example.com", "password": "password123"}, 200, ""},
-		{"wrong password", map[string]string{"email": "ada@example.com", "password": "password124"}, 401, "unauthorized"},
-		{"unknown e-mail", map[string]string{"email": "nobody@example.com", "password": "password123"}, 401, "unauthorized"},
-		{"missing password", map[string]string{"email": "ada@example.com"}, 400, "invalid"},
-		{"not JSON", "{", 400, "invalid"},
-	}
-	var unknownMsg, wrongMsg any
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			status, body := s.Do(t, http.MethodPost, "/api/login", "", tc.body)
-			if status != tc.status {
-				t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
-			}
-			if tc.code != "" {
-				assertError(t, body, tc.code)
-				switch tc.name {
-				case "wrong password":
-					wrongMsg = body["error"]
-				case "unknown e-mail":
-					unknownMsg = body["error"]
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		u := s.Register(t, "ada@example.com")
+		cases := []struct {
+			name   string
+			body   any
+			status int
+			code   string
+		}{
+			{"right password", map[string]string{"email": "ada@example.com", "password": "password123"}, 200, ""},
+			{"e-mail in another case", map[string]string{"email": "ADA@example.com", "password": "password123"}, 200, ""},
+			{"wrong password", map[string]string{"email": "ada@example.com", "password": "password124"}, 401, "unauthorized"},
+			{"unknown e-mail", map[string]string{"email": "nobody@example.com", "password": "password123"}, 401, "unauthorized"},
+			{"missing password", map[string]string{"email": "ada@example.com"}, 400, "invalid"},
+			{"not JSON", "{", 400, "invalid"},
+		}
+		var unknownMsg, wrongMsg any
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := s.Do(t, http.MethodPost, "/api/login", "", tc.body)
+				if status != tc.status {
+					t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
 				}
-				return
-			}
-			if user := body["user"].(map[string]any); user["id"].(float64) != float64(u.ID) || body["token"] == "" {
-				t.Errorf("body = %v", body)
-			}
-		})
-	}
-	if unknownMsg == nil || unknownMsg.(map[string]any)["message"] != wrongMsg.(map[string]any)["message"] {
-		t.Errorf("unknown e-mail and wrong password answer differently: %v vs %v", unknownMsg, wrongMsg)
-	}
+				if tc.code != "" {
+					assertError(t, body, tc.code)
+					switch tc.name {
+					case "wrong password":
+						wrongMsg = body["error"]
+					case "unknown e-mail":
+						unknownMsg = body["error"]
+					}
+					return
+				}
+				if user := body["user"].(map[string]any); user["id"].(float64) != float64(u.ID) || body["token"] == "" {
+					t.Errorf("body = %v", body)
+				}
+			})
+		}
+		if unknownMsg == nil || unknownMsg.(map[string]any)["message"] != wrongMsg.(map[string]any)["message"] {
+			t.Errorf("unknown e-mail and wrong password answer differently: %v vs %v", unknownMsg, wrongMsg)
+		}
+	})
 }
 
 func TestMe(t *testing.T) {
@@ -156,32 +160,34 @@ func TestStalledBodyTimesOut(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	s := servertest.Start(t, nil)
-	status, body := s.Do(t, http.MethodGet, "/healthz", "", nil)
-	if status != 200 || body["status"] != "ok" || body["store"] != "ok" {
-		t.Errorf("healthz = %d %v", status, body)
-	}
-	u := s.Register(t, "ada@example.com")
-	a, b := s.Connect(t, u), s.Connect(t, u)
-	a.SendText("hi")
-	b.Read()
-	metrics := s.Get(t, "/metrics")
-	for _, want := range []string{
-		"causerie_connections 2",
-		"causerie_messages_received_total 1",
-		"causerie_deliveries_total 1",
-		"causerie_slow_clients_dropped_total 0",
-		`causerie_http_request_duration_seconds_count{method="POST",route="/api/register",status="201"} 1`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q", want)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		status, body := s.Do(t, http.MethodGet, "/healthz", "", nil)
+		if status != 200 || body["status"] != "ok" || body["store"] != "ok" {
+			t.Errorf("healthz = %d %v", status, body)
 		}
-	}
-	s.DB.Close()
-	status, body = s.Do(t, http.MethodGet, "/healthz", "", nil)
-	if status != 503 || body["status"] != "degraded" {
-		t.Errorf("healthz with the store closed = %d %v", status, body)
-	}
+		u := s.Register(t, "ada@example.com")
+		a, b := s.Connect(t, u), s.Connect(t, u)
+		a.SendText("hi")
+		b.Read()
+		metrics := s.Get(t, "/metrics")
+		for _, want := range []string{
+			"causerie_connections 2",
+			"causerie_messages_received_total 1",
+			"causerie_deliveries_total 1",
+			"causerie_slow_clients_dropped_total 0",
+			`causerie_http_request_duration_seconds_count{method="POST",route="/api/register",status="201"} 1`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
+		s.DB.Close()
+		status, body = s.Do(t, http.MethodGet, "/healthz", "", nil)
+		if status != 503 || body["status"] != "degraded" {
+			t.Errorf("healthz with the store closed = %d %v", status, body)
+		}
+	})
 }
 
 func TestSecurityHeaders(t *testing.T) {

@@ -14,115 +14,121 @@ import (
 // B disconnects; A sends while B is away and keeps sending while B reconnects with since. B must see
 // every message exactly once, in order: the replay, then the resumed frame, then the live ones.
 func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
-	const before, away, during = 5, 10, 60
-	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	a := s.Connect(t, ada)
-	b := s.Connect(t, bob)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		const before, away, during = 5, 10, 60
+		s := start(map[string]string{"RATE_LIMIT": "0"})
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		a := s.Connect(t, ada)
+		b := s.Connect(t, bob)
 
-	send := func(i int) {
-		a.Send(map[string]string{"type": "message", "text": fmt.Sprint(i), "id": fmt.Sprint(i)})
-	}
-	var lastSeen int64
-	for i := 0; i < before; i++ {
-		send(i)
-		lastSeen = int64(b.Read()["id"].(float64))
-	}
-	b.Close()
-	for i := before; i < before+away; i++ {
-		send(i)
-	}
-	// Keep sending while B reconnects; acks are read at the end.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := before + away; i < before+away+during; i++ {
+		send := func(i int) {
+			a.Send(map[string]string{"type": "message", "text": fmt.Sprint(i), "id": fmt.Sprint(i)})
+		}
+		var lastSeen int64
+		for i := 0; i < before; i++ {
+			send(i)
+			lastSeen = int64(b.Read()["id"].(float64))
+		}
+		b.Close()
+		for i := before; i < before+away; i++ {
 			send(i)
 		}
-	}()
-	b2 := s.Dial(t, fmt.Sprintf("/ws?token=%s&since=general:%d", bob.Token, lastSeen), nil)
-	if w := b2.Read(); fmt.Sprint(w["rooms"]) != "[general]" {
-		t.Fatalf("welcome = %v", w)
-	}
-	b2.Expect("presence", "general")
+		// Keep sending while B reconnects; acks are read at the end.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := before + away; i < before+away+during; i++ {
+				send(i)
+			}
+		}()
+		b2 := s.Dial(t, fmt.Sprintf("/ws?token=%s&since=general:%d", bob.Token, lastSeen), nil)
+		if w := b2.Read(); fmt.Sprint(w["rooms"]) != "[general]" {
+			t.Fatalf("welcome = %v", w)
+		}
+		b2.Expect("presence", "general")
 
-	want := before
-	resumed := false
-	for want < before+away+during {
-		f := b2.Read()
-		switch f["type"] {
-		case "resumed":
-			if resumed || f["complete"] != true || f["room"] != "general" {
-				t.Fatalf("resumed frame %v (seen before: %v)", f, resumed)
+		want := before
+		resumed := false
+		for want < before+away+during {
+			f := b2.Read()
+			switch f["type"] {
+			case "resumed":
+				if resumed || f["complete"] != true || f["room"] != "general" {
+					t.Fatalf("resumed frame %v (seen before: %v)", f, resumed)
+				}
+				resumed = true
+			case "message":
+				if f["text"] != fmt.Sprint(want) {
+					t.Fatalf("got message %v, want %d: a gap or a duplicate", f["text"], want)
+				}
+				if !resumed && want >= before+away+during {
+					t.Fatal("more replayed than sent")
+				}
+				want++
+			default:
+				t.Fatalf("unexpected frame %v", f)
 			}
-			resumed = true
-		case "message":
-			if f["text"] != fmt.Sprint(want) {
-				t.Fatalf("got message %v, want %d: a gap or a duplicate", f["text"], want)
-			}
-			if !resumed && want >= before+away+during {
-				t.Fatal("more replayed than sent")
-			}
-			want++
-		default:
-			t.Fatalf("unexpected frame %v", f)
 		}
-	}
-	if !resumed {
-		t.Error("no resumed frame")
-	}
-	<-done
-	for i := 0; i < before+away+during; i++ {
-		if f := a.Read(); f["type"] != "ack" {
-			t.Fatalf("ada got %v, want acks only", f)
+		if !resumed {
+			t.Error("no resumed frame")
 		}
-	}
-	b2.Send(map[string]string{"type": "ping"})
-	if f := b2.Read(); f["type"] != "pong" {
-		t.Errorf("after the last message B got %v, want nothing more", f)
-	}
+		<-done
+		for i := 0; i < before+away+during; i++ {
+			if f := a.Read(); f["type"] != "ack" {
+				t.Fatalf("ada got %v, want acks only", f)
+			}
+		}
+		b2.Send(map[string]string{"type": "ping"})
+		if f := b2.Read(); f["type"] != "pong" {
+			t.Errorf("after the last message B got %v, want nothing more", f)
+		}
+	})
 }
 
 func TestResumePastTheCapIsIncomplete(t *testing.T) {
-	s := servertest.Start(t, map[string]string{"RESUME_MAX": "3"})
-	u := s.Register(t, "ada@example.com")
-	for i := 1; i <= 5; i++ {
-		s.Do(t, http.MethodPost, "/api/rooms/general/messages", u.Token, map[string]string{"text": fmt.Sprint(i)})
-	}
-	c := s.Dial(t, "/ws?token="+u.Token+"&since=general:0", nil)
-	c.Read()
-	c.Expect("presence", "general")
-	for _, want := range []string{"3", "4", "5"} {
-		if f := c.Read(); f["type"] != "message" || f["text"] != want {
-			t.Fatalf("got %v, want message %s (the newest three)", f, want)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"RESUME_MAX": "3"})
+		u := s.Register(t, "ada@example.com")
+		for i := 1; i <= 5; i++ {
+			s.Do(t, http.MethodPost, "/api/rooms/general/messages", u.Token, map[string]string{"text": fmt.Sprint(i)})
 		}
-	}
-	if f := c.Expect("resumed", "general"); f["complete"] != false {
-		t.Errorf("resumed = %v, want complete false", f)
-	}
-	// The rest is a page away.
-	status, body := s.Do(t, http.MethodGet, "/api/rooms/general/messages?before=3", u.Token, nil)
-	if status != 200 || len(body["messages"].([]any)) != 2 {
-		t.Errorf("older page = %d %v, want messages 1 and 2", status, body)
-	}
+		c := s.Dial(t, "/ws?token="+u.Token+"&since=general:0", nil)
+		c.Read()
+		c.Expect("presence", "general")
+		for _, want := range []string{"3", "4", "5"} {
+			if f := c.Read(); f["type"] != "message" || f["text"] != want {
+				t.Fatalf("got %v, want message %s (the newest three)", f, want)
+			}
+		}
+		if f := c.Expect("resumed", "general"); f["complete"] != false {
+			t.Errorf("resumed = %v, want complete false", f)
+		}
+		// The rest is a page away.
+		status, body := s.Do(t, http.MethodGet, "/api/rooms/general/messages?before=3", u.Token, nil)
+		if status != 200 || len(body["messages"].([]any)) != 2 {
+			t.Errorf("older page = %d %v, want messages 1 and 2", status, body)
+		}
+	})
 }
 
 func TestJoinFrameWithSince(t *testing.T) {
-	s := servertest.Start(t, nil)
-	u := s.Register(t, "ada@example.com")
-	for i := 1; i <= 3; i++ {
-		s.Do(t, http.MethodPost, "/api/rooms/jeux/messages", u.Token, map[string]string{"text": fmt.Sprint(i)})
-	}
-	c := s.Connect(t, u)
-	c.SendText(`{"type":"join","room":"jeux","since":2}`)
-	c.Expect("ack", "jeux")
-	c.Expect("presence", "jeux")
-	if f := c.Expect("message", "jeux"); f["text"] != "3" {
-		t.Errorf("got %v, want message 3 only", f)
-	}
-	if f := c.Expect("resumed", "jeux"); f["complete"] != true {
-		t.Errorf("resumed = %v", f)
-	}
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		u := s.Register(t, "ada@example.com")
+		for i := 1; i <= 3; i++ {
+			s.Do(t, http.MethodPost, "/api/rooms/jeux/messages", u.Token, map[string]string{"text": fmt.Sprint(i)})
+		}
+		c := s.Connect(t, u)
+		c.SendText(`{"type":"join","room":"jeux","since":2}`)
+		c.Expect("ack", "jeux")
+		c.Expect("presence", "jeux")
+		if f := c.Expect("message", "jeux"); f["text"] != "3" {
+			t.Errorf("got %v, want message 3 only", f)
+		}
+		if f := c.Expect("resumed", "jeux"); f["complete"] != true {
+			t.Errorf("resumed = %v", f)
+		}
+	})
 }
 
 // With batch=1 a replay arrives in a few frames of newline-separated JSON objects.

@@ -12,58 +12,60 @@ import (
 )
 
 func TestRoomsScopeDelivery(t *testing.T) {
-	s := servertest.Start(t, nil)
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	a := s.Connect(t, ada)
-	b := s.Connect(t, bob, "&rooms=general,jeux")
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		a := s.Connect(t, ada)
+		b := s.Connect(t, bob, "&rooms=general,jeux")
 
-	a.Send(map[string]string{"type": "message", "room": "jeux", "text": "hi", "id": "m0"})
-	if f := a.Read(); f["type"] != "error" || f["code"] != "not_joined" || f["id"] != "m0" {
-		t.Fatalf("message to a room not joined: got %v, want not_joined", f)
-	}
-
-	a.Send(map[string]string{"type": "join", "room": "jeux", "id": "j1"})
-	if f := a.Read(); f["type"] != "ack" || f["for"] != "join" || f["id"] != "j1" || f["room"] != "jeux" {
-		t.Fatalf("join: got %v, want its ack", f)
-	}
-	if p := a.Expect("presence", "jeux"); len(p["users"].([]any)) != 2 {
-		t.Errorf("presence = %v, want ada and bob", p)
-	}
-	a.Expect("history", "jeux")
-	if f := b.ReadRaw(); f["type"] != "joined" || f["room"] != "jeux" || f["user"].(map[string]any)["name"] != "ada" {
-		t.Errorf("bob got %v, want ada joined jeux", f)
-	}
-
-	b.Send(map[string]string{"type": "message", "room": "jeux", "text": "dans jeux"})
-	b.Send(map[string]string{"type": "message", "text": "dans general"})
-	for _, want := range []string{"jeux", "general"} {
-		if f := a.Read(); f["type"] != "message" || f["room"] != want || f["text"] != "dans "+want {
-			t.Errorf("ada got %v, want the message in %s", f, want)
+		a.Send(map[string]string{"type": "message", "room": "jeux", "text": "hi", "id": "m0"})
+		if f := a.Read(); f["type"] != "error" || f["code"] != "not_joined" || f["id"] != "m0" {
+			t.Fatalf("message to a room not joined: got %v, want not_joined", f)
 		}
-	}
 
-	a.Send(map[string]string{"type": "leave", "room": "jeux", "id": "l1"})
-	if f := a.Read(); f["type"] != "ack" || f["for"] != "leave" || f["room"] != "jeux" {
-		t.Fatalf("leave: got %v", f)
-	}
-	for {
-		f := b.ReadRaw()
-		if f["type"] == "left" {
-			if f["room"] != "jeux" || f["user"].(map[string]any)["name"] != "ada" {
-				t.Errorf("left = %v", f)
+		a.Send(map[string]string{"type": "join", "room": "jeux", "id": "j1"})
+		if f := a.Read(); f["type"] != "ack" || f["for"] != "join" || f["id"] != "j1" || f["room"] != "jeux" {
+			t.Fatalf("join: got %v, want its ack", f)
+		}
+		if p := a.Expect("presence", "jeux"); len(p["users"].([]any)) != 2 {
+			t.Errorf("presence = %v, want ada and bob", p)
+		}
+		a.Expect("history", "jeux")
+		if f := b.ReadRaw(); f["type"] != "joined" || f["room"] != "jeux" || f["user"].(map[string]any)["name"] != "ada" {
+			t.Errorf("bob got %v, want ada joined jeux", f)
+		}
+
+		b.Send(map[string]string{"type": "message", "room": "jeux", "text": "dans jeux"})
+		b.Send(map[string]string{"type": "message", "text": "dans general"})
+		for _, want := range []string{"jeux", "general"} {
+			if f := a.Read(); f["type"] != "message" || f["room"] != want || f["text"] != "dans "+want {
+				t.Errorf("ada got %v, want the message in %s", f, want)
 			}
-			break
 		}
-	}
-	b.Send(map[string]string{"type": "message", "room": "jeux", "text": "après"})
-	a.Send(map[string]string{"type": "ping"})
-	if f := a.Read(); f["type"] != "pong" {
-		t.Errorf("ada got %v after leaving jeux, want nothing from it", f)
-	}
-	a.Send(map[string]string{"type": "leave", "room": "jeux", "id": "l2"})
-	if f := a.Read(); f["code"] != "not_joined" || f["id"] != "l2" {
-		t.Errorf("leaving again: got %v, want not_joined", f)
-	}
+
+		a.Send(map[string]string{"type": "leave", "room": "jeux", "id": "l1"})
+		if f := a.Read(); f["type"] != "ack" || f["for"] != "leave" || f["room"] != "jeux" {
+			t.Fatalf("leave: got %v", f)
+		}
+		for {
+			f := b.ReadRaw()
+			if f["type"] == "left" {
+				if f["room"] != "jeux" || f["user"].(map[string]any)["name"] != "ada" {
+					t.Errorf("left = %v", f)
+				}
+				break
+			}
+		}
+		b.Send(map[string]string{"type": "message", "room": "jeux", "text": "après"})
+		a.Send(map[string]string{"type": "ping"})
+		if f := a.Read(); f["type"] != "pong" {
+			t.Errorf("ada got %v after leaving jeux, want nothing from it", f)
+		}
+		a.Send(map[string]string{"type": "leave", "room": "jeux", "id": "l2"})
+		if f := a.Read(); f["code"] != "not_joined" || f["id"] != "l2" {
+			t.Errorf("leaving again: got %v, want not_joined", f)
+		}
+	})
 }
 
 func TestRoomFrameErrors(t *testing.T) {
@@ -121,79 +123,85 @@ func TestRoomFrameErrors(t *testing.T) {
 }
 
 func TestHistoryOnJoin(t *testing.T) {
-	s := servertest.Start(t, map[string]string{"HISTORY_LIMIT": "2"})
-	u := s.Register(t, "ada@example.com")
-	for i := 1; i <= 3; i++ {
-		if status, body := s.Do(t, http.MethodPost, "/api/rooms/general/messages", u.Token, map[string]string{"text": fmt.Sprint("m", i)}); status != 201 {
-			t.Fatalf("publish: %d %v", status, body)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"HISTORY_LIMIT": "2"})
+		u := s.Register(t, "ada@example.com")
+		for i := 1; i <= 3; i++ {
+			if status, body := s.Do(t, http.MethodPost, "/api/rooms/general/messages", u.Token, map[string]string{"text": fmt.Sprint("m", i)}); status != 201 {
+				t.Fatalf("publish: %d %v", status, body)
+			}
 		}
-	}
-	c := s.Dial(t, "/ws?token="+u.Token, nil)
-	c.Read()
-	c.Expect("presence", "general")
-	h := c.Expect("history", "general")
-	var texts []string
-	for _, m := range h["messages"].([]any) {
-		texts = append(texts, m.(map[string]any)["text"].(string))
-	}
-	if strings.Join(texts, ",") != "m2,m3" {
-		t.Errorf("history = %v, want the last two, oldest first", texts)
-	}
+		c := s.Dial(t, "/ws?token="+u.Token, nil)
+		c.Read()
+		c.Expect("presence", "general")
+		h := c.Expect("history", "general")
+		var texts []string
+		for _, m := range h["messages"].([]any) {
+			texts = append(texts, m.(map[string]any)["text"].(string))
+		}
+		if strings.Join(texts, ",") != "m2,m3" {
+			t.Errorf("history = %v, want the last two, oldest first", texts)
+		}
+	})
 }
 
 func TestPresenceCountsAUserOnce(t *testing.T) {
-	s := servertest.Start(t, nil)
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	watcher := s.Connect(t, bob)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		watcher := s.Connect(t, bob)
 
-	tab1 := s.Connect(t, ada)
-	if f := watcher.ReadRaw(); f["type"] != "joined" || f["user"].(map[string]any)["name"] != "ada" {
-		t.Fatalf("got %v, want ada joined", f)
-	}
-	tab2 := s.Dial(t, "/ws?token="+ada.Token, nil)
-	tab2.Read()
-	if p := tab2.Expect("presence", "general"); len(p["users"].([]any)) != 2 {
-		t.Errorf("presence = %v, want ada and bob once each", p)
-	}
-	tab2.Expect("history", "general")
+		tab1 := s.Connect(t, ada)
+		if f := watcher.ReadRaw(); f["type"] != "joined" || f["user"].(map[string]any)["name"] != "ada" {
+			t.Fatalf("got %v, want ada joined", f)
+		}
+		tab2 := s.Dial(t, "/ws?token="+ada.Token, nil)
+		tab2.Read()
+		if p := tab2.Expect("presence", "general"); len(p["users"].([]any)) != 2 {
+			t.Errorf("presence = %v, want ada and bob once each", p)
+		}
+		tab2.Expect("history", "general")
 
-	status, body := s.Do(t, http.MethodGet, "/api/rooms", bob.Token, nil)
-	if status != 200 || fmt.Sprint(body["rooms"]) != "[map[name:general online:2]]" {
-		t.Errorf("GET /api/rooms = %d %v, want general with 2 online", status, body)
-	}
+		status, body := s.Do(t, http.MethodGet, "/api/rooms", bob.Token, nil)
+		if status != 200 || fmt.Sprint(body["rooms"]) != "[map[name:general online:2]]" {
+			t.Errorf("GET /api/rooms = %d %v, want general with 2 online", status, body)
+		}
 
-	tab1.Close()
-	// The second tab is still there: no left. The watcher's next frame is its pong, not a left.
-	time.Sleep(50 * time.Millisecond) // let the server notice tab1's close; a left would come first
-	watcher.Send(map[string]string{"type": "ping"})
-	if f := watcher.ReadRaw(); f["type"] != "pong" {
-		t.Errorf("got %v, want no left while ada has a tab open", f)
-	}
-	tab2.Close()
-	if f := watcher.ReadRaw(); f["type"] != "left" || f["user"].(map[string]any)["name"] != "ada" {
-		t.Errorf("got %v, want ada left", f)
-	}
+		tab1.Close()
+		// The second tab is still there: no left. The watcher's next frame is its pong, not a left.
+		time.Sleep(50 * time.Millisecond) // let the server notice tab1's close; a left would come first
+		watcher.Send(map[string]string{"type": "ping"})
+		if f := watcher.ReadRaw(); f["type"] != "pong" {
+			t.Errorf("got %v, want no left while ada has a tab open", f)
+		}
+		tab2.Close()
+		if f := watcher.ReadRaw(); f["type"] != "left" || f["user"].(map[string]any)["name"] != "ada" {
+			t.Errorf("got %v, want ada left", f)
+		}
+	})
 }
 
 func TestTypingIsRelayedToOthersAndThrottled(t *testing.T) {
-	s := servertest.Start(t, nil)
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	a1 := s.Connect(t, ada)
-	a2 := s.Connect(t, ada)
-	b := s.Connect(t, bob)
-	for i := 0; i < 5; i++ {
-		a1.Send(map[string]string{"type": "typing", "room": "general"})
-	}
-	if f := b.Read(); f["type"] != "typing" || f["room"] != "general" || f["user"].(map[string]any)["name"] != "ada" {
-		t.Fatalf("bob got %v, want ada typing", f)
-	}
-	a1.SendText("done typing")
-	if f := b.Read(); f["type"] != "message" {
-		t.Errorf("bob got %v, want the message: one typing event for five", f)
-	}
-	if f := a2.Read(); f["type"] != "message" {
-		t.Errorf("ada's other tab got %v, want no typing of her own", f)
-	}
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		a1 := s.Connect(t, ada)
+		a2 := s.Connect(t, ada)
+		b := s.Connect(t, bob)
+		for i := 0; i < 5; i++ {
+			a1.Send(map[string]string{"type": "typing", "room": "general"})
+		}
+		if f := b.Read(); f["type"] != "typing" || f["room"] != "general" || f["user"].(map[string]any)["name"] != "ada" {
+			t.Fatalf("bob got %v, want ada typing", f)
+		}
+		a1.SendText("done typing")
+		if f := b.Read(); f["type"] != "message" {
+			t.Errorf("bob got %v, want the message: one typing event for five", f)
+		}
+		if f := a2.Read(); f["type"] != "message" {
+			t.Errorf("ada's other tab got %v, want no typing of her own", f)
+		}
+	})
 }
 
 func TestRateLimit(t *testing.T) {
@@ -229,25 +237,27 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestResendWithSameIDIsStoredOnce(t *testing.T) {
-	s := servertest.Start(t, nil)
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	a, b := s.Connect(t, ada), s.Connect(t, bob)
-	a.Send(map[string]string{"type": "message", "text": "once", "id": "dup"})
-	first := a.Read()
-	// A reconnecting client resends on another connection.
-	a2 := s.Connect(t, ada)
-	a2.Send(map[string]string{"type": "message", "text": "once", "id": "dup"})
-	second := a2.Read()
-	if second["type"] != "ack" || fmt.Sprint(second["message"]) != fmt.Sprint(first["message"]) {
-		t.Errorf("second ack %v, want the first message %v", second, first["message"])
-	}
-	a.SendText("marker")
-	if f := b.Read(); f["text"] != "once" {
-		t.Errorf("bob got %v", f)
-	}
-	if f := b.Read(); f["text"] != "marker" {
-		t.Errorf("bob got %v, want the marker: the resend must not be delivered", f)
-	}
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		a, b := s.Connect(t, ada), s.Connect(t, bob)
+		a.Send(map[string]string{"type": "message", "text": "once", "id": "dup"})
+		first := a.Read()
+		// A reconnecting client resends on another connection.
+		a2 := s.Connect(t, ada)
+		a2.Send(map[string]string{"type": "message", "text": "once", "id": "dup"})
+		second := a2.Read()
+		if second["type"] != "ack" || fmt.Sprint(second["message"]) != fmt.Sprint(first["message"]) {
+			t.Errorf("second ack %v, want the first message %v", second, first["message"])
+		}
+		a.SendText("marker")
+		if f := b.Read(); f["text"] != "once" {
+			t.Errorf("bob got %v", f)
+		}
+		if f := b.Read(); f["text"] != "marker" {
+			t.Errorf("bob got %v, want the marker: the resend must not be delivered", f)
+		}
+	})
 }
 
 func TestTokenExpiryAndRefresh(t *testing.T) {
@@ -285,108 +295,112 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 }
 
 func TestRoomRoutes(t *testing.T) {
-	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "20"})
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	adaConn, bobConn := s.Connect(t, ada), s.Connect(t, bob)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"MAX_MESSAGE_BYTES": "20"})
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		adaConn, bobConn := s.Connect(t, ada), s.Connect(t, bob)
 
-	status, body := s.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "from a script", "id": "s-1"})
-	if status != http.StatusCreated || body["text"] != "from a script" || body["room"] != "general" || body["from"].(map[string]any)["name"] != "ada" {
-		t.Fatalf("publish = %d %v", status, body)
-	}
-	for name, c := range map[string]*servertest.Client{"ada's own socket": adaConn, "bob": bobConn} {
-		if f := c.Read(); f["type"] != "message" || f["text"] != "from a script" {
-			t.Errorf("%s got %v", name, f)
+		status, body := s.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "from a script", "id": "s-1"})
+		if status != http.StatusCreated || body["text"] != "from a script" || body["room"] != "general" || body["from"].(map[string]any)["name"] != "ada" {
+			t.Fatalf("publish = %d %v", status, body)
 		}
-	}
-	status, again := s.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "from a script", "id": "s-1"})
-	if status != http.StatusOK || again["id"] != body["id"] {
-		t.Errorf("repeated id: %d %v, want 200 with the first message", status, again)
-	}
-	for i := 2; i <= 4; i++ {
-		s.Do(t, http.MethodPost, "/api/rooms/general/messages", bob.Token, map[string]string{"text": fmt.Sprint("m", i)})
-	}
-	s.Do(t, http.MethodPost, "/api/rooms/jeux/messages", bob.Token, map[string]string{"text": "ailleurs"})
-
-	page := func(query string) []string {
-		t.Helper()
-		status, body := s.Do(t, http.MethodGet, "/api/rooms/general/messages"+query, ada.Token, nil)
-		if status != 200 {
-			t.Fatalf("%s: %d %v", query, status, body)
-		}
-		var ids []string
-		for _, m := range body["messages"].([]any) {
-			ids = append(ids, fmt.Sprint(m.(map[string]any)["id"]))
-		}
-		return ids
-	}
-	for query, want := range map[string]string{
-		"":                  "[1 2 3 4]",
-		"?limit=2":          "[3 4]",
-		"?before=3":         "[1 2]",
-		"?after=1&limit=2":  "[2 3]",
-		"?after=1&before=4": "[2 3]",
-		"?after=4":          "[]",
-	} {
-		if got := fmt.Sprint(page(query)); got != want {
-			t.Errorf("messages%s = %s, want %s", query, got, want)
-		}
-	}
-
-	status, body = s.Do(t, http.MethodGet, "/api/rooms", ada.Token, nil)
-	if status != 200 || fmt.Sprint(body["rooms"]) != "[map[name:general online:2] map[name:jeux online:0]]" {
-		t.Errorf("rooms = %d %v", status, body)
-	}
-
-	cases := []struct {
-		name, method, path, token string
-		body                      any
-		status                    int
-		code                      string
-	}{
-		{"list without token", "GET", "/api/rooms", "", nil, 401, "unauthorized"},
-		{"history without token", "GET", "/api/rooms/general/messages", "", nil, 401, "unauthorized"},
-		{"publish without token", "POST", "/api/rooms/general/messages", "", map[string]string{"text": "x"}, 401, "unauthorized"},
-		{"history bad room", "GET", "/api/rooms/Gen%20eral/messages", ada.Token, nil, 400, "invalid"},
-		{"limit 0", "GET", "/api/rooms/general/messages?limit=0", ada.Token, nil, 400, "invalid"},
-		{"limit 201", "GET", "/api/rooms/general/messages?limit=201", ada.Token, nil, 400, "invalid"},
-		{"limit not a number", "GET", "/api/rooms/general/messages?limit=ten", ada.Token, nil, 400, "invalid"},
-		{"before 0", "GET", "/api/rooms/general/messages?before=0", ada.Token, nil, 400, "invalid"},
-		{"after negative", "GET", "/api/rooms/general/messages?after=-1", ada.Token, nil, 400, "invalid"},
-		{"publish bad room", "POST", "/api/rooms/UPPER/messages", ada.Token, map[string]string{"text": "x"}, 400, "invalid"},
-		{"publish empty text", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": " "}, 400, "empty_text"},
-		{"publish text too long", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": "123456789012345678901"}, 400, "too_long"},
-		{"publish not JSON", "POST", "/api/rooms/general/messages", ada.Token, "text", 400, "invalid"},
-		{"publish id too long", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": "x", "id": strings.Repeat("i", 65)}, 400, "invalid"},
-		{"refresh without token", "POST", "/api/token/refresh", "", nil, 401, "unauthorized"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			status, body := s.Do(t, tc.method, tc.path, tc.token, tc.body)
-			if status != tc.status {
-				t.Fatalf("status = %d, want %d (%v)", status, tc.status, body)
+		for name, c := range map[string]*servertest.Client{"ada's own socket": adaConn, "bob": bobConn} {
+			if f := c.Read(); f["type"] != "message" || f["text"] != "from a script" {
+				t.Errorf("%s got %v", name, f)
 			}
-			assertError(t, body, tc.code)
-		})
-	}
+		}
+		status, again := s.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "from a script", "id": "s-1"})
+		if status != http.StatusOK || again["id"] != body["id"] {
+			t.Errorf("repeated id: %d %v, want 200 with the first message", status, again)
+		}
+		for i := 2; i <= 4; i++ {
+			s.Do(t, http.MethodPost, "/api/rooms/general/messages", bob.Token, map[string]string{"text": fmt.Sprint("m", i)})
+		}
+		s.Do(t, http.MethodPost, "/api/rooms/jeux/messages", bob.Token, map[string]string{"text": "ailleurs"})
+
+		page := func(query string) []string {
+			t.Helper()
+			status, body := s.Do(t, http.MethodGet, "/api/rooms/general/messages"+query, ada.Token, nil)
+			if status != 200 {
+				t.Fatalf("%s: %d %v", query, status, body)
+			}
+			var ids []string
+			for _, m := range body["messages"].([]any) {
+				ids = append(ids, fmt.Sprint(m.(map[string]any)["id"]))
+			}
+			return ids
+		}
+		for query, want := range map[string]string{
+			"":                  "[1 2 3 4]",
+			"?limit=2":          "[3 4]",
+			"?before=3":         "[1 2]",
+			"?after=1&limit=2":  "[2 3]",
+			"?after=1&before=4": "[2 3]",
+			"?after=4":          "[]",
+		} {
+			if got := fmt.Sprint(page(query)); got != want {
+				t.Errorf("messages%s = %s, want %s", query, got, want)
+			}
+		}
+
+		status, body = s.Do(t, http.MethodGet, "/api/rooms", ada.Token, nil)
+		if status != 200 || fmt.Sprint(body["rooms"]) != "[map[name:general online:2] map[name:jeux online:0]]" {
+			t.Errorf("rooms = %d %v", status, body)
+		}
+
+		cases := []struct {
+			name, method, path, token string
+			body                      any
+			status                    int
+			code                      string
+		}{
+			{"list without token", "GET", "/api/rooms", "", nil, 401, "unauthorized"},
+			{"history without token", "GET", "/api/rooms/general/messages", "", nil, 401, "unauthorized"},
+			{"publish without token", "POST", "/api/rooms/general/messages", "", map[string]string{"text": "x"}, 401, "unauthorized"},
+			{"history bad room", "GET", "/api/rooms/Gen%20eral/messages", ada.Token, nil, 400, "invalid"},
+			{"limit 0", "GET", "/api/rooms/general/messages?limit=0", ada.Token, nil, 400, "invalid"},
+			{"limit 201", "GET", "/api/rooms/general/messages?limit=201", ada.Token, nil, 400, "invalid"},
+			{"limit not a number", "GET", "/api/rooms/general/messages?limit=ten", ada.Token, nil, 400, "invalid"},
+			{"before 0", "GET", "/api/rooms/general/messages?before=0", ada.Token, nil, 400, "invalid"},
+			{"after negative", "GET", "/api/rooms/general/messages?after=-1", ada.Token, nil, 400, "invalid"},
+			{"publish bad room", "POST", "/api/rooms/UPPER/messages", ada.Token, map[string]string{"text": "x"}, 400, "invalid"},
+			{"publish empty text", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": " "}, 400, "empty_text"},
+			{"publish text too long", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": "123456789012345678901"}, 400, "too_long"},
+			{"publish not JSON", "POST", "/api/rooms/general/messages", ada.Token, "text", 400, "invalid"},
+			{"publish id too long", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": "x", "id": strings.Repeat("i", 65)}, 400, "invalid"},
+			{"refresh without token", "POST", "/api/token/refresh", "", nil, 401, "unauthorized"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := s.Do(t, tc.method, tc.path, tc.token, tc.body)
+				if status != tc.status {
+					t.Fatalf("status = %d, want %d (%v)", status, tc.status, body)
+				}
+				assertError(t, body, tc.code)
+			})
+		}
+	})
 }
 
 // A room is gone once its last connection leaves and it holds no message.
 func TestEmptyRoomsAreForgotten(t *testing.T) {
-	s := servertest.Start(t, nil)
-	u := s.Register(t, "ada@example.com")
-	c := s.Connect(t, u)
-	c.Send(map[string]string{"type": "join", "room": "passage"})
-	c.Expect("ack", "passage")
-	c.Expect("presence", "passage")
-	c.Expect("history", "passage")
-	_, body := s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
-	if !strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
-		t.Fatalf("rooms = %v, want passage while joined", body["rooms"])
-	}
-	c.Send(map[string]string{"type": "leave", "room": "passage"})
-	c.Expect("ack", "passage")
-	_, body = s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
-	if strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
-		t.Errorf("rooms = %v, want passage gone", body["rooms"])
-	}
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		u := s.Register(t, "ada@example.com")
+		c := s.Connect(t, u)
+		c.Send(map[string]string{"type": "join", "room": "passage"})
+		c.Expect("ack", "passage")
+		c.Expect("presence", "passage")
+		c.Expect("history", "passage")
+		_, body := s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
+		if !strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
+			t.Fatalf("rooms = %v, want passage while joined", body["rooms"])
+		}
+		c.Send(map[string]string{"type": "leave", "room": "passage"})
+		c.Expect("ack", "passage")
+		_, body = s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
+		if strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
+			t.Errorf("rooms = %v, want passage gone", body["rooms"])
+		}
+	})
 }

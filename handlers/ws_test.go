@@ -16,42 +16,44 @@ import (
 )
 
 func TestBroadcastReachesEveryoneButTheSender(t *testing.T) {
-	s := servertest.Start(t, nil)
-	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-	adaConn := s.Connect(t, ada)
-	adaTab := s.Connect(t, ada)
-	bobConn := s.Connect(t, bob)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		adaConn := s.Connect(t, ada)
+		adaTab := s.Connect(t, ada)
+		bobConn := s.Connect(t, bob)
 
-	adaConn.Send(map[string]string{"type": "message", "text": "bonjour", "id": "c-1"})
+		adaConn.Send(map[string]string{"type": "message", "text": "bonjour", "id": "c-1"})
 
-	ack := adaConn.Read()
-	if ack["type"] != "ack" || ack["id"] != "c-1" {
-		t.Fatalf("sender got %v, want an ack for c-1", ack)
-	}
-	msg := ack["message"].(map[string]any)
-	if msg["text"] != "bonjour" || msg["room"] != "general" || msg["id"].(float64) < 1 {
-		t.Errorf("ack message = %v", msg)
-	}
-	if from := msg["from"].(map[string]any); from["name"] != "ada" || from["id"].(float64) != float64(ada.ID) {
-		t.Errorf("ack from = %v, want ada (%d)", from, ada.ID)
-	}
-	if _, err := time.Parse(time.RFC3339, msg["at"].(string)); err != nil {
-		t.Errorf("at: %v", err)
-	}
-	for name, c := range map[string]*servertest.Client{"bob": bobConn, "ada's other tab": adaTab} {
-		got := c.Read()
-		if got["type"] != "message" || got["text"] != "bonjour" || got["id"] != msg["id"] {
-			t.Errorf("%s got %v, want the message %v", name, got, msg["id"])
+		ack := adaConn.Read()
+		if ack["type"] != "ack" || ack["id"] != "c-1" {
+			t.Fatalf("sender got %v, want an ack for c-1", ack)
 		}
-		if from := got["from"].(map[string]any); from["name"] != "ada" {
-			t.Errorf("%s: from = %v, want ada", name, from)
+		msg := ack["message"].(map[string]any)
+		if msg["text"] != "bonjour" || msg["room"] != "general" || msg["id"].(float64) < 1 {
+			t.Errorf("ack message = %v", msg)
 		}
-	}
-	// The sender's connection gets the ack only: the next frame it reads is the answer to its ping.
-	adaConn.Send(map[string]string{"type": "ping"})
-	if got := adaConn.Read(); got["type"] != "pong" {
-		t.Errorf("sender got %v after its ack, want only the pong", got)
-	}
+		if from := msg["from"].(map[string]any); from["name"] != "ada" || from["id"].(float64) != float64(ada.ID) {
+			t.Errorf("ack from = %v, want ada (%d)", from, ada.ID)
+		}
+		if _, err := time.Parse(time.RFC3339, msg["at"].(string)); err != nil {
+			t.Errorf("at: %v", err)
+		}
+		for name, c := range map[string]*servertest.Client{"bob": bobConn, "ada's other tab": adaTab} {
+			got := c.Read()
+			if got["type"] != "message" || got["text"] != "bonjour" || got["id"] != msg["id"] {
+				t.Errorf("%s got %v, want the message %v", name, got, msg["id"])
+			}
+			if from := got["from"].(map[string]any); from["name"] != "ada" {
+				t.Errorf("%s: from = %v, want ada", name, from)
+			}
+		}
+		// The sender's connection gets the ack only: the next frame it reads is the answer to its ping.
+		adaConn.Send(map[string]string{"type": "ping"})
+		if got := adaConn.Read(); got["type"] != "pong" {
+			t.Errorf("sender got %v after its ack, want only the pong", got)
+		}
+	})
 }
 
 func TestWelcomeFrame(t *testing.T) {
@@ -305,84 +307,86 @@ func TestStuckClientDoesNotDelayOthers(t *testing.T) {
 // 50 clients each send 20 messages at once: every client gets every other client's messages exactly once,
 // in each sender's order, and an ack for each of its own.
 func TestManyConcurrentSenders(t *testing.T) {
-	const clients, perClient = 50, 20
-	s := servertest.Start(t, nil)
-	conns := make([]*servertest.Client, clients)
-	for i := range conns {
-		conns[i] = s.Connect(t, s.Register(t, fmt.Sprintf("user%d@example.com", i)))
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < perClient; j++ {
-				if err := c.WriteJSON(map[string]string{"type": "message", "text": fmt.Sprintf("%d/%d", i, j), "id": fmt.Sprint(j)}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			next := make(map[string]int) // sender name -> next expected j
-			acks := 0
-			for got := 0; got < (clients-1)*perClient+perClient; got++ {
-				f, err := c.TryRead(servertest.Timeout)
-				if err != nil {
-					errs <- fmt.Errorf("client %d after %d frames: %v", i, got, err)
-					return
-				}
-				switch f["type"] {
-				case "ack":
-					if f["id"] != fmt.Sprint(acks) {
-						errs <- fmt.Errorf("client %d: ack %v, want %d", i, f["id"], acks)
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		const clients, perClient = 50, 20
+		s := start(nil)
+		conns := make([]*servertest.Client, clients)
+		for i := range conns {
+			conns[i] = s.Connect(t, s.Register(t, fmt.Sprintf("user%d@example.com", i)))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for i, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < perClient; j++ {
+					if err := c.WriteJSON(map[string]string{"type": "message", "text": fmt.Sprintf("%d/%d", i, j), "id": fmt.Sprint(j)}); err != nil {
+						errs <- err
 						return
 					}
-					acks++
-				case "message":
-					var from, j int
-					fmt.Sscanf(f["text"].(string), "%d/%d", &from, &j)
-					if from == i {
-						errs <- fmt.Errorf("client %d got its own message back", i)
-						return
-					}
-					key := f["from"].(map[string]any)["name"].(string)
-					if j != next[key] {
-						errs <- fmt.Errorf("client %d: from %s got #%d, want #%d", i, key, j, next[key])
-						return
-					}
-					next[key]++
-				default:
-					errs <- fmt.Errorf("client %d: unexpected %v", i, f)
-					return
 				}
-			}
-			if acks != perClient {
-				errs <- fmt.Errorf("client %d: %d acks", i, acks)
-			}
-			// Nothing more: no duplicate is on its way.
-			if f, err := c.TryRead(200 * time.Millisecond); err == nil {
-				errs <- fmt.Errorf("client %d: extra frame %v", i, f)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	var stored int
-	if err := servertest.QueryRow(t, s, `SELECT COUNT(*) FROM messages`).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	if stored != clients*perClient {
-		t.Errorf("stored %d messages, want %d", stored, clients*perClient)
-	}
+			}()
+		}
+		for i, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				next := make(map[string]int) // sender name -> next expected j
+				acks := 0
+				for got := 0; got < (clients-1)*perClient+perClient; got++ {
+					f, err := c.TryRead(servertest.Timeout)
+					if err != nil {
+						errs <- fmt.Errorf("client %d after %d frames: %v", i, got, err)
+						return
+					}
+					switch f["type"] {
+					case "ack":
+						if f["id"] != fmt.Sprint(acks) {
+							errs <- fmt.Errorf("client %d: ack %v, want %d", i, f["id"], acks)
+							return
+						}
+						acks++
+					case "message":
+						var from, j int
+						fmt.Sscanf(f["text"].(string), "%d/%d", &from, &j)
+						if from == i {
+							errs <- fmt.Errorf("client %d got its own message back", i)
+							return
+						}
+						key := f["from"].(map[string]any)["name"].(string)
+						if j != next[key] {
+							errs <- fmt.Errorf("client %d: from %s got #%d, want #%d", i, key, j, next[key])
+							return
+						}
+						next[key]++
+					default:
+						errs <- fmt.Errorf("client %d: unexpected %v", i, f)
+						return
+					}
+				}
+				if acks != perClient {
+					errs <- fmt.Errorf("client %d: %d acks", i, acks)
+				}
+				// Nothing more: no duplicate is on its way.
+				if f, err := c.TryRead(200 * time.Millisecond); err == nil {
+					errs <- fmt.Errorf("client %d: extra frame %v", i, f)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		var stored int
+		if err := servertest.QueryRow(t, s, `SELECT COUNT(*) FROM messages`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored != clients*perClient {
+			t.Errorf("stored %d messages, want %d", stored, clients*perClient)
+		}
+	})
 }
 
 func TestShutdownClosesWithGoingAway(t *testing.T) {

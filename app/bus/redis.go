@@ -60,6 +60,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig, log *slog.Logger) (*Redis, e
 		return nil, fmt.Errorf("bus: REDIS_URL: %w", err)
 	}
 	opts.ClientName = cfg.Prefix + cfg.Node
+	redis.SetLogger(redisLog{log})
 	client := redis.NewClient(opts)
 	r := &Redis{client: client, channel: cfg.Prefix + "events", log: log, stopped: make(chan struct{})}
 	r.pubsub = client.Subscribe(ctx, r.channel)
@@ -140,6 +141,15 @@ func (r *Redis) Close() error {
 		r.closeErr = errors.Join(err, r.client.Close())
 	})
 	return r.closeErr
+}
+
+// redisLog sends go-redis's own messages (failed dials while Redis is away, mostly) to the node's log,
+// in its format, instead of to the standard logger. go-redis has one logger per process: the last bus
+// opened sets it.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // eventVersion opens every encoded event, so that a format change can be told from the old one.

@@ -136,6 +136,10 @@ func (b busHandler) Event(ev bus.Event) {
 	if ev.Node == b.h.nodeID {
 		return
 	}
+	if ev.Room == "" { // another node claimed a stopped one: see refreshPresence
+		b.h.resync()
+		return
+	}
 	if ev.Sent != 0 {
 		b.h.opts.Timings.BusLag(time.Duration(time.Now().UnixNano() - ev.Sent))
 	}

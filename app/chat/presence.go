@@ -23,10 +23,9 @@ type Presence interface {
 	List(ctx context.Context, room string) ([]app.Author, error)
 	// Online returns the number of users present per room, for the rooms with any.
 	Online(ctx context.Context) (map[string]int, error)
-	// Refresh renews this node's heartbeat and returns the users who left with nodes that stopped; at
-	// start it also clears what an earlier process with this node's id left. lost reports that other
-	// nodes had given this one up for dead, so that its users must be entered again.
-	Refresh(ctx context.Context, start bool) (gone []app.RoomUser, lost bool, err error)
+	// Refresh renews this node's heartbeat and reports the nodes that stopped, with their users; at start
+	// it also clears what an earlier process with this node's id left.
+	Refresh(ctx context.Context, start bool) (app.Refreshed, error)
 }
 
 // presenceTimeout bounds one call to the directory. Past it the hub goes on with what it knows locally:
@@ -109,35 +108,48 @@ func (h *Hub) Start(ctx context.Context) error {
 	if h.opts.Presence == nil {
 		return nil
 	}
-	gone, _, err := h.opts.Presence.Refresh(ctx, true)
+	got, err := h.opts.Presence.Refresh(ctx, true)
 	if err != nil {
 		return err
 	}
-	h.departed(gone)
+	h.departed(got.Gone)
 	return nil
 }
 
-// refreshPresence renews this node's heartbeat, tells rooms about users who left with stopped nodes, and
-// enters this node's users again if the other nodes had given it up.
+// refreshPresence renews this node's heartbeat, tells rooms about users who left with stopped nodes,
+// and enters this node's users again if the other nodes had given it up.
+//
+// A node that stopped may have committed messages it never published. Only the node that claims it
+// learns of it, so it asks every node, itself included, to catch its rooms up from the store: such a
+// message reaches live clients within a TTL, not only with the next message of its room.
 func (h *Hub) refreshPresence(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
-	gone, lost, err := h.opts.Presence.Refresh(ctx, false)
+	got, err := h.opts.Presence.Refresh(ctx, false)
 	if err != nil {
 		h.log.Warn("presence: refresh", "err", err)
 		return
 	}
-	h.departed(gone)
-	if !lost {
+	h.departed(got.Gone)
+	if got.Claimed > 0 {
+		h.log.Info("presence: claimed stopped nodes; every node catches up from the store", "nodes", got.Claimed, "users_left", len(got.Gone))
+		h.resync()
+		h.relay.send(bus.Event{Node: h.nodeID, Sent: time.Now().UnixNano()}) // no room: resync
+	}
+	if !got.Lost {
 		return
 	}
 	h.log.Warn("presence: this node had been given up for dead; entering its users again")
 	h.rooms.Range(func(_, v any) bool {
 		r := v.(*room)
 		for _, who := range r.userList() {
-			if _, err := h.opts.Presence.Enter(ctx, r.name, who); err != nil {
+			first, err := h.opts.Presence.Enter(ctx, r.name, who)
+			if err != nil {
 				h.log.Warn("presence: enter again", "room", r.name, "err", err)
 				return false
+			}
+			if first {
+				h.publishEvent(app.FrameJoined, r.name, who, bus.Event{})
 			}
 		}
 		return true

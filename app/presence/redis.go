@@ -142,10 +142,10 @@ return out
 `)
 
 // refresh: ARGV[4] is 1 at start, when what this node left behind in an earlier life is reaped too.
-// Returns {lost, room, uid, name, ...}: lost is 1 when another node had reaped this one (it missed its
-// heartbeats), whose users must then be entered again.
+// Returns {lost, claimed, room, uid, name, ...}: lost is 1 when another node had reaped this one (it
+// missed its heartbeats), whose users must then be entered again; claimed counts the stopped nodes.
 var refreshScript = redis.NewScript(luaPrelude + `
-local out = {0}
+local out = {0, 0}
 if ARGV[4] == '1' then
   redis.call('ZREM', P .. 'nodes', node)
   reap(node, out)
@@ -155,6 +155,7 @@ if redis.call('ZADD', P .. 'nodes', now, node) == 1 and ARGV[4] ~= '1' then
 end
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. (now - ttl))) do
   redis.call('ZREM', P .. 'nodes', n)
+  out[2] = out[2] + 1
   reap(n, out)
 end
 return out
@@ -215,24 +216,27 @@ func (r *Redis) Online(ctx context.Context) (map[string]int, error) {
 }
 
 // Refresh renews this node's heartbeat and claims the nodes whose heartbeat is older than the TTL,
-// returning the users who left with them. At start (start true) it first clears what this node id left
-// behind in an earlier process. lost reports that this node had itself been claimed, having missed its
-// heartbeats for a TTL (a long pause, a partition): its users are no longer recorded and must be
-// entered again.
-func (r *Redis) Refresh(ctx context.Context, start bool) (gone []app.RoomUser, lost bool, err error) {
+// returning the users who left with them and how many nodes it claimed. At start (start true) it first
+// clears what this node id left behind in an earlier process. lost reports that this node had itself been
+// claimed, having missed its heartbeats for a TTL (a long pause, a partition): its users are no longer
+// recorded and must be entered again.
+func (r *Redis) Refresh(ctx context.Context, start bool) (app.Refreshed, error) {
 	flag := "0"
 	if start {
 		flag = "1"
 	}
 	flat, err := refreshScript.Run(ctx, r.client, nil, r.args(flag)...).Slice()
 	if err != nil {
-		return nil, false, fmt.Errorf("presence: refresh: %w", err)
+		return app.Refreshed{}, fmt.Errorf("presence: refresh: %w", err)
 	}
-	if len(flat) == 0 {
-		return nil, false, fmt.Errorf("presence: refresh: empty reply")
+	if len(flat) < 2 {
+		return app.Refreshed{}, fmt.Errorf("presence: refresh: short reply %v", flat)
 	}
-	lost = flat[0] == int64(1)
-	for i := 1; i+2 < len(flat); i += 3 {
+	var out app.Refreshed
+	out.Lost = flat[0] == int64(1)
+	claimed, _ := flat[1].(int64)
+	out.Claimed = int(claimed)
+	for i := 2; i+2 < len(flat); i += 3 {
 		room, _ := flat[i].(string)
 		uid, _ := flat[i+1].(string)
 		name, _ := flat[i+2].(string)
@@ -240,7 +244,7 @@ func (r *Redis) Refresh(ctx context.Context, start bool) (gone []app.RoomUser, l
 		if err != nil {
 			continue
 		}
-		gone = append(gone, app.RoomUser{Room: room, User: app.Author{ID: id, Name: name}})
+		out.Gone = append(out.Gone, app.RoomUser{Room: room, User: app.Author{ID: id, Name: name}})
 	}
-	return gone, lost, nil
+	return out, nil
 }

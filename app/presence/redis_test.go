@@ -35,7 +35,7 @@ var (
 
 func start(t *testing.T, p *presence.Redis) {
 	t.Helper()
-	if _, _, err := p.Refresh(context.Background(), true); err != nil {
+	if _, err := p.Refresh(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -101,13 +101,15 @@ func TestStoppedNodeIsReapedOnce(t *testing.T) {
 	// a stops; b and c keep refreshing.
 	deadline := time.Now().Add(5 * time.Second)
 	var gone []app.RoomUser
+	claimed := 0
 	for time.Now().Before(deadline) {
 		for _, p := range []*presence.Redis{b, c} {
-			g, lost, err := p.Refresh(ctx, false)
-			if err != nil || lost {
-				t.Fatalf("refresh: %v, lost %v", err, lost)
+			got, err := p.Refresh(ctx, false)
+			if err != nil || got.Lost {
+				t.Fatalf("refresh: %v, lost %v", err, got.Lost)
 			}
-			gone = append(gone, g...)
+			gone = append(gone, got.Gone...)
+			claimed += got.Claimed
 		}
 		if list, _ := b.List(ctx, "general"); fmt.Sprint(list) == "[{2 bob}]" && len(gone) > 0 {
 			break
@@ -117,12 +119,15 @@ func TestStoppedNodeIsReapedOnce(t *testing.T) {
 	if got := fmt.Sprint(gone); got != "[{general {1 ada}} {other {1 ada}}]" && got != "[{other {1 ada}} {general {1 ada}}]" {
 		t.Errorf("departures = %s, want ada from general and other, once each (bob is still on b)", got)
 	}
+	if claimed != 1 {
+		t.Errorf("a was claimed %d times, want once", claimed)
+	}
 	if online, err := c.Online(ctx); err != nil || fmt.Sprint(online) != "map[general:1]" {
 		t.Errorf("online after the reap = %v, %v", online, err)
 	}
 	// a comes back: it learns that it had been claimed.
-	if _, lost, err := a.Refresh(ctx, false); err != nil || !lost {
-		t.Errorf("a's refresh after being claimed: lost %v, %v; want true", lost, err)
+	if got, err := a.Refresh(ctx, false); err != nil || !got.Lost {
+		t.Errorf("a's refresh after being claimed: %+v, %v; want lost", got, err)
 	}
 }
 
@@ -136,9 +141,9 @@ func TestRestartClearsEarlierLife(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := presence.NewRedis(client, prefix, "a", time.Minute)
-	gone, _, err := again.Refresh(ctx, true)
-	if err != nil || fmt.Sprint(gone) != "[{general {1 ada}}]" {
-		t.Errorf("restart: departures %v, %v", gone, err)
+	got, err := again.Refresh(ctx, true)
+	if err != nil || fmt.Sprint(got.Gone) != "[{general {1 ada}}]" {
+		t.Errorf("restart: departures %v, %v", got.Gone, err)
 	}
 	if list, _ := again.List(ctx, "general"); len(list) != 0 {
 		t.Errorf("list after restart = %v, want empty", list)

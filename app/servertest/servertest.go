@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	_ "github.com/jackc/pgx/v5/stdlib" // QueryRow's driver for PostgreSQL
 	"github.com/redis/go-redis/v9"
 
 	"github.com/causerie/causerie/app/bus/bustest"
@@ -79,6 +81,30 @@ func ClusterEnv(t testing.TB) map[string]string {
 		"DATABASE_URL": storetest.PostgresURL(t),
 		"REDIS_URL":    redisURL,
 		"REDIS_PREFIX": prefix,
+	}
+}
+
+// EachBackend runs test once per backend as a subtest: "sqlite" (SQLite and the in-process bus, the
+// embedded default), then "postgres+redis" (the adapters of a deployment of several nodes), which skips
+// without TEST_DATABASE_URL and TEST_REDIS_URL. start starts a server on the subtest's backend, with env
+// on top. So the contract tests are written once and hold for both.
+func EachBackend(t *testing.T, test func(t *testing.T, start func(env map[string]string) *Server)) {
+	for _, backend := range []struct {
+		name string
+		env  func(t *testing.T) map[string]string
+	}{
+		{"sqlite", func(*testing.T) map[string]string { return map[string]string{} }},
+		{"postgres+redis", func(t *testing.T) map[string]string { return ClusterEnv(t) }},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			base := backend.env(t)
+			test(t, func(env map[string]string) *Server {
+				t.Helper()
+				vars := maps.Clone(base)
+				maps.Copy(vars, env)
+				return Start(t, vars)
+			})
+		})
 	}
 }
 
@@ -384,11 +410,15 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// QueryRow runs a query against the server's SQLite file through a connection of its own, so tests can
+// QueryRow runs a query against the server's database (its SQLite file, or PostgreSQL) through a connection of its own, so tests can
 // check what was stored without going through the code under test.
 func QueryRow(t testing.TB, s *Server, query string, args ...any) *sql.Row {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+s.Config.DataDir+"/causerie.db?mode=ro")
+	driver, dsn := "sqlite", "file:"+s.Config.DataDir+"/causerie.db?mode=ro"
+	if s.Config.DatabaseURL != "" {
+		driver, dsn = "pgx", s.Config.DatabaseURL
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
