@@ -1,6 +1,9 @@
 package config_test
 
 import (
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +80,49 @@ func TestCluster(t *testing.T) {
 	for _, want := range []string{"DATABASE_URL", "NODE_ID", "JWT_SECRET must be set when REDIS_URL is"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
+
+// Every variable Load reads is in README.md's table, docs/deploy.md's and .env.example, and they name no
+// other: the docs stay true as variables come and go.
+func TestDocsListEveryVariable(t *testing.T) {
+	read := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var vars []string
+	for _, m := range regexp.MustCompile(`(?:getenv|p\.\w+)\("([A-Z][A-Z_]+)"`).FindAllStringSubmatch(read("config.go"), -1) {
+		if !slices.Contains(vars, m[1]) {
+			vars = append(vars, m[1])
+		}
+	}
+	if len(vars) < 20 {
+		t.Fatalf("found only %d variables in config.go: %v", len(vars), vars)
+	}
+	tableRow := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z_]+)` \\|")
+	envLine := regexp.MustCompile(`(?m)^(?:# )?([A-Z][A-Z_]+)=`)
+	for path, re := range map[string]*regexp.Regexp{
+		"../../README.md":      tableRow,
+		"../../docs/deploy.md": tableRow,
+		"../../.env.example":   envLine,
+	} {
+		documented := map[string]bool{}
+		for _, m := range re.FindAllStringSubmatch(read(path), -1) {
+			documented[m[1]] = true
+		}
+		for _, v := range vars {
+			if !documented[v] {
+				t.Errorf("%s does not document %s", path, v)
+			}
+			delete(documented, v)
+		}
+		for v := range documented {
+			t.Errorf("%s documents %s, which config.go does not read", path, v)
 		}
 	}
 }
