@@ -35,19 +35,12 @@ func TestMain(m *testing.M) {
 // frame): the only way to see that something does not come.
 const quiet = 300 * time.Millisecond
 
-// startCluster starts n processes of the binary sharing PostgreSQL and Redis, the nodes node-1 to node-n
-// of one deployment, configured by env on top of servertest.ClusterEnv.
+// startCluster starts n processes of the binary, the nodes of servertest.NodeEnvs.
 func startCluster(t *testing.T, n int, env map[string]string) []*servertest.Node {
 	t.Helper()
-	shared := servertest.ClusterEnv(t)
-	shared["RATE_LIMIT"] = "0"
-	for k, v := range env {
-		shared[k] = v
-	}
-	nodes := make([]*servertest.Node, n)
-	for i := range nodes {
-		shared["NODE_ID"] = fmt.Sprintf("node-%d", i+1)
-		nodes[i] = servertest.StartProcess(t, shared)
+	var nodes []*servertest.Node
+	for _, e := range servertest.NodeEnvs(t, n, env) {
+		nodes = append(nodes, servertest.StartProcess(t, e))
 	}
 	return nodes
 }

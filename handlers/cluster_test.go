@@ -11,19 +11,13 @@ import (
 	"github.com/causerie/causerie/app/servertest"
 )
 
-// startNodes starts n servers sharing PostgreSQL and Redis: n nodes of one deployment, in this process.
-// The process-level tests (three binaries, kill -9) are in cluster_test.go at the top of the repository.
-func startNodes(t *testing.T, n int, env map[string]string) []*servertest.Server {
+// startNodes starts n servers in this process, the nodes of servertest.NodeEnvs. The process-level tests
+// (three binaries, kill -9) are in cluster_test.go at the top of the repository.
+func startNodes(t *testing.T, n int) []*servertest.Server {
 	t.Helper()
-	shared := servertest.ClusterEnv(t)
-	shared["RATE_LIMIT"] = "0"
-	for k, v := range env {
-		shared[k] = v
-	}
-	nodes := make([]*servertest.Server, n)
-	for i := range nodes {
-		shared["NODE_ID"] = fmt.Sprintf("node-%d", i+1)
-		nodes[i] = servertest.Start(t, shared)
+	var nodes []*servertest.Server
+	for _, e := range servertest.NodeEnvs(t, n, nil) {
+		nodes = append(nodes, servertest.Start(t, e))
 	}
 	return nodes
 }
@@ -31,7 +25,7 @@ func startNodes(t *testing.T, n int, env map[string]string) []*servertest.Server
 // Users on two nodes chat: each message reaches every other connection once, in order per sender, and
 // the history is the same from either node.
 func TestNodesShareRoomsAndHistory(t *testing.T) {
-	nodes := startNodes(t, 2, nil)
+	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
 	a := one.Connect(t, ada)
@@ -92,7 +86,7 @@ func TestNodesShareRoomsAndHistory(t *testing.T) {
 // A user connected to two nodes is present once; joined and left go out when the user first appears and
 // when their last connection, on any node, goes.
 func TestPresenceAcrossNodes(t *testing.T) {
-	nodes := startNodes(t, 2, nil)
+	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
 	a := one.Connect(t, ada)
@@ -124,7 +118,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 // A node whose Redis subscription is cut misses what is published meanwhile; it subscribes again and
 // reads the gap from the store, so its clients miss nothing.
 func TestNodeCatchesUpAfterLosingTheBus(t *testing.T) {
-	nodes := startNodes(t, 2, nil)
+	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
 	a := one.Connect(t, ada)

@@ -3,9 +3,11 @@
 # chat example, on this machine: each server pinned to CPU 0, the load tool to CPU 1. Prints one JSON line
 # per run with the load tool's report plus the server's CPU seconds and memory.
 #
-#   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4 ...]   (default: S1 S2 S2-overload S3 S4)
+#   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4|S5 ...]   (default: S1 S2 S2-overload S3 S4)
 #
-# Needs taskset (util-linux) and about two minutes per scenario.
+# Needs taskset (util-linux) and about two minutes per scenario. S5 (several nodes) also needs psql, and
+# PostgreSQL and Redis at BENCH_DATABASE_URL and BENCH_REDIS_URL (default: this machine's, as in .ci/run);
+# each run gets a schema and a key prefix of its own, dropped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
@@ -34,6 +36,44 @@ start_gorilla() {
 wait_port() { for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "no server on $1" >&2; exit 1; }
 stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; sleep 0.5; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+
+# Several nodes of one deployment, all on CPU 0 like the single server of the other scenarios.
+db_url=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+redis_url=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}
+node_pids=()
+node_urls=()
+schema=""
+start_nodes() { # N
+  schema="bench_$$_$1"
+  psql -q "$db_url" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
+  node_pids=(); node_urls=()
+  local sep='?'; [[ $db_url == *\?* ]] && sep='&'
+  for i in $(seq "$1"); do
+    local port=$((18180 + i))
+    env HOST= PORT=$port DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes \
+      RATE_LIMIT=0 NODE_ID="node-$i" REDIS_URL="$redis_url" REDIS_PREFIX="$schema:" \
+      DATABASE_URL="$db_url${sep}search_path=$schema" taskset -c 0 "$work/causerie" >"$work/node-$i.log" 2>&1 &
+    node_pids+=($!)
+    node_urls+=(-url "http://127.0.0.1:$port")
+    wait_port $port
+  done
+}
+stop_nodes() {
+  kill "${node_pids[@]}" 2>/dev/null || true; wait "${node_pids[@]}" 2>/dev/null || true
+  psql -q "$db_url" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null
+  sleep 0.5
+}
+cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+
+# measure_nodes NAME LOAD-ARGS...: the load tool over every node; the nodes' CPU seconds in all.
+measure_nodes() {
+  local name=$1; shift
+  local t0 t1 load
+  t0=$(cpu_ticks "${node_pids[@]}")
+  load=$(taskset -c 1 "$work/causerie" bench "${node_urls[@]}" -json "$@" || true)
+  t1=$(cpu_ticks "${node_pids[@]}")
+  echo "{\"scenario\":\"$name\",\"nodes_cpu_s\":$(echo "($t1 - $t0) / $(getconf CLK_TCK)" | bc -l | xargs printf '%.2f'),\"load\":$load}"
+}
 
 # measure NAME LOAD-ARGS...: runs the load tool against $url; it reports the server's CPU time while
 # sending and its memory at the end.
@@ -78,6 +118,10 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
         -url http://127.0.0.2:18181 -url http://127.0.0.3:18181 -url http://127.0.0.4:18181; stop_server ;;
     S4) # history: 10,000 messages/s into SQLite, 50 senders at 200/s, each in its own room with one reader
       start_causerie RATE_LIMIT=0; measure S4-causerie -conns 100 -rooms 50 -senders 50 -rate 200 -duration 15s; stop_server ;;
+    S5) # several nodes over PostgreSQL and Redis: S2's load spread over NODES (default "1 2 3") nodes
+      for n in ${NODES:-1 2 3}; do
+        start_nodes "$n"; measure_nodes "S5-$n-nodes" -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_nodes
+      done ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
     esac
   done

@@ -49,16 +49,7 @@ const healthPoll = 20 * time.Millisecond
 func StartProcess(t testing.TB, env map[string]string) *Node {
 	t.Helper()
 	bin := Binary(t)
-	vars := map[string]string{
-		"HOST":        "127.0.0.1",
-		"DATA_DIR":    t.TempDir(),
-		"JWT_SECRET":  "test-secret-that-is-at-least-32-bytes-long",
-		"BCRYPT_COST": "4",
-		"LOG_LEVEL":   "debug",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
+	vars := testEnv(t, env)
 	pickPort := vars["PORT"] == "" || vars["PORT"] == "0"
 	for attempt := 1; ; attempt++ {
 		if pickPort {

@@ -52,6 +52,17 @@ type Server struct {
 // it when the test ends.
 func Start(t testing.TB, env map[string]string) *Server {
 	t.Helper()
+	vars := testEnv(t, env)
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return launch(t, cfg, &syncBuffer{})
+}
+
+// testEnv is env on top of the defaults of a test server: loopback, any free port, a data directory of
+// the test's own, a fixed secret, the cheapest bcrypt.
+func testEnv(t testing.TB, env map[string]string) map[string]string {
 	vars := map[string]string{
 		"HOST":        "127.0.0.1",
 		"PORT":        "0",
@@ -60,14 +71,23 @@ func Start(t testing.TB, env map[string]string) *Server {
 		"BCRYPT_COST": "4",
 		"LOG_LEVEL":   "debug",
 	}
-	for k, v := range env {
-		vars[k] = v
+	maps.Copy(vars, env)
+	return vars
+}
+
+// NodeEnvs returns the variables of n nodes of one deployment, node-1 to node-n, sharing PostgreSQL and
+// Redis (ClusterEnv), without a rate limit, with env on top.
+func NodeEnvs(t testing.TB, n int, env map[string]string) []map[string]string {
+	t.Helper()
+	shared := ClusterEnv(t)
+	shared["RATE_LIMIT"] = "0"
+	maps.Copy(shared, env)
+	envs := make([]map[string]string, n)
+	for i := range envs {
+		envs[i] = maps.Clone(shared)
+		envs[i]["NODE_ID"] = fmt.Sprintf("node-%d", i+1)
 	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return launch(t, cfg, &syncBuffer{})
+	return envs
 }
 
 // ClusterEnv returns the variables that make servers share PostgreSQL and Redis as the nodes of one
