@@ -630,7 +630,7 @@ func expectPresenceFrame(t *testing.T, who string, c *servertest.Client, typ, na
 // A user on two nodes counts once; when a node is killed, its users leave presence within PRESENCE_TTL,
 // once each, and those also on a live node stay.
 func TestClusterPresence(t *testing.T) {
-	const ttl = 2 * time.Second
+	const ttl = 3 * time.Second
 	// A node's users outlive its last heartbeat by the TTL, and it beats every TTL/3: they drop out of
 	// listings at most ttl after the kill, and their left frames go out at the next refresh of a live
 	// node, at most ttl/3 later. Slack covers polling and scheduling.

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -21,6 +22,7 @@ type Health struct {
 	Node  string
 	Store Pinger
 	Bus   Pinger
+	Log   *slog.Logger
 }
 
 type healthBody struct {
@@ -36,7 +38,7 @@ type healthBody struct {
 func (h *Health) Check(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), healthTimeout)
 	defer cancel()
-	body := healthBody{Status: "ok", Node: h.Node, Store: check(ctx, h.Store), Bus: check(ctx, h.Bus)}
+	body := healthBody{Status: "ok", Node: h.Node, Store: h.check(ctx, "store", h.Store), Bus: h.check(ctx, "bus", h.Bus)}
 	status := http.StatusOK
 	if body.Store != "ok" {
 		status = http.StatusServiceUnavailable
@@ -47,9 +49,12 @@ func (h *Health) Check(c echo.Context) error {
 	return c.JSON(status, body)
 }
 
-func check(ctx context.Context, p Pinger) string {
+// check answers "ok" or "unavailable"; the error, which may name hosts and users, goes to the log only:
+// /healthz answers anyone.
+func (h *Health) check(ctx context.Context, name string, p Pinger) string {
 	if err := p.Ping(ctx); err != nil {
-		return err.Error()
+		h.Log.Warn("health check failed", "dependency", name, "err", err)
+		return "unavailable"
 	}
 	return "ok"
 }

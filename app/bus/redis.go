@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,9 +16,18 @@ import (
 
 var _ Bus = (*Redis)(nil)
 
-// healthCheckEvery is how often a quiet subscription is pinged; a ping that gets no answer makes the
-// client reconnect and subscribe again, and the hub catch up from the store.
-const healthCheckEvery = time.Second
+// Timing of the subscription's watchdog. go-redis's own health check only writes its pings: on a
+// half-open connection (a partition, a frozen host) the writes succeed, nothing comes back, and the node
+// would go deaf, unnoticed, until TCP gives up minutes later.
+const (
+	// quietFor is how long the subscription may stay silent before it is pinged; a ping left unanswered
+	// for as long again means the connection is dead: it is dropped and the node subscribes afresh.
+	quietFor = time.Second
+	// subscribeTimeout bounds one attempt to subscribe; attempts go on, further and further apart, up
+	// to maxBackoff.
+	subscribeTimeout = 5 * time.Second
+	maxBackoff       = 5 * time.Second
+)
 
 // Redis is the bus of a deployment of several nodes, over Redis pub/sub: every node publishes its events
 // on one channel and receives everyone's.
@@ -29,16 +40,22 @@ const healthCheckEvery = time.Second
 // drops (rooms it has no connection in) costs a map lookup per event.
 type Redis struct {
 	client  *redis.Client
-	pubsub  *redis.PubSub
 	channel string
 	log     *slog.Logger
+	// live is set while the subscription answers; Ping reports it.
+	live    atomic.Bool
+	stop    context.CancelFunc
 	stopped chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
 
+	// mu guards handlers, and pubsub and closed: the receive loop replaces a dead subscription, Close
+	// closes the current one.
 	mu       sync.RWMutex
 	handlers []Handler
+	pubsub   *redis.PubSub
+	closed   bool
 }
 
 // RedisConfig says where the bus is.
@@ -63,31 +80,63 @@ func NewRedis(ctx context.Context, cfg RedisConfig, log *slog.Logger) (*Redis, e
 	redis.SetLogger(redisLog{log})
 	client := redis.NewClient(opts)
 	r := &Redis{client: client, channel: cfg.Prefix + "events", log: log, stopped: make(chan struct{})}
-	r.pubsub = client.Subscribe(ctx, r.channel)
-	// The first reply is the subscription's confirmation; after it, the channel below takes over reading.
-	if _, err := r.pubsub.Receive(ctx); err != nil {
-		_ = r.pubsub.Close()
+	r.pubsub, err = r.subscribe(ctx)
+	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("bus: subscribe to redis at %s: %w", opts.Addr, err)
 	}
-	ch := r.pubsub.ChannelWithSubscriptions(redis.WithChannelSize(4096), redis.WithChannelHealthCheckInterval(healthCheckEvery))
-	go r.receive(ch)
+	r.live.Store(true)
+	loop, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	go r.receive(loop, r.pubsub)
 	return r, nil
 }
 
-// receive hands what the subscription brings to the handlers until Close. go-redis reconnects by itself;
-// each time it has subscribed again it says so, and the handlers are told to resync.
-func (r *Redis) receive(ch <-chan any) {
+// subscribe opens a subscription and waits for Redis to confirm it.
+func (r *Redis) subscribe(ctx context.Context) (*redis.PubSub, error) {
+	ps := r.client.Subscribe(ctx, r.channel)
+	if _, err := ps.Receive(ctx); err != nil { // the first reply is the confirmation
+		_ = ps.Close()
+		return nil, err
+	}
+	return ps, nil
+}
+
+// receive hands what the subscription brings to the handlers until ctx ends. A subscription that fails,
+// or stays silent through a ping, is replaced, and the handlers are told to resync.
+func (r *Redis) receive(ctx context.Context, ps *redis.PubSub) {
 	defer close(r.stopped)
-	for m := range ch {
+	pinged := false
+	for {
+		m, err := ps.ReceiveTimeout(ctx, quietFor)
+		if ctx.Err() != nil {
+			return
+		}
+		var ne net.Error
+		if err != nil && !pinged && errors.As(err, &ne) && ne.Timeout() {
+			if pinged = ps.Ping(ctx) == nil; pinged {
+				continue
+			}
+		}
+		if err != nil {
+			if r.live.Swap(false) {
+				r.log.Warn("bus: lost the redis subscription; subscribing again", "err", err)
+			}
+			if ps = r.resubscribe(ctx, ps); ps == nil {
+				return
+			}
+			pinged = false
+			r.live.Store(true)
+			r.log.Info("bus: subscribed to redis again; catching up from the store", "channel", r.channel)
+			r.resync()
+			continue
+		}
+		pinged = false
 		switch m := m.(type) {
 		case *redis.Subscription:
+			// go-redis reconnected by itself, and subscribed again, after a read failed.
 			r.log.Info("bus: subscribed to redis again; catching up from the store", "channel", m.Channel)
-			r.mu.RLock()
-			for _, h := range r.handlers {
-				h.Resync()
-			}
-			r.mu.RUnlock()
+			r.resync()
 		case *redis.Message:
 			ev, err := decodeEvent([]byte(m.Payload))
 			if err != nil {
@@ -100,6 +149,41 @@ func (r *Redis) receive(ch <-chan any) {
 			}
 			r.mu.RUnlock()
 		}
+	}
+}
+
+// resubscribe closes old and subscribes until it works or ctx ends (nil then).
+func (r *Redis) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub {
+	_ = old.Close()
+	backoff := 100 * time.Millisecond
+	for {
+		sctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
+		ps, err := r.subscribe(sctx)
+		cancel()
+		if err == nil {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.closed {
+				_ = ps.Close()
+				return nil
+			}
+			r.pubsub = ps
+			return ps
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (r *Redis) resync() {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, h := range r.handlers {
+		h.Resync()
 	}
 }
 
@@ -122,8 +206,11 @@ func (r *Redis) Subscribe(h Handler) {
 	r.mu.Unlock()
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers and the subscription is alive.
 func (r *Redis) Ping(ctx context.Context) error {
+	if !r.live.Load() {
+		return errors.New("bus: redis subscription lost; subscribing again")
+	}
 	if err := r.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("bus: redis: %w", err)
 	}
@@ -136,7 +223,11 @@ func (r *Redis) Client() *redis.Client { return r.client }
 // Close ends the subscription and the connections. Later calls do nothing.
 func (r *Redis) Close() error {
 	r.closeOnce.Do(func() {
-		err := r.pubsub.Close()
+		r.stop()
+		r.mu.Lock()
+		r.closed = true
+		err := r.pubsub.Close() // unblocks the receive loop's read
+		r.mu.Unlock()
 		<-r.stopped
 		r.closeErr = errors.Join(err, r.client.Close())
 	})

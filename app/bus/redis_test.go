@@ -4,9 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/bus/bustest"
@@ -93,5 +98,118 @@ func TestRedisPingAndBadURL(t *testing.T) {
 	defer cancel()
 	if _, err := bus.NewRedis(ctx, bus.RedisConfig{URL: "redis://127.0.0.1:1/0"}, log); err == nil {
 		t.Error("no error for a Redis that is not there")
+	}
+}
+
+// A subscription whose connection goes silent without closing (a partition, a frozen host: nothing comes
+// back, not even an error) is noticed by its unanswered ping, replaced, and followed by a resync.
+func TestRedisReplacesSilentSubscription(t *testing.T) {
+	url, prefix := bustest.Redis(t)
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newFreezingProxy(t, opts.Addr)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: "redis://" + proxy.addr() + "/" + strconv.Itoa(opts.DB), Prefix: prefix, Node: "b"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: url, Prefix: prefix, Node: "a"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	rec := &bustest.Recorder{}
+	b.Subscribe(rec)
+
+	proxy.freeze() // the connections open now stay open, and carry nothing more
+	deadline := time.Now().Add(15 * time.Second)
+	for rec.Resyncs() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no resync: the silent subscription was not noticed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.Publish(context.Background(), bus.Event{Room: "r", ID: 1, Payload: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Wait(t, 1)[0]; string(got.Payload) != "after" {
+		t.Errorf("got %+v after the new subscription", got)
+	}
+}
+
+// freezingProxy forwards TCP connections to target until freeze, after which the connections already
+// open carry nothing in either direction (while staying open) and new ones are forwarded normally.
+type freezingProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	frozen map[net.Conn]bool
+	conns  []net.Conn
+}
+
+func newFreezingProxy(t *testing.T, target string) *freezingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{ln: ln, frozen: map[net.Conn]bool{}}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go p.pipe(in, out)
+			go p.pipe(out, in)
+		}
+	}()
+	return p
+}
+
+func (p *freezingProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		p.frozen[c] = true
+	}
+}
+
+// pipe copies from src to dst until src is frozen, then reads and drops.
+func (p *freezingProxy) pipe(src, dst net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		frozen := p.frozen[src] || p.frozen[dst]
+		p.mu.Unlock()
+		if !frozen {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
 	}
 }

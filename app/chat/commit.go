@@ -13,6 +13,10 @@ import (
 // maxCommitBatch caps the messages stored in one transaction.
 const maxCommitBatch = 256
 
+// commitTimeout bounds storing one batch, retries included: a hung database must not hold commitMu, and
+// the catch-ups waiting on it, for ever. Its senders get an error frame and may send again.
+const commitTimeout = 10 * time.Second
+
 // errClosed is returned to senders once the hub has stopped taking messages.
 var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send the message again after reconnecting")
 
@@ -20,19 +24,20 @@ var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send 
 //
 // Every sender hands its message to one committer goroutine, which stores all that are waiting in one
 // transaction (one disk sync for many messages, however many rooms they are in) and queues them for one
-// publisher goroutine, which hands them to the bus in commit order and only then answers each sender: it
-// queues the ack (or error) frame of a WebSocket sender, or wakes a REST sender. So messages reach the
-// bus, and every socket of this node, in id order per room; an ack never overtakes an earlier message on
-// its connection, so a client that resumes from the id of its last ack misses nothing; a WebSocket reader
+// publisher goroutine, which publishes them in commit order: it delivers each to this node's sockets
+// through its room's sequencer, hands it to the relay for the other nodes, and answers the sender once the
+// sequencer has delivered it here, after every earlier message of its room: it queues the ack (or error)
+// frame of a WebSocket sender, or wakes a REST sender. So an ack never overtakes an earlier message on its
+// connection, and a client that resumes from the id of its last ack misses nothing; a WebSocket reader
 // never waits for the disk and goes on with its next frames, which is what lets batches grow; no lock is
-// held across the disk sync; and a slow fan-out never delays the next commit.
+// held across the disk sync but commitMu; and neither a slow fan-out nor the bus delays the next commit.
 type pipeline struct {
 	db MessageStore
 	// committed tells the hub that a message is stored and on its way; publish then delivers it here
 	// and hands it to the bus, and done answers its sender.
 	committed func(room string, id int64)
 	publish   func(ev bus.Event, done func())
-	commitMu  *sync.Mutex
+	commitMu  *sync.RWMutex
 	timings   Timings
 	log       *slog.Logger
 	appends   chan *appendReq
@@ -140,9 +145,12 @@ func (p *pipeline) commitLoop() {
 				pub.res.msg, pub.res.created = out.Message, out.Created
 				var frame []byte
 				frame, pub.res.object, pub.res.err = app.EncodeMessage(out.Message)
-				if out.Created {
-					// Without a payload (it failed to encode) the event only clears the mark.
-					pub.ev = bus.Event{Room: out.Message.Room, Payload: frame, ID: out.Message.ID}
+				// A repeat (or a message that failed to encode) goes out as a bare event: its sender is
+				// answered once the message is delivered here, and the other nodes are told it exists, in
+				// case the node that stored it first stopped before publishing it.
+				pub.ev = bus.Event{Room: out.Message.Room, ID: out.Message.ID}
+				if out.Created && pub.res.err == nil {
+					pub.ev.Payload = frame
 					if r.from != nil {
 						pub.ev.Skip = r.from.ID
 					}
@@ -163,7 +171,9 @@ type stored struct {
 func (p *pipeline) store(msgs []app.Message) []stored {
 	out := make([]stored, len(msgs))
 	start := time.Now()
-	all, err := p.db.AppendMessages(context.Background(), msgs)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	all, err := p.db.AppendMessages(ctx, msgs)
 	p.timings.Commit(time.Since(start), len(msgs))
 	if err == nil {
 		for i := range all {
@@ -176,7 +186,7 @@ func (p *pipeline) store(msgs []app.Message) []stored {
 		return out
 	}
 	for i := range msgs {
-		one, err := p.db.AppendMessages(context.Background(), msgs[i:i+1])
+		one, err := p.db.AppendMessages(ctx, msgs[i:i+1])
 		if err != nil {
 			out[i].err = err
 			continue

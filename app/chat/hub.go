@@ -90,9 +90,10 @@ type Hub struct {
 	pipe   *pipeline
 	relay  *relay
 	seq    atomic.Uint64
-	// commitMu is held by the pipeline while it commits and marks what it committed, and by a catch-up
-	// while it reads the store: so a catch-up never reads a message of this node that is not yet marked.
-	commitMu sync.Mutex
+	// commitMu is held by the pipeline while it commits and marks what it committed, and shared by the
+	// catch-ups while they read the store: so a catch-up never reads a message of this node that is not
+	// yet marked, and catch-ups do not wait for each other.
+	commitMu sync.RWMutex
 	stats    Stats
 
 	// clients is the registry of live connections by Client.ID.
@@ -116,7 +117,7 @@ func New(opts Options) *Hub {
 		opts.Timings = noTimings{}
 	}
 	h := &Hub{opts: opts, log: opts.Log, nodeID: opts.NodeID}
-	h.relay = newRelay(opts.Bus, opts.Log)
+	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
 	return h
@@ -318,8 +319,8 @@ func (h *Hub) expire(c *Client) {
 // one and two of these after its last write.
 const writerLinger = time.Second
 
-// Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires idle
-// writers, and refreshes this node's presence, until ctx ends. One loop serves all clients so that an idle connection costs no timer and no
+// Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires
+// idle writers, and refreshes this node's presence, until ctx ends. One loop serves all clients so that an idle connection costs no timer and no
 // goroutine.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
@@ -328,9 +329,9 @@ func (h *Hub) Run(ctx context.Context) {
 	defer sweep.Stop()
 	var refresh <-chan time.Time
 	if h.opts.Presence != nil {
-		t := time.NewTicker(h.opts.PresenceTTL / 3)
-		defer t.Stop()
-		refresh = t.C
+		heartbeat := time.NewTicker(h.opts.PresenceTTL / 3)
+		defer heartbeat.Stop()
+		refresh = heartbeat.C
 	}
 	for {
 		select {
@@ -368,10 +369,9 @@ func (h *Hub) isClosing() bool {
 
 // Shutdown refuses new clients, closes every client with code (after what is already queued), waits
 // until all have unregistered or ctx ends, and stops taking messages once every message taken is stored
-// and published.
+// and published (within drainTimeout).
 func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
-	defer h.relay.close(ctx)
-	defer h.pipe.close(ctx)
+	defer h.drain()
 	h.mu.Lock()
 	h.closing = true
 	h.mu.Unlock()
@@ -394,6 +394,18 @@ func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
 		})
 		return fmt.Errorf("chat: shutdown: %w", ctx.Err())
 	}
+}
+
+// drainTimeout bounds, at shutdown, storing the messages already taken and handing them to the bus. It
+// has its own budget: a shutdown that ran out of time waiting for clients must still try to publish what
+// it committed, or other nodes would learn of it only with their next message.
+const drainTimeout = 3 * time.Second
+
+func (h *Hub) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	h.pipe.close(ctx)
+	h.relay.close(ctx)
 }
 
 func author(u app.Identity) app.Author { return app.Author{ID: u.UserID, Name: u.Name} }

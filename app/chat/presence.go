@@ -113,6 +113,9 @@ func (h *Hub) Start(ctx context.Context) error {
 		return err
 	}
 	h.departed(got.Gone)
+	// An earlier process with this id may have stored messages it never published: every node catches
+	// up, as when a node claims a stopped one (see refreshPresence).
+	h.relay.send(resyncEvent(h.nodeID))
 	return nil
 }
 
@@ -134,7 +137,7 @@ func (h *Hub) refreshPresence(ctx context.Context) {
 	if got.Claimed > 0 {
 		h.log.Info("presence: claimed stopped nodes; every node catches up from the store", "nodes", got.Claimed, "users_left", len(got.Gone))
 		h.resync()
-		h.relay.send(bus.Event{Node: h.nodeID, Sent: time.Now().UnixNano()}) // no room: resync
+		h.relay.send(resyncEvent(h.nodeID))
 	}
 	if !got.Lost {
 		return
@@ -154,6 +157,11 @@ func (h *Hub) refreshPresence(ctx context.Context) {
 		}
 		return true
 	})
+}
+
+// resyncEvent asks every other node to catch all its rooms up from the store.
+func resyncEvent(node string) bus.Event {
+	return bus.Event{Node: node, Sent: time.Now().UnixNano()}
 }
 
 func (h *Hub) departed(gone []app.RoomUser) {

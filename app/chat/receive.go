@@ -174,7 +174,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 }
 
 // backlog returns the frames that bring a joining client up to date in room, and the id of the last
-// message they hold (0 when they hold none: since may be ahead of the room, after a database reset).
+// message the client will then have seen.
 func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte, int64, error) {
 	if since == nil {
 		msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{Limit: h.opts.HistoryLimit, Latest: true})
@@ -200,6 +200,14 @@ func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte,
 	if !complete {
 		msgs = msgs[1:]
 	}
+	// The client has seen everything up to since, which may be ahead of what this node has delivered
+	// (it saw it on another node): the floor must cover it, or those messages would come again. Not past
+	// the room's newest message, though: since may be ahead of the room after a database reset.
+	head, err := h.opts.Store.LastID(ctx, room)
+	if err != nil {
+		return nil, 0, err
+	}
+	last = min(*since, head)
 	frames := make([][]byte, 0, len(msgs)+1)
 	for _, m := range msgs {
 		frame, _, err := app.EncodeMessage(m)

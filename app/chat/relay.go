@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ const (
 	publishTimeout = 2 * time.Second
 	// retryEvery is how often a relay whose bus failed announces, again, what it could not publish.
 	retryEvery = time.Second
+	// staleAfter is the age past which a joined, left or typing event is not worth publishing.
+	staleAfter = 5 * time.Second
 )
 
 // relay hands this node's events to the bus from one goroutine, so that the order of publication is the
@@ -27,24 +30,29 @@ const (
 //
 // When the bus fails, the relay keeps, per room, the highest message id it could not publish, and
 // announces it as a bare head once the bus works again: other nodes then read what they missed from the
-// store. So a message committed here always reaches the other nodes, late at worst.
+// store. So a message committed here reaches the other nodes, late at worst, unless the node stops first;
+// then the node that claims it in the presence directory (or its own next process) makes every node
+// catch up.
 type relay struct {
-	bus bus.Bus
-	log *slog.Logger
-	in  chan bus.Event
+	bus  bus.Bus
+	node string
+	log  *slog.Logger
+	in   chan bus.Event
 	// stopped is closed when the loop has published (or given up on) everything sent before close.
 	stopped chan struct{}
 
 	mu sync.Mutex
 	// unsent is, per room, the highest message id that failed to reach the bus.
 	unsent map[string]int64
+	// resync is set when a request for every node to catch up failed to reach the bus.
+	resync bool
 	// failing is set from a failed Publish to the next one that works, to log once per outage.
 	failing bool
 	closed  bool
 }
 
-func newRelay(b bus.Bus, log *slog.Logger) *relay {
-	r := &relay{bus: b, log: log, in: make(chan bus.Event, relayQueue), stopped: make(chan struct{})}
+func newRelay(b bus.Bus, node string, log *slog.Logger) *relay {
+	r := &relay{bus: b, node: node, log: log, in: make(chan bus.Event, relayQueue), stopped: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -65,6 +73,9 @@ func (r *relay) send(ev bus.Event) {
 
 // keepLocked remembers that ev did not reach the bus. r.mu must be held.
 func (r *relay) keepLocked(ev bus.Event) {
+	if ev.Room == "" {
+		r.resync = true
+	}
 	if ev.ID == 0 {
 		return
 	}
@@ -111,14 +122,21 @@ func (r *relay) takeUnsent() []bus.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var heads []bus.Event
+	now := time.Now().UnixNano()
 	for room, id := range r.unsent {
-		heads = append(heads, bus.Event{Room: room, ID: id, Sent: time.Now().UnixNano()})
+		heads = append(heads, bus.Event{Room: room, ID: id, Node: r.node, Sent: now})
 	}
-	r.unsent = nil
+	if r.resync {
+		heads = append(heads, resyncEvent(r.node))
+	}
+	r.unsent, r.resync = nil, false
 	return heads
 }
 
 func (r *relay) publish(evs []bus.Event) {
+	// joined, left and typing events that waited out a bus outage are news no more.
+	stale := time.Now().Add(-staleAfter).UnixNano()
+	evs = slices.DeleteFunc(evs, func(ev bus.Event) bool { return ev.ID == 0 && ev.Room != "" && ev.Sent < stale })
 	if len(evs) == 0 {
 		return
 	}

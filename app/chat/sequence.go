@@ -43,6 +43,8 @@ type sequencer struct {
 	pending map[int64]pendingEvent
 	// committed holds the ids of messages this node stored and has yet to publish.
 	committed map[int64]struct{}
+	// waiters are the senders of repeated messages, answered once last reaches their message's id.
+	waiters []pendingEvent
 	// fetching is set while a catch-up is scheduled or running.
 	fetching bool
 	// closed is set when the room has gone: what still arrives is answered and dropped.
@@ -75,10 +77,17 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.head = max(s.head, ev.ID)
-	delete(s.committed, ev.ID)
+	if ev.Payload == nil && done != nil && !s.closed && !(s.based && ev.ID <= s.last) {
+		// A repeated message: answer its sender once the earlier one is delivered here.
+		s.waiters = append(s.waiters, pendingEvent{ev: ev, done: done})
+		done = nil
+	}
+	if ev.Payload != nil {
+		delete(s.committed, ev.ID)
+	}
 	if s.closed || (s.based && ev.ID <= s.last) || ev.Payload == nil {
-		// Closed, already delivered, or a bare head (the publisher's failed events, announced again):
-		// nothing to hold, but a head past last needs a catch-up.
+		// Closed, already delivered, or a bare head (a repeat, or ids a node failed to publish, announced
+		// again): nothing to hold, but a head past last needs a catch-up.
 		if s.based && !s.closed && s.head > s.last {
 			h.scheduleCatchUpLocked(r, 0)
 		}
@@ -141,6 +150,7 @@ func (h *Hub) startRoom(ctx context.Context, r *room) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.based, s.last = true, last
+	s.answerWaitersLocked()
 	for id, pe := range s.pending {
 		if id <= last {
 			delete(s.pending, id)
@@ -186,6 +196,25 @@ func (h *Hub) deliverLocked(r *room, pe pendingEvent) {
 	if pe.done != nil {
 		pe.done()
 	}
+	r.seq.answerWaitersLocked()
+}
+
+// answerWaitersLocked answers the waiters whose message has been delivered, or all when the room is
+// closed. s.mu must be held.
+func (s *sequencer) answerWaitersLocked() {
+	if len(s.waiters) == 0 {
+		return
+	}
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if s.closed || (s.based && w.ev.ID <= s.last) {
+			w.done()
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
 }
 
 // scheduleCatchUpLocked reads the store after wait unless a catch-up is already on its way. r.seq.mu
@@ -210,9 +239,9 @@ func (h *Hub) catchUp(r *room) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
-		h.commitMu.Lock()
+		h.commitMu.RLock()
 		msgs, err := h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
-		h.commitMu.Unlock()
+		h.commitMu.RUnlock()
 		cancel()
 
 		s.mu.Lock()
@@ -271,6 +300,7 @@ func (h *Hub) stopRoom(r *room) {
 		}
 	}
 	s.pending = nil
+	s.answerWaitersLocked()
 }
 
 // resync catches every room of this node up from the store: the bus says it may have lost events.

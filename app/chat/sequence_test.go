@@ -216,3 +216,73 @@ func TestAckWaitsForEarlierMessages(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A client resuming with since on a node that has not yet delivered messages up to since (it saw them on
+// another node) does not get them again when they arrive here.
+func TestResumeAheadOfThisNode(t *testing.T) {
+	h, db := newTestHub(t)
+	first := joinGeneral(t, h)
+	evs := remoteNode(t, db, 2) // stored by another node, not yet here
+	conn := &frameConn{}
+	since := int64(2)
+	c, err := h.Register(context.Background(), conn, Session{
+		User:  app.Identity{UserID: 98, Name: "resumer", ExpiresAt: time.Now().Add(time.Hour)},
+		Joins: []Join{{Room: "general", Since: &since}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+	busHandler{h}.Event(evs[0])
+	busHandler{h}.Event(evs[1])
+	first.waitIDs(t, "[1 2]")
+	time.Sleep(2 * gapWait)
+	if got := conn.messageIDs(); len(got) != 0 {
+		t.Errorf("the resumed client got %v again, want nothing: it had seen up to 2", got)
+	}
+}
+
+// A message sent again with its client id, after the node that stored it first stopped before
+// publishing it, reaches the room (read from the store), and its sender's ack comes after it.
+func TestRepeatReachesTheRoomBeforeItsAck(t *testing.T) {
+	h, db := newTestHub(t)
+	bystander := joinGeneral(t, h)
+	ctx := context.Background()
+	author, err := db.CreateUser(ctx, app.User{Email: "author@example.com", Name: "author", PasswordHash: "h", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stored by a node that died before publishing it.
+	if _, err := db.AppendMessages(ctx, []app.Message{{Room: "general", From: app.Author{ID: author.ID, Name: "author"}, Text: "x", At: time.Now(), ClientID: "x-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	conn := &frameConn{}
+	c, err := h.Register(ctx, conn, Session{
+		User:  app.Identity{UserID: author.ID, Name: "author", ExpiresAt: time.Now().Add(time.Hour)},
+		Joins: []Join{{Room: "general", Since: new(int64)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+	h.Receive(ctx, c, []byte(`{"type":"message","text":"x","id":"x-1"}`))
+	bystander.waitIDs(t, "[1]")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn.mu.Lock()
+		var acks int
+		for _, f := range conn.frames {
+			if f["type"] == app.FrameAck {
+				acks++
+			}
+		}
+		conn.mu.Unlock()
+		if acks == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the author got %d acks, want 1", acks)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -37,7 +37,7 @@ type Config struct {
 	// suffix, so that two processes on one host differ).
 	NodeID string
 	// PresenceTTL is how long a node's users stay present after it stops refreshing them, which is how
-	// long the users of a crashed node linger (PRESENCE_TTL, default 15s; with REDIS_URL).
+	// long the users of a crashed node linger (PRESENCE_TTL, default 15s, at least 3s; with REDIS_URL).
 	PresenceTTL time.Duration
 	// JWTSecret signs tokens (JWT_SECRET, at least 32 bytes). Empty means: generate one on first start
 	// and keep it in DataDir.
@@ -134,6 +134,9 @@ func Load(getenv func(string) string) (Config, error) {
 		c.NodeID = defaultNodeID()
 	} else if !validNodeID(c.NodeID) {
 		p.fail("NODE_ID", "must be 1 to 64 characters of a-z, A-Z, 0-9, ., - and _")
+	}
+	if c.PresenceTTL < 3*time.Second {
+		p.fail("PRESENCE_TTL", "must be at least 3s: a node renews its presence every third of it, each renewal taking up to a second")
 	}
 	if c.PongWait <= c.PingInterval {
 		p.fail("PONG_WAIT", "must be longer than PING_INTERVAL")

@@ -67,14 +67,17 @@ local function forget(room)
     redis.call('SREM', P .. 'rooms', room)
   end
 end
--- reap removes every entry of node n and returns {room, uid, name} for each user no longer present.
+-- reap removes every entry of node n and returns {room, uid, name} for each user no longer present, once
+-- per script: a user on two nodes claimed together leaves once.
+local reported = {}
 local function reap(n, out)
   local set = P .. 'node:' .. n
   for _, e in ipairs(redis.call('SMEMBERS', set)) do
     local sep = string.find(e, '|', 1, true)
     local room, uid = string.sub(e, 1, sep - 1), string.sub(e, sep + 1)
     redis.call('ZREM', P .. 'presence:' .. room, uid .. '|' .. n)
-    if not present(room, uid, n) then
+    if not present(room, uid, n) and not reported[e] then
+      reported[e] = true
       table.insert(out, room)
       table.insert(out, uid)
       table.insert(out, redis.call('HGET', P .. 'names', uid) or '')

@@ -154,3 +154,29 @@ func sorted(list []app.Author) []app.Author {
 	slices.SortFunc(list, func(a, b app.Author) int { return cmp.Compare(a.ID, b.ID) })
 	return list
 }
+
+// A user on two nodes that stop together leaves once.
+func TestTwoStoppedNodesOneDeparture(t *testing.T) {
+	ctx := context.Background()
+	client, prefix := open(t)
+	const ttl = 200 * time.Millisecond
+	a := presence.NewRedis(client, prefix, "a", ttl)
+	b := presence.NewRedis(client, prefix, "b", ttl)
+	c := presence.NewRedis(client, prefix, "c", ttl)
+	for _, p := range []*presence.Redis{a, b, c} {
+		start(t, p)
+	}
+	for _, p := range []*presence.Redis{a, b} {
+		if _, err := p.Enter(ctx, "general", ada); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * ttl)
+	got, err := c.Refresh(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Claimed != 2 || fmt.Sprint(got.Gone) != "[{general {1 ada}}]" {
+		t.Errorf("refresh = %+v, want 2 nodes claimed and ada gone once", got)
+	}
+}

@@ -170,7 +170,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms}
 	rooms := &handlers.Rooms{Hub: s.hub, Messages: s.db}
 	upgrade := jwt(origin(ws.Serve))
-	health := &handlers.Health{Node: s.cfg.NodeID, Store: s.db, Bus: s.bus}
+	health := &handlers.Health{Node: s.cfg.NodeID, Store: s.db, Bus: s.bus, Log: s.log}
 
 	e.POST("/api/register", accounts.Register)
 	e.POST("/api/login", accounts.Login)
