@@ -94,7 +94,10 @@ type Hub struct {
 	// catch-ups while they read the store: so a catch-up never reads a message of this node that is not
 	// yet marked, and catch-ups do not wait for each other.
 	commitMu sync.RWMutex
-	stats    Stats
+	// presenceDirty is set when the presence directory may disagree with this node (a call failed, or
+	// the other nodes gave it up): the next refresh sets this node's users again.
+	presenceDirty atomic.Bool
+	stats         Stats
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map

@@ -26,6 +26,9 @@ type Presence interface {
 	// Refresh renews this node's heartbeat and reports the nodes that stopped, with their users; at start
 	// it also clears what an earlier process with this node's id left.
 	Refresh(ctx context.Context, start bool) (app.Refreshed, error)
+	// Reassert makes this node's entries exactly here, and returns the users it added who were in their
+	// room on no node.
+	Reassert(ctx context.Context, here []app.RoomUser) (added []app.RoomUser, err error)
 }
 
 // presenceTimeout bounds one call to the directory. Past it the hub goes on with what it knows locally:
@@ -41,7 +44,8 @@ func (h *Hub) enterPresence(room string, who app.Author) bool {
 	defer cancel()
 	first, err := h.opts.Presence.Enter(ctx, room, who)
 	if err != nil {
-		h.log.Warn("presence: enter", "room", room, "user", who.ID, "err", err)
+		h.log.Warn("presence: enter; the next refresh sets this node's users again", "room", room, "user", who.ID, "err", err)
+		h.presenceDirty.Store(true)
 		return true
 	}
 	return first
@@ -56,7 +60,8 @@ func (h *Hub) leavePresence(room string, who app.Author) bool {
 	defer cancel()
 	last, err := h.opts.Presence.Leave(ctx, room, who)
 	if err != nil {
-		h.log.Warn("presence: leave", "room", room, "user", who.ID, "err", err)
+		h.log.Warn("presence: leave; the next refresh sets this node's users again", "room", room, "user", who.ID, "err", err)
+		h.presenceDirty.Store(true)
 		return true
 	}
 	return last
@@ -120,7 +125,7 @@ func (h *Hub) Start(ctx context.Context) error {
 }
 
 // refreshPresence renews this node's heartbeat, tells rooms about users who left with stopped nodes,
-// and enters this node's users again if the other nodes had given it up.
+// and sets this node's users again when the directory may disagree with it.
 //
 // A node that stopped may have committed messages it never published. Only the node that claims it
 // learns of it, so it asks every node, itself included, to catch its rooms up from the store: such a
@@ -139,24 +144,35 @@ func (h *Hub) refreshPresence(ctx context.Context) {
 		h.resync()
 		h.relay.send(resyncEvent(h.nodeID))
 	}
-	if !got.Lost {
-		return
+	if got.Lost {
+		h.log.Warn("presence: this node had been given up for dead; setting its users again")
+		h.presenceDirty.Store(true)
 	}
-	h.log.Warn("presence: this node had been given up for dead; entering its users again")
+	if h.presenceDirty.Swap(false) {
+		h.reassertPresence(ctx)
+	}
+}
+
+// reassertPresence sets this node's users in the directory again, and announces those who had gone from
+// it. It runs when the directory and this node may disagree; a failure leaves that for the next refresh.
+func (h *Hub) reassertPresence(ctx context.Context) {
+	var here []app.RoomUser
 	h.rooms.Range(func(_, v any) bool {
 		r := v.(*room)
 		for _, who := range r.userList() {
-			first, err := h.opts.Presence.Enter(ctx, r.name, who)
-			if err != nil {
-				h.log.Warn("presence: enter again", "room", r.name, "err", err)
-				return false
-			}
-			if first {
-				h.publishEvent(app.FrameJoined, r.name, who, bus.Event{})
-			}
+			here = append(here, app.RoomUser{Room: r.name, User: who})
 		}
 		return true
 	})
+	added, err := h.opts.Presence.Reassert(ctx, here)
+	if err != nil {
+		h.log.Warn("presence: set this node's users again", "err", err)
+		h.presenceDirty.Store(true)
+		return
+	}
+	for _, a := range added {
+		h.publishEvent(app.FrameJoined, a.Room, a.User, bus.Event{})
+	}
 }
 
 // resyncEvent asks every other node to catch all its rooms up from the store.

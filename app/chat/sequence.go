@@ -17,8 +17,14 @@ const (
 	gapWait = 100 * time.Millisecond
 	// catchUpBatch is how many messages one store read of a catch-up takes.
 	catchUpBatch = 500
-	// catchUpTimeout bounds one such read; a failed read is tried again gapWait later.
+	// catchUpTimeout bounds one such read. A failed read is tried again gapWait later, then further and
+	// further apart, up to maxCatchUpWait.
 	catchUpTimeout = 5 * time.Second
+	maxCatchUpWait = 5 * time.Second
+	// maxPending caps the events a room keeps while it waits for a missing one. Past it, events from other
+	// nodes are not kept (their ids are: the catch-up reads them from the store); this node's are, since
+	// their senders wait for them.
+	maxPending = 10000
 )
 
 // sequencer hands a room's message events to the room's members on this node in id order, each once.
@@ -47,6 +53,8 @@ type sequencer struct {
 	waiters []pendingEvent
 	// fetching is set while a catch-up is scheduled or running.
 	fetching bool
+	// retry is the wait before the next catch-up after a failed one; 0 when the last one worked.
+	retry time.Duration
 	// closed is set when the room has gone: what still arrives is answered and dropped.
 	closed bool
 }
@@ -103,6 +111,12 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	}
 	if s.pending == nil {
 		s.pending = make(map[int64]pendingEvent)
+	}
+	if len(s.pending) >= maxPending && done == nil {
+		if s.based {
+			h.scheduleCatchUpLocked(r, gapWait)
+		}
+		return
 	}
 	s.pending[ev.ID] = pendingEvent{ev: ev, done: done}
 	if s.based {
@@ -246,11 +260,18 @@ func (h *Hub) catchUp(r *room) {
 
 		s.mu.Lock()
 		if err != nil {
-			h.log.Error("catch up from the store", "room", r.name, "after", after, "err", err)
+			if s.retry == 0 {
+				h.log.Error("catch up from the store; trying again", "room", r.name, "after", after, "err", err)
+			}
+			s.retry = min(max(2*s.retry, gapWait), maxCatchUpWait)
 			s.fetching = false
-			h.scheduleCatchUpLocked(r, gapWait)
+			h.scheduleCatchUpLocked(r, s.retry)
 			s.mu.Unlock()
 			return
+		}
+		if s.retry != 0 {
+			h.log.Info("catch up from the store: working again", "room", r.name)
+			s.retry = 0
 		}
 		for _, m := range msgs {
 			if m.ID <= s.last {

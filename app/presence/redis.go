@@ -164,6 +164,44 @@ end
 return out
 `)
 
+// reassert: ARGV[4...] are "room|uid|name", every user this node has in every room. Makes this node's
+// entries exactly those, and returns {room, uid, name} for each added user who was on no live node.
+var reassertScript = redis.NewScript(luaPrelude + `
+local out = {}
+local set = P .. 'node:' .. node
+local want = {}
+for i = 4, #ARGV do
+  local e = ARGV[i]
+  local s1 = string.find(e, '|', 1, true)
+  local s2 = string.find(e, '|', s1 + 1, true)
+  local room, uid, name = string.sub(e, 1, s1 - 1), string.sub(e, s1 + 1, s2 - 1), string.sub(e, s2 + 1)
+  local key = room .. '|' .. uid
+  want[key] = true
+  if redis.call('SISMEMBER', set, key) == 0 then
+    if not present(room, uid, node) then
+      table.insert(out, room)
+      table.insert(out, uid)
+      table.insert(out, name)
+    end
+    redis.call('ZADD', P .. 'presence:' .. room, 0, uid .. '|' .. node)
+    redis.call('SADD', set, key)
+    redis.call('HSET', P .. 'names', uid, name)
+    redis.call('SADD', P .. 'rooms', room)
+  end
+end
+for _, e in ipairs(redis.call('SMEMBERS', set)) do
+  if not want[e] then
+    local sep = string.find(e, '|', 1, true)
+    local room, uid = string.sub(e, 1, sep - 1), string.sub(e, sep + 1)
+    redis.call('ZREM', P .. 'presence:' .. room, uid .. '|' .. node)
+    redis.call('SREM', set, e)
+    forget(room)
+  end
+end
+redis.call('ZADD', P .. 'nodes', now, node)
+return out
+`)
+
 func (r *Redis) args(extra ...any) []any {
 	return append([]any{r.prefix, r.node, r.ttl.Milliseconds()}, extra...)
 }
@@ -250,4 +288,32 @@ func (r *Redis) Refresh(ctx context.Context, start bool) (app.Refreshed, error) 
 		out.Gone = append(out.Gone, app.RoomUser{Room: room, User: app.Author{ID: id, Name: name}})
 	}
 	return out, nil
+}
+
+// Reassert makes this node's entries exactly here (every user it has, per room), after the directory and
+// this node disagreed: a failed call, or this node given up for dead. It returns the users it added who
+// were in their room on no node, whose joined events are due.
+func (r *Redis) Reassert(ctx context.Context, here []app.RoomUser) ([]app.RoomUser, error) {
+	entries := make([]any, len(here))
+	for i, e := range here {
+		entries[i] = e.Room + "|" + strconv.FormatInt(e.User.ID, 10) + "|" + e.User.Name
+	}
+	flat, err := reassertScript.Run(ctx, r.client, nil, r.args(entries...)...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("presence: reassert: %w", err)
+	}
+	return roomUsers(flat), nil
+}
+
+// roomUsers reads {room, uid, name, ...}.
+func roomUsers(flat []string) []app.RoomUser {
+	var out []app.RoomUser
+	for i := 0; i+2 < len(flat); i += 3 {
+		id, err := strconv.ParseInt(flat[i+1], 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, app.RoomUser{Room: flat[i], User: app.Author{ID: id, Name: flat[i+2]}})
+	}
+	return out
 }

@@ -180,3 +180,35 @@ func TestTwoStoppedNodesOneDeparture(t *testing.T) {
 		t.Errorf("refresh = %+v, want 2 nodes claimed and ada gone once", got)
 	}
 }
+
+// Reassert makes a node's entries exactly what it says, and names the users it brought back.
+func TestReassert(t *testing.T) {
+	ctx := context.Background()
+	client, prefix := open(t)
+	a := presence.NewRedis(client, prefix, "a", time.Minute)
+	b := presence.NewRedis(client, prefix, "b", time.Minute)
+	start(t, a)
+	start(t, b)
+	carol := app.Author{ID: 3, Name: "ca|rol"}
+	for _, step := range []func() (bool, error){
+		func() (bool, error) { return a.Enter(ctx, "general", ada) },
+		func() (bool, error) { return a.Enter(ctx, "general", bob) }, // a missed bob's leave
+		func() (bool, error) { return b.Enter(ctx, "general", carol) },
+	} {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	added, err := a.Reassert(ctx, []app.RoomUser{
+		{Room: "general", User: ada},
+		{Room: "general", User: carol}, // also on b: not announced
+		{Room: "other", User: ada},     // a missed this enter
+	})
+	if err != nil || fmt.Sprint(added) != "[{other {1 ada}}]" {
+		t.Errorf("reassert added %v, %v; want ada in other only", added, err)
+	}
+	list, err := b.List(ctx, "general")
+	if err != nil || fmt.Sprint(sorted(list)) != "[{1 ada} {3 ca|rol}]" {
+		t.Errorf("general = %v, %v; want ada and carol, bob gone", list, err)
+	}
+}
