@@ -61,6 +61,16 @@ var sqliteDialect = dialect{
 	// The column is COLLATE NOCASE, and so is its unique index.
 	emailIs:  "email = ?",
 	isUnique: isSQLiteUnique,
+	// SQLite looks each row of VALUES up in the index, statistics or not; a chain of ORs costs more to
+	// compile, and is limited to a depth of 1000.
+	earlierMessages: batchQuery{
+		name: "look up earlier messages",
+		head: `SELECT ` + messageColumns + ` FROM messages
+			WHERE client_id IS NOT NULL AND (user_id, client_id) IN (VALUES `,
+		first: `(?, ?)`,
+		row:   `(?, ?)`,
+		tail:  `)`,
+	},
 }
 
 // checkpointInterval is how often the write-ahead log is copied back into the database file.

@@ -8,16 +8,21 @@
 //     busy handler, beside a pool of readers over the write-ahead log, and a loop that checkpoints that
 //     log. PostgreSQL has one pool of maxConns connections for both, and no background work.
 //   - Query text. Queries are written once with ? placeholders; PostgreSQL's are rewritten to $1, $2, ...
-//     once, at open. A user is found by e-mail through lower(email) on PostgreSQL, whose unique index is
+//     once, at open, except those of AppendMessages, which have a row of values per message or room and
+//     are made for each batch (those of up to preparedRows rows are prepared at open). A user is found by e-mail through lower(email) on PostgreSQL, whose unique index is
 //     on that expression, and through the COLLATE NOCASE column on SQLite.
 //   - Migrations. Both apply the same versions, from migrations/sqlite and migrations/postgres, in one
 //     transaction at open. Several processes may open the same database at once: on PostgreSQL the
 //     transaction first takes an advisory lock, on SQLite it begins IMMEDIATE, so each version is
 //     applied once.
-//   - Message ids. Both take a room's next id from its row in rooms, locked for the whole batch, so a
-//     committed id N means every id below N of that room is committed. Several nodes write to one
-//     PostgreSQL database at once: a batch locks its rooms in name order at its start, so two batches
-//     wait for each other instead of deadlocking. On SQLite the single writer already serialises them.
+//   - Message ids. Both take a room's next ids from its row in rooms, locked for the whole batch, so a
+//     committed id N means every id below N of that room is committed. A batch of any length is two
+//     statements (of up to batchRows rows each): one locks its rooms and moves their counters past its
+//     new messages, one inserts them. If a message's client id turns out to be taken, the batch is rolled
+//     back and run again, first reading the messages its client ids name: through IN (VALUES ...) on
+//     SQLite, a LATERAL probe per pair on PostgreSQL. Several nodes write to one PostgreSQL database at
+//     once: a batch locks its rooms in name order before it writes anything, so two batches wait for each
+//     other instead of deadlocking. On SQLite the single writer already serialises them.
 //   - Unique violations. SQLITE_CONSTRAINT_UNIQUE and PostgreSQL's 23505 both become app.CodeConflict.
 package store
 
@@ -58,6 +63,9 @@ type dialect struct {
 	emailIs string
 	// isUnique reports whether a driver error is a unique-constraint violation.
 	isUnique func(error) bool
+	// earlierMessages finds the stored messages of a list of (user_id, client_id) pairs through the
+	// unique index of messages, one probe a pair.
+	earlierMessages batchQuery
 }
 
 // queries is every statement of the store in one dialect's text, rebound once at open.
@@ -65,8 +73,6 @@ type queries struct {
 	createUser, userByEmail, userByID      string
 	messagesOldest, messagesNewest, lastID string
 	rooms                                  string
-	// Used by AppendMessages, prepared once at open.
-	lockRoom, insertMessage, earlierMessage, setLastID string
 }
 
 func newQueries(dl dialect) queries {
@@ -82,21 +88,96 @@ func newQueries(dl dialect) queries {
 		messagesOldest: r(selectMessages + `ASC LIMIT ?`),
 		messagesNewest: r(selectMessages + `DESC LIMIT ?`),
 		lastID:         r(`SELECT last_id FROM rooms WHERE name = ?`),
-		// A room's row may exist without messages: a batch creates the rows of its rooms before it knows
-		// whether each message is new.
+		// A room's row may exist without messages: earlier versions made a row for every room of a
+		// batch, even one it stored nothing in.
 		rooms: r(`SELECT name FROM rooms WHERE last_id > 0 ORDER BY name`),
-		// The no-op update is what locks an existing row on PostgreSQL (DO NOTHING would not): one
-		// statement creates, locks and reads a room's counter.
-		lockRoom: r(`INSERT INTO rooms (name, last_id) VALUES (?, 0)
-			ON CONFLICT (name) DO UPDATE SET last_id = rooms.last_id RETURNING last_id`),
-		// A client id its author already used inserts nothing, and takes no id, even when the earlier
-		// message was committed by another node while this insert waited for it.
-		insertMessage: r(`INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (user_id, client_id) WHERE client_id IS NOT NULL DO NOTHING`),
-		earlierMessage: r(`SELECT ` + messageColumns + ` FROM messages WHERE user_id = ? AND client_id = ?`),
-		setLastID:      r(`UPDATE rooms SET last_id = ? WHERE name = ?`),
 	}
+}
+
+// batchQuery is a statement of AppendMessages with one row of values per room or message: its text is
+// made for each batch, as long as the batch.
+type batchQuery struct {
+	name                   string // for errors
+	head, first, row, tail string
+}
+
+// The statements of AppendMessages that are the same on every dialect, in the order a batch runs them.
+var (
+	// One statement creates a batch's rooms, locks their rows and moves their counters past the batch's
+	// new messages. PostgreSQL inserts the rows of VALUES in their order, so it locks the rooms in the
+	// order given.
+	claimIDs = batchQuery{
+		name:  "claim ids",
+		head:  `INSERT INTO rooms (name, last_id) VALUES `,
+		first: `(?, ?)`,
+		row:   `(?, ?)`,
+		tail:  ` ON CONFLICT (name) DO UPDATE SET last_id = rooms.last_id + excluded.last_id RETURNING name, last_id`,
+	}
+	// A message whose client id is taken inserts nothing rather than failing the statement, and the
+	// batch is run again (see AppendMessages). On PostgreSQL the insert first waits for a transaction of
+	// another node that took it, so the next run finds its message.
+	insertMessages = batchQuery{
+		name:  "insert messages",
+		head:  `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at) VALUES `,
+		first: `(?, ?, ?, ?, ?, ?, ?)`,
+		row:   `(?, ?, ?, ?, ?, ?, ?)`,
+		tail:  ` ON CONFLICT (user_id, client_id) WHERE client_id IS NOT NULL DO NOTHING`,
+	}
+)
+
+// batchRows is the most rows of values one statement of AppendMessages carries; a longer batch takes
+// several. It keeps a statement's parameters (7 a row) well under SQLite's limit of 32766 (PostgreSQL's
+// is 65535).
+const batchRows = 1000
+
+// preparedRows is the most rows of values of the statements of AppendMessages prepared at open. A quiet
+// server's batches are that short, and SQLite takes about as long to compile one of their statements as
+// to run it (90 µs for the claim of one room); it compiles longer ones for each batch. PostgreSQL needs
+// none: pgx prepares each new text once per connection and keeps it (512 texts by default), so that a
+// length seen before costs one round trip a statement.
+const preparedRows = 8
+
+// text returns q for n rows in the dialect's placeholders.
+func (q batchQuery) text(dl dialect, n int) string {
+	var b strings.Builder
+	b.Grow(len(q.head) + len(q.first) + (n-1)*(len(q.row)+2) + len(q.tail))
+	b.WriteString(q.head)
+	b.WriteString(q.first)
+	for range n - 1 {
+		b.WriteString(", ")
+		b.WriteString(q.row)
+	}
+	b.WriteString(q.tail)
+	return dl.rebind(b.String())
+}
+
+// query runs q for n rows with args in tx.
+func (d *DB) query(ctx context.Context, tx *sql.Tx, q batchQuery, n int, args []any) (*sql.Rows, error) {
+	text := q.text(d.dialect, n)
+	if s, ok := d.prepared[text]; ok {
+		return tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, text, args...)
+}
+
+// exec runs q for n rows with args in tx.
+func (d *DB) exec(ctx context.Context, tx *sql.Tx, q batchQuery, n int, args []any) (sql.Result, error) {
+	text := q.text(d.dialect, n)
+	if s, ok := d.prepared[text]; ok {
+		return tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, text, args...)
+}
+
+// inChunks calls f with the successive ranges [i, j) of n rows, none longer than batchRows, until f
+// fails.
+func inChunks(n int, f func(i, j int) error) error {
+	for i := 0; i < n; i += batchRows {
+		if err := f(i, min(i+batchRows, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keepPlaceholders is the rebind of databases that take ? placeholders.
@@ -109,17 +190,19 @@ type DB struct {
 	write, read *sql.DB
 	dialect     dialect
 	q           queries
-	// The statements of AppendMessages, prepared on write once rather than in every transaction.
-	lockRoom, insertMessage, earlierMessage, setLastID *sql.Stmt
+	// prepared holds, by text, the statements of AppendMessages of up to preparedRows rows, prepared on
+	// write at open and closed by Close. It is not changed after open.
+	prepared map[string]*sql.Stmt
 	// stop ends the background work of the dialect (SQLite's checkpoints); stopped is closed when it has.
 	stop, stopped chan struct{}
 	closeOnce     sync.Once
 }
 
-// open brings the schema of a newly opened database up to date and prepares the statements. On error it
-// closes write and read. The caller starts any background work, or closes stopped.
+// open brings the schema of a newly opened database up to date. On error it closes write and read. The
+// caller starts any background work, or closes stopped.
 func open(ctx context.Context, write, read *sql.DB, dl dialect) (*DB, error) {
-	d := &DB{write: write, read: read, dialect: dl, q: newQueries(dl), stop: make(chan struct{}), stopped: make(chan struct{})}
+	d := &DB{write: write, read: read, dialect: dl, q: newQueries(dl), prepared: map[string]*sql.Stmt{},
+		stop: make(chan struct{}), stopped: make(chan struct{})}
 	fail := func(err error) (*DB, error) {
 		close(d.stopped)
 		d.Close()
@@ -128,21 +211,15 @@ func open(ctx context.Context, write, read *sql.DB, dl dialect) (*DB, error) {
 	if err := d.migrate(ctx); err != nil {
 		return fail(err)
 	}
-	for _, p := range []struct {
-		name  string
-		stmt  **sql.Stmt
-		query string
-	}{
-		{"lock room", &d.lockRoom, d.q.lockRoom},
-		{"insert message", &d.insertMessage, d.q.insertMessage},
-		{"earlier message", &d.earlierMessage, d.q.earlierMessage},
-		{"set last id", &d.setLastID, d.q.setLastID},
-	} {
-		s, err := write.PrepareContext(ctx, p.query)
-		if err != nil {
-			return fail(fmt.Errorf("store: prepare %s: %w", p.name, err))
+	for _, q := range []batchQuery{dl.earlierMessages, claimIDs, insertMessages} {
+		for n := 1; n <= preparedRows; n++ {
+			text := q.text(dl, n)
+			s, err := write.PrepareContext(ctx, text)
+			if err != nil {
+				return fail(fmt.Errorf("store: prepare %s for %d rows: %w", q.name, n, err))
+			}
+			d.prepared[text] = s
 		}
-		*p.stmt = s
 	}
 	return d, nil
 }
@@ -154,10 +231,8 @@ func (d *DB) Close() error {
 		close(d.stop)
 		<-d.stopped
 		var errs []error
-		for _, s := range []*sql.Stmt{d.lockRoom, d.insertMessage, d.earlierMessage, d.setLastID} {
-			if s != nil {
-				errs = append(errs, s.Close())
-			}
+		for _, s := range d.prepared {
+			errs = append(errs, s.Close())
 		}
 		errs = append(errs, d.write.Close())
 		if d.read != d.write {
@@ -313,92 +388,219 @@ func (d *DB) user(ctx context.Context, query string, arg any) (app.User, error) 
 	return u, nil
 }
 
-// counter is a room's message counter as an AppendMessages transaction sees it.
-type counter struct {
-	room        string
-	start, last int64
-}
+// maxAppendAttempts is how many times AppendMessages runs a batch whose client ids turn out to be
+// taken: once without looking for earlier messages, then looking for them, then once more for a client
+// id that another node took while the batch ran.
+const maxAppendAttempts = 3
+
+// errClientIDTaken reports that the insert of a batch left out a message whose client id was taken.
+var errClientIDTaken = errors.New("a client id of the batch is taken")
 
 // AppendMessages stores msgs, in order, each as the next message of its room, in one transaction: one
 // commit, so one disk sync, for the whole batch. It returns only once they are durable, so a caller may
 // acknowledge them. Either every message is stored or none is. A message whose ClientID its author
 // already used, even earlier in msgs, is not stored: its Appended holds the earlier message.
 //
-// The rows of the batch's rooms stay locked until the commit, so batches sharing a room run one after
-// the other, on every node.
+// The rows of the rooms the batch stores messages in stay locked until the commit, so batches sharing
+// a room run one after the other, on every node.
 func (d *DB) AppendMessages(ctx context.Context, msgs []app.Message) ([]app.Appended, error) {
+	// A client id is taken only when its message is sent again, after a lost acknowledgement. So the
+	// first run does not look for earlier messages (looking first made a batch of 64 cost SQLite 40%
+	// more), and an insert that leaves a message out rolls the batch back and runs it again, looking.
+	lookUp := false
+	for attempt := 1; ; attempt++ {
+		out, err := d.appendMessages(ctx, msgs, lookUp)
+		if !errors.Is(err, errClientIDTaken) {
+			return out, err
+		}
+		if attempt == maxAppendAttempts {
+			return nil, fmt.Errorf("store: append %d messages, %d times: %w", len(msgs), attempt, err)
+		}
+		lookUp = true
+	}
+}
+
+// clientKey is what a client id is unique within.
+type clientKey struct {
+	user int64
+	id   string
+}
+
+// appendMessages stores msgs in one transaction; lookUp has it find the messages that their client
+// ids name first. It returns errClientIDTaken when a client id it did not find was taken.
+func (d *DB) appendMessages(ctx context.Context, msgs []app.Message, lookUp bool) ([]app.Appended, error) {
 	tx, err := d.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin append: %w", err)
 	}
 	defer tx.Rollback()
 
+	earlier := map[clientKey]app.Message{}
+	if lookUp {
+		if earlier, err = d.earlierMessages(ctx, tx, msgs); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]app.Appended, len(msgs))
+	// repeats maps a message to the earlier message of the batch with its client id.
+	repeats := map[int]int{}
+	first := map[clientKey]int{}
+	newIn := map[string]int64{}
+	var created int
+	for i, m := range msgs {
+		if m.ClientID != "" {
+			k := clientKey{m.From.ID, m.ClientID}
+			if prev, ok := earlier[k]; ok {
+				out[i] = app.Appended{Message: prev}
+				continue
+			}
+			if j, ok := first[k]; ok {
+				repeats[i] = j
+				continue
+			}
+			first[k] = i
+		}
+		out[i] = app.Appended{Message: m, Created: true}
+		newIn[m.Room]++
+		created++
+	}
+
 	// Name order: two batches locking the same rooms take them in the same order, so neither holds a
 	// room the other waits for while it waits for one the other holds.
-	names := make([]string, len(msgs))
-	for i, m := range msgs {
-		names[i] = m.Room
+	names := make([]string, 0, len(newIn))
+	for name := range newIn {
+		names = append(names, name)
 	}
 	slices.Sort(names)
-	names = slices.Compact(names)
-	counters := make([]counter, len(names))
-	lock := tx.StmtContext(ctx, d.lockRoom)
-	for i, name := range names {
-		var last int64
-		if err := lock.QueryRowContext(ctx, name).Scan(&last); err != nil {
-			return nil, fmt.Errorf("store: lock room %s: %w", name, err)
-		}
-		counters[i] = counter{room: name, start: last, last: last}
+	last, err := d.claimIDs(ctx, tx, names, newIn)
+	if err != nil {
+		return nil, err
 	}
-
-	insert := tx.StmtContext(ctx, d.insertMessage)
-	earlier := tx.StmtContext(ctx, d.earlierMessage)
-	out := make([]app.Appended, len(msgs))
-	for i, m := range msgs {
-		j, _ := slices.BinarySearch(names, m.Room)
-		c := &counters[j]
-		m.ID = c.last + 1
-		var clientID sql.NullString
-		if m.ClientID != "" {
-			clientID = sql.NullString{String: m.ClientID, Valid: true}
-		}
-		res, err := insert.ExecContext(ctx, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli())
-		if err != nil {
-			return nil, fmt.Errorf("store: append message to %s: %w", m.Room, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, fmt.Errorf("store: append message to %s: %w", m.Room, err)
-		}
-		if n == 0 {
-			prev, err := scanMessages(earlier.QueryContext(ctx, m.From.ID, m.ClientID))
-			if err != nil {
-				return nil, err
-			}
-			if len(prev) == 0 {
-				return nil, fmt.Errorf("store: append message to %s: client id %q refused but not found", m.Room, m.ClientID)
-			}
-			out[i] = app.Appended{Message: prev[0]}
+	next := make(map[string]int64, len(names))
+	for _, name := range names {
+		next[name] = last[name] - newIn[name]
+	}
+	stored := make([]app.Message, 0, created)
+	for i := range out {
+		if j, ok := repeats[i]; ok {
+			out[i] = app.Appended{Message: asStored(out[j].Message)}
 			continue
 		}
-		// Only a stored message takes its id, so a room's ids have no gap.
-		c.last = m.ID
-		out[i] = app.Appended{Message: m, Created: true}
-	}
-
-	set := tx.StmtContext(ctx, d.setLastID)
-	for _, c := range counters {
-		if c.last == c.start {
+		if !out[i].Created {
 			continue
 		}
-		if _, err := set.ExecContext(ctx, c.last, c.room); err != nil {
-			return nil, fmt.Errorf("store: count messages of %s: %w", c.room, err)
-		}
+		// Only a stored message takes an id, so a room's ids have no gap.
+		m := &out[i].Message
+		next[m.Room]++
+		m.ID = next[m.Room]
+		stored = append(stored, *m)
+	}
+
+	if err := d.insertMessages(ctx, tx, stored); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: commit %d messages: %w", len(msgs), err)
 	}
 	return out, nil
+}
+
+// asStored returns m as the store reads it back: its time to the millisecond, in UTC.
+func asStored(m app.Message) app.Message {
+	m.At = time.UnixMilli(m.At.UnixMilli()).UTC()
+	return m
+}
+
+// earlierMessages returns the stored messages named by the client ids of msgs.
+func (d *DB) earlierMessages(ctx context.Context, tx *sql.Tx, msgs []app.Message) (map[clientKey]app.Message, error) {
+	var keys []clientKey
+	seen := map[clientKey]bool{}
+	for _, m := range msgs {
+		k := clientKey{m.From.ID, m.ClientID}
+		if m.ClientID != "" && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	earlier := map[clientKey]app.Message{}
+	err := inChunks(len(keys), func(i, j int) error {
+		args := make([]any, 0, 2*(j-i))
+		for _, k := range keys[i:j] {
+			args = append(args, k.user, k.id)
+		}
+		found, err := scanMessages(d.query(ctx, tx, d.dialect.earlierMessages, j-i, args))
+		if err != nil {
+			return err
+		}
+		for _, m := range found {
+			earlier[clientKey{m.From.ID, m.ClientID}] = m
+		}
+		return nil
+	})
+	return earlier, err
+}
+
+// claimIDs locks the rooms names, in their order, adds newIn[name] to each one's counter, and returns
+// the counters.
+func (d *DB) claimIDs(ctx context.Context, tx *sql.Tx, names []string, newIn map[string]int64) (map[string]int64, error) {
+	last := make(map[string]int64, len(names))
+	err := inChunks(len(names), func(i, j int) error {
+		args := make([]any, 0, 2*(j-i))
+		for _, name := range names[i:j] {
+			args = append(args, name, newIn[name])
+		}
+		rows, err := d.query(ctx, tx, claimIDs, j-i, args)
+		if err != nil {
+			return fmt.Errorf("store: lock %d rooms: %w", j-i, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var id int64
+			if err := rows.Scan(&name, &id); err != nil {
+				return fmt.Errorf("store: lock %d rooms: %w", j-i, err)
+			}
+			last[name] = id
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: lock %d rooms: %w", j-i, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(last) != len(names) {
+		return nil, fmt.Errorf("store: lock %d rooms: %d counters returned", len(names), len(last))
+	}
+	return last, nil
+}
+
+// insertMessages inserts msgs, or returns errClientIDTaken if a client id among them is taken.
+func (d *DB) insertMessages(ctx context.Context, tx *sql.Tx, msgs []app.Message) error {
+	return inChunks(len(msgs), func(i, j int) error {
+		args := make([]any, 0, 7*(j-i))
+		for _, m := range msgs[i:j] {
+			var clientID sql.NullString
+			if m.ClientID != "" {
+				clientID = sql.NullString{String: m.ClientID, Valid: true}
+			}
+			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli())
+		}
+		res, err := d.exec(ctx, tx, insertMessages, j-i, args)
+		if err != nil {
+			return fmt.Errorf("store: insert %d messages: %w", j-i, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: insert %d messages: %w", j-i, err)
+		}
+		// A message left out would leave its id, and those after it, unused: the batch must run again.
+		if n != int64(j-i) {
+			return errClientIDTaken
+		}
+		return nil
+	})
 }
 
 // Messages returns the messages of room that q selects, oldest first.

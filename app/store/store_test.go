@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -249,6 +250,172 @@ func TestAppendBatch(t *testing.T) {
 	})
 }
 
+// A batch longer than one statement carries, with client ids repeated inside it and one stored before
+// it, is stored as a short one would be.
+func TestAppendLongBatch(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store.DB) {
+		ctx := context.Background()
+		db := open(t)
+		u := createUser(t, db, "a@example.com")
+		m := func(room, clientID string) app.Message {
+			return app.Message{Room: room, From: app.Author{ID: u.ID, Name: "a"}, Text: room + clientID, At: time.Now(), ClientID: clientID}
+		}
+		before, _, err := appendOne(t, db, m("a", "c-0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Messages 0 to 2199 have client ids of their own, the first of which is before's; the next 300
+		// repeat the first 300.
+		const distinct, repeated = 2200, 300
+		rooms := []string{"a", "b", "c"}
+		batch := make([]app.Message, distinct+repeated)
+		for i := range batch {
+			batch[i] = m(rooms[i%len(rooms)], fmt.Sprint("c-", i%distinct))
+		}
+		out, err := db.AppendMessages(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != len(batch) {
+			t.Fatalf("%d results for %d messages", len(out), len(batch))
+		}
+		for i, a := range out {
+			var want app.Message
+			switch {
+			case i%distinct == 0:
+				want = before
+			case i >= distinct:
+				want = out[i-distinct].Message
+			}
+			if want.ID != 0 && (a.Created || a.Message.Room != want.Room || a.Message.ID != want.ID || a.Message.Text != want.Text) {
+				t.Errorf("message %d: %s %d %q created %v, want %s %d %q back", i, a.Message.Room, a.Message.ID, a.Message.Text, a.Created, want.Room, want.ID, want.Text)
+			}
+			if want.ID == 0 && (!a.Created || a.Message.Text != batch[i].Text) {
+				t.Errorf("message %d: %+v created %v, want it stored", i, a.Message, a.Created)
+			}
+		}
+		for _, room := range rooms {
+			msgs, err := db.Messages(ctx, room, app.MessageQuery{Limit: 10_000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range msgs {
+				if m.ID != int64(i+1) {
+					t.Fatalf("room %s: ids %v, want 1..%d", room, ids(msgs), len(msgs))
+				}
+			}
+			if last, err := db.LastID(ctx, room); err != nil || last != int64(len(msgs)) {
+				t.Errorf("LastID(%s) = %d, %v; want %d", room, last, err, len(msgs))
+			}
+		}
+	})
+}
+
+// A client id taken by another node's transaction after a batch looked for it (here, before the batch
+// runs, as the batch does not look first): the batch's insert waits for that transaction, then returns
+// its message if it committed, and stores the batch's own if it rolled back. In a batch or alone, the
+// message never fails.
+func TestPostgresClientIDTakenMeanwhile(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := store.OpenPostgres(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u := createUser(t, db, "a@example.com")
+	raw, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	m := func(room, clientID string) app.Message {
+		return app.Message{Room: room, From: app.Author{ID: u.ID, Name: "a"}, Text: "mine", At: time.Now(), ClientID: clientID}
+	}
+	cases := []struct {
+		name   string
+		batch  []app.Message
+		commit bool
+		want   string
+	}{
+		{"batch", []app.Message{m("x", ""), m("y", "k1"), m("x", "")}, true, "[x1:true elsewhere1:false x2:true]"},
+		{"one message", []app.Message{m("y", "k2")}, true, "[elsewhere2:false]"},
+		{"rolled back", []app.Message{m("y", "k3")}, false, "[y1:true]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			other, err := raw.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Rollback()
+			var pid, id int64
+			if err := other.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.QueryRowContext(ctx, `INSERT INTO rooms (name, last_id) VALUES ('elsewhere', 1)
+				ON CONFLICT (name) DO UPDATE SET last_id = rooms.last_id + 1 RETURNING last_id`).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.ExecContext(ctx, `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at)
+				VALUES ('elsewhere', $1, $2, 'a', 'theirs', $3, 0)`, id, u.ID, tc.batch[len(tc.batch)/2].ClientID); err != nil {
+				t.Fatal(err)
+			}
+
+			type result struct {
+				out []app.Appended
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				out, err := db.AppendMessages(ctx, tc.batch)
+				done <- result{out, err}
+			}()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				var waiting bool
+				if err := raw.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))`, pid).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the batch never waited for the other transaction")
+				}
+			}
+			end := other.Rollback
+			if tc.commit {
+				end = other.Commit
+			}
+			if err := end(); err != nil {
+				t.Fatal(err)
+			}
+
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			var got []string
+			for _, a := range r.out {
+				got = append(got, fmt.Sprintf("%s%d:%v", a.Message.Room, a.Message.ID, a.Created))
+				if want := map[bool]string{true: "mine", false: "theirs"}[a.Created]; a.Message.Text != want {
+					t.Errorf("%s %d holds %q, want %q", a.Message.Room, a.Message.ID, a.Message.Text, want)
+				}
+			}
+			if fmt.Sprint(got) != tc.want {
+				t.Errorf("batch = %v, want %s", got, tc.want)
+			}
+		})
+	}
+	// The batches' runs that were rolled back took no id.
+	for room, want := range map[string]int64{"x": 2, "y": 1} {
+		if last, err := db.LastID(ctx, room); err != nil || last != want {
+			t.Errorf("LastID(%s) = %d, %v; want %d", room, last, err, want)
+		}
+	}
+}
+
 func TestReopenKeepsDataAndSkipsAppliedMigrations(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store.DB) {
 		ctx := context.Background()
@@ -446,8 +613,11 @@ func ids(msgs []app.Message) []int64 {
 	return out
 }
 
-// BenchmarkAppend stores messages one transaction each, and in batches of 64 as the hub's committer does
-// under load; ns/msg compares them. Every commit is synced to disk (synchronous=FULL).
+// BenchmarkAppend stores messages one transaction each, and in batches of 64 and 256 as the hub's
+// committer does under load; ns/msg compares them. In the client_ids runs every message has a client id
+// of its own, as the page gives it; in the resent runs, the first message of each batch also repeats the
+// last one of the batch before, as a page does when an acknowledgement was lost, so that every batch
+// looks for earlier messages. Every commit is synced to disk (synchronous=FULL).
 func BenchmarkAppend(b *testing.B) {
 	benchmarkAppend(b, func(b *testing.B) (*store.DB, error) {
 		return store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
@@ -463,26 +633,42 @@ func BenchmarkAppendPostgres(b *testing.B) {
 }
 
 func benchmarkAppend(b *testing.B, open func(*testing.B) (*store.DB, error)) {
-	for _, size := range []int{1, 64} {
-		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-			ctx := context.Background()
-			db, err := open(b)
-			if err != nil {
-				b.Fatal(err)
+	for _, size := range []int{1, 64, 256} {
+		for _, ids := range []string{"", "client_ids", "resent"} {
+			name := fmt.Sprintf("batch=%d", size)
+			if ids != "" {
+				name += "," + ids
 			}
-			defer db.Close()
-			u := createUser(b, db, "a@example.com")
-			batch := make([]app.Message, size)
-			for i := range batch {
-				batch[i] = app.Message{Room: fmt.Sprint("r", i%8), From: app.Author{ID: u.ID, Name: "a"}, Text: "Bonjour à tous", At: time.Now()}
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := db.AppendMessages(ctx, batch); err != nil {
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				db, err := open(b)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/msg")
-		})
+				defer db.Close()
+				u := createUser(b, db, "a@example.com")
+				batch := make([]app.Message, size)
+				for i := range batch {
+					batch[i] = app.Message{Room: fmt.Sprint("r", i%8), From: app.Author{ID: u.ID, Name: "a"}, Text: "Bonjour à tous", At: time.Now()}
+				}
+				b.ReportAllocs()
+				sent := 0
+				for b.Loop() {
+					if ids != "" {
+						for i := range batch {
+							sent++
+							batch[i].ClientID = strconv.Itoa(sent)
+						}
+					}
+					if ids == "resent" && sent > size {
+						batch[0].ClientID = strconv.Itoa(sent - size)
+					}
+					if _, err := db.AppendMessages(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/msg")
+			})
+		}
 	}
 }
