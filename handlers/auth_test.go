@@ -161,9 +161,9 @@ func TestStalledBodyTimesOut(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
-		s := start(nil)
+		s := start(map[string]string{"NODE_ID": "node-7"})
 		status, body := s.Do(t, http.MethodGet, "/healthz", "", nil)
-		if status != 200 || body["status"] != "ok" || body["store"] != "ok" {
+		if status != 200 || body["status"] != "ok" || body["store"] != "ok" || body["bus"] != "ok" || body["node"] != "node-7" {
 			t.Errorf("healthz = %d %v", status, body)
 		}
 		u := s.Register(t, "ada@example.com")
@@ -176,6 +176,10 @@ func TestHealthAndMetrics(t *testing.T) {
 			"causerie_messages_received_total 1",
 			"causerie_deliveries_total 1",
 			"causerie_slow_clients_dropped_total 0",
+			`causerie_node_info{node="node-7"} 1`,
+			"causerie_store_commit_messages_sum 1",
+			"causerie_store_commit_seconds_count 1",
+			"causerie_caught_up_messages_total 0",
 			`causerie_http_request_duration_seconds_count{method="POST",route="/api/register",status="201"} 1`,
 		} {
 			if !strings.Contains(metrics, want) {
@@ -184,8 +188,11 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 		s.DB.Close()
 		status, body = s.Do(t, http.MethodGet, "/healthz", "", nil)
-		if status != 503 || body["status"] != "degraded" {
+		if status != 503 || body["status"] != "degraded" || body["store"] != "unavailable" {
 			t.Errorf("healthz with the store closed = %d %v", status, body)
+		}
+		if !strings.Contains(s.Logs(), "health check failed") {
+			t.Error("the store's error was not logged")
 		}
 	})
 }

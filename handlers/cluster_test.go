@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,11 @@ func TestNodesShareRoomsAndHistory(t *testing.T) {
 	check("ada on node 1", a, map[string]int{"b": n}, n)
 	check("bob on node 2", b, map[string]int{"a": n}, n)
 	check("bob's second connection, on node 1", b2, map[string]int{"a": n, "b": n}, 0)
+
+	// Node 2 got node 1's messages over the bus, and timed their trip.
+	if m := two.Get(t, "/metrics"); !regexp.MustCompile(`causerie_bus_lag_seconds_count [1-9]`).MatchString(m) {
+		t.Error("node 2's bus lag histogram is empty")
+	}
 
 	_, h1 := one.Do(t, http.MethodGet, "/api/rooms/general/messages?limit=200", ada.Token, nil)
 	_, h2 := two.Do(t, http.MethodGet, "/api/rooms/general/messages?limit=200", bob.Token, nil)
