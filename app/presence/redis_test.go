@@ -40,13 +40,22 @@ func start(t *testing.T, p *presence.Redis) {
 	}
 }
 
+// startNodes starts the directories of count nodes, "a", "b", ..., on a key prefix of the test's own.
+func startNodes(t *testing.T, ttl time.Duration, count int) []*presence.Redis {
+	t.Helper()
+	client, prefix := open(t)
+	nodes := make([]*presence.Redis, count)
+	for i := range nodes {
+		nodes[i] = presence.NewRedis(client, prefix, string(rune('a'+i)), ttl)
+		start(t, nodes[i])
+	}
+	return nodes
+}
+
 func TestUserOnTwoNodesCountsOnce(t *testing.T) {
 	ctx := context.Background()
-	client, prefix := open(t)
-	a := presence.NewRedis(client, prefix, "a", time.Minute)
-	b := presence.NewRedis(client, prefix, "b", time.Minute)
-	start(t, a)
-	start(t, b)
+	n := startNodes(t, time.Minute, 2)
+	a, b := n[0], n[1]
 
 	steps := []struct {
 		name  string
@@ -80,14 +89,8 @@ func TestUserOnTwoNodesCountsOnce(t *testing.T) {
 // refresh then claims it and reports, once, the users no other node has.
 func TestStoppedNodeIsReapedOnce(t *testing.T) {
 	ctx := context.Background()
-	client, prefix := open(t)
-	const ttl = 300 * time.Millisecond
-	a := presence.NewRedis(client, prefix, "a", ttl)
-	b := presence.NewRedis(client, prefix, "b", ttl)
-	c := presence.NewRedis(client, prefix, "c", ttl)
-	start(t, a)
-	start(t, b)
-	start(t, c)
+	n := startNodes(t, 300*time.Millisecond, 3)
+	a, b, c := n[0], n[1], n[2]
 	for _, step := range []func() (bool, error){
 		func() (bool, error) { return a.Enter(ctx, "general", ada) },
 		func() (bool, error) { return a.Enter(ctx, "general", bob) },
@@ -158,14 +161,9 @@ func sorted(list []app.Author) []app.Author {
 // A user on two nodes that stop together leaves once.
 func TestTwoStoppedNodesOneDeparture(t *testing.T) {
 	ctx := context.Background()
-	client, prefix := open(t)
 	const ttl = 200 * time.Millisecond
-	a := presence.NewRedis(client, prefix, "a", ttl)
-	b := presence.NewRedis(client, prefix, "b", ttl)
-	c := presence.NewRedis(client, prefix, "c", ttl)
-	for _, p := range []*presence.Redis{a, b, c} {
-		start(t, p)
-	}
+	n := startNodes(t, ttl, 3)
+	a, b, c := n[0], n[1], n[2]
 	for _, p := range []*presence.Redis{a, b} {
 		if _, err := p.Enter(ctx, "general", ada); err != nil {
 			t.Fatal(err)
@@ -184,11 +182,8 @@ func TestTwoStoppedNodesOneDeparture(t *testing.T) {
 // Reassert makes a node's entries exactly what it says, and names the users it brought back.
 func TestReassert(t *testing.T) {
 	ctx := context.Background()
-	client, prefix := open(t)
-	a := presence.NewRedis(client, prefix, "a", time.Minute)
-	b := presence.NewRedis(client, prefix, "b", time.Minute)
-	start(t, a)
-	start(t, b)
+	n := startNodes(t, time.Minute, 2)
+	a, b := n[0], n[1]
 	carol := app.Author{ID: 3, Name: "ca|rol"}
 	for _, step := range []func() (bool, error){
 		func() (bool, error) { return a.Enter(ctx, "general", ada) },
