@@ -112,6 +112,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "report the CPU time and memory of this server process (same machine)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON line")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	cfg.URLs = urls

@@ -478,6 +478,10 @@ func (rep Report) String() string {
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(&b, "errors       %v\n", rep.Errors)
 	}
+	if rep.Errors["rate_limited"] > rep.Sent/2 {
+		b.WriteString("warning      most messages were refused by the servers' rate limit, so these figures measure the\n" +
+			"             limit; start the servers with RATE_LIMIT=0 to measure them, or send at -rate under it\n")
+	}
 	return b.String()
 }
 

@@ -240,7 +240,7 @@ func (r *Redis) Close() error {
 type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // eventVersion opens every encoded event, so that a format change can be told from the old one.

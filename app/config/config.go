@@ -119,7 +119,11 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:         p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		p.fail("JWT_SECRET", "must be at least 32 bytes (or unset, to generate one)")
+		if c.RedisURL != "" {
+			p.fail("JWT_SECRET", "must be at least 32 bytes, the same on every node (openssl rand -hex 32)")
+		} else {
+			p.fail("JWT_SECRET", "must be at least 32 bytes (or unset, to generate one)")
+		}
 	}
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		p.fail("DATABASE_URL", "must be a postgres:// URL (or unset, for SQLite in DATA_DIR)")
@@ -135,7 +139,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else if !validNodeID(c.NodeID) {
 		p.fail("NODE_ID", "must be 1 to 64 characters of a-z, A-Z, 0-9, ., - and _")
 	}
-	if c.PresenceTTL < 3*time.Second {
+	if c.RedisURL != "" && c.PresenceTTL < 3*time.Second {
 		p.fail("PRESENCE_TTL", "must be at least 3s: a node renews its presence every third of it, each renewal taking up to a second")
 	}
 	if c.PongWait <= c.PingInterval {

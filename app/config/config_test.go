@@ -75,9 +75,13 @@ func TestCluster(t *testing.T) {
 		t.Errorf("default node ids %q and %q: want two different ones", single.NodeID, other.NodeID)
 	}
 
-	bad := map[string]string{"DATABASE_URL": "mysql://x", "REDIS_URL": "redis://r:6379", "NODE_ID": "a b"}
+	if _, err := config.Load(func(k string) string { return map[string]string{"PRESENCE_TTL": "1s"}[k] }); err != nil {
+		t.Errorf("PRESENCE_TTL=1s on a single node, where it means nothing: %v", err)
+	}
+
+	bad := map[string]string{"DATABASE_URL": "mysql://x", "REDIS_URL": "redis://r:6379", "NODE_ID": "a b", "PRESENCE_TTL": "1s"}
 	_, err = config.Load(func(k string) string { return bad[k] })
-	for _, want := range []string{"DATABASE_URL", "NODE_ID", "JWT_SECRET must be set when REDIS_URL is"} {
+	for _, want := range []string{"DATABASE_URL", "NODE_ID", "JWT_SECRET must be set when REDIS_URL is", "PRESENCE_TTL must be at least 3s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

@@ -72,7 +72,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		d.Store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "causerie.db"))
 	}
 	if err != nil {
-		return Deps{}, err
+		if cfg.DatabaseURL != "" {
+			return Deps{}, fmt.Errorf("DATABASE_URL: %w (does the database, and the schema of any search_path, exist?)", err)
+		}
+		return Deps{}, fmt.Errorf("DATA_DIR: %w", err)
 	}
 	if cfg.RedisURL == "" {
 		d.Bus = bus.NewMemory()
@@ -81,7 +84,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 	rb, err := bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
 	if err != nil {
 		d.Store.Close()
-		return Deps{}, err
+		return Deps{}, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
 	return d, nil

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,9 @@ func NodeEnvs(t testing.TB, n int, env map[string]string) []map[string]string {
 // set.
 func ClusterEnv(t testing.TB) map[string]string {
 	t.Helper()
+	if os.Getenv(storetest.EnvURL) == "" || os.Getenv(bustest.EnvRedisURL) == "" {
+		t.Skipf("%s and %s must both be set: multi-node tests skipped", storetest.EnvURL, bustest.EnvRedisURL)
+	}
 	redisURL, prefix := bustest.Redis(t)
 	return map[string]string{
 		"DATABASE_URL": storetest.PostgresURL(t),
