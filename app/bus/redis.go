@@ -21,8 +21,10 @@ var _ Bus = (*Redis)(nil)
 // would go deaf, unnoticed, until TCP gives up minutes later.
 const (
 	// quietFor is how long the subscription may stay silent before it is pinged; a ping left unanswered
-	// for as long again means the connection is dead: it is dropped and the node subscribes afresh.
-	quietFor = time.Second
+	// for as long again means the connection is dead: it is dropped and the node subscribes afresh. Long
+	// enough that a Redis busy for a moment (a slow script, a fork) does not make every node resubscribe
+	// and catch every room up at once.
+	quietFor = 2 * time.Second
 	// subscribeTimeout bounds one attempt to subscribe; attempts go on, further and further apart, up
 	// to maxBackoff.
 	subscribeTimeout = 5 * time.Second
@@ -154,6 +156,9 @@ func (r *Redis) receive(ctx context.Context, ps *redis.PubSub) {
 
 // resubscribe closes old and subscribes until it works or ctx ends (nil then).
 func (r *Redis) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub {
+	r.mu.Lock()
+	r.pubsub = nil // closed here: Close must not close it again
+	r.mu.Unlock()
 	_ = old.Close()
 	backoff := 100 * time.Millisecond
 	for {
@@ -226,7 +231,10 @@ func (r *Redis) Close() error {
 		r.stop()
 		r.mu.Lock()
 		r.closed = true
-		err := r.pubsub.Close() // unblocks the receive loop's read
+		var err error
+		if r.pubsub != nil {
+			err = r.pubsub.Close() // unblocks the receive loop's read
+		}
 		r.mu.Unlock()
 		<-r.stopped
 		r.closeErr = errors.Join(err, r.client.Close())

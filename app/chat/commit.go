@@ -129,15 +129,11 @@ func (p *pipeline) commitLoop() {
 			msgs = append(msgs, r.msg)
 		}
 		// Under commitMu, so that a catch-up reading the store sees these messages only once they are
-		// marked as on their way from here (see catchUp).
+		// marked as on their way from here (see catchUp). Only a message that will be published with its
+		// frame is marked: its event clears the mark.
 		p.commitMu.Lock()
 		results := p.store(msgs)
-		for _, out := range results {
-			if out.err == nil && out.Created {
-				p.committed(out.Message.Room, out.Message.ID)
-			}
-		}
-		p.commitMu.Unlock()
+		pubs := make([]published, len(results))
 		for i, out := range results {
 			r := batch[i]
 			pub := published{req: r, res: appendResult{err: out.err}}
@@ -150,12 +146,17 @@ func (p *pipeline) commitLoop() {
 				// case the node that stored it first stopped before publishing it.
 				pub.ev = bus.Event{Room: out.Message.Room, ID: out.Message.ID}
 				if out.Created && pub.res.err == nil {
+					p.committed(out.Message.Room, out.Message.ID)
 					pub.ev.Payload = frame
 					if r.from != nil {
 						pub.ev.Skip = r.from.ID
 					}
 				}
 			}
+			pubs[i] = pub
+		}
+		p.commitMu.Unlock()
+		for _, pub := range pubs {
 			p.outbox <- pub
 		}
 	}

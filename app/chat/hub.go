@@ -97,6 +97,9 @@ type Hub struct {
 	// presenceDirty is set when the presence directory may disagree with this node (a call failed, or
 	// the other nodes gave it up): the next refresh sets this node's users again.
 	presenceDirty atomic.Bool
+	// presenceCalls counts the calls that change this node's entries, so that setting them all again
+	// can tell it raced with one.
+	presenceCalls atomic.Uint64
 	stats         Stats
 
 	// clients is the registry of live connections by Client.ID.
@@ -399,16 +402,17 @@ func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
 	}
 }
 
-// drainTimeout bounds, at shutdown, storing the messages already taken and handing them to the bus. It
-// has its own budget: a shutdown that ran out of time waiting for clients must still try to publish what
+// drainTimeout bounds, at shutdown, storing the messages already taken, then, again, handing them to the
+// bus. It is a budget of its own: a shutdown that ran out of time waiting for clients must still try to publish what
 // it committed, or other nodes would learn of it only with their next message.
 const drainTimeout = 3 * time.Second
 
 func (h *Hub) drain() {
-	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	h.pipe.close(ctx)
-	h.relay.close(ctx)
+	for _, close := range []func(context.Context){h.pipe.close, h.relay.close} {
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		close(ctx)
+		cancel()
+	}
 }
 
 func author(u app.Identity) app.Author { return app.Author{ID: u.UserID, Name: u.Name} }

@@ -42,6 +42,7 @@ func (h *Hub) enterPresence(room string, who app.Author) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
+	h.presenceCalls.Add(1)
 	first, err := h.opts.Presence.Enter(ctx, room, who)
 	if err != nil {
 		h.log.Warn("presence: enter; the next refresh sets this node's users again", "room", room, "user", who.ID, "err", err)
@@ -58,6 +59,7 @@ func (h *Hub) leavePresence(room string, who app.Author) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 	defer cancel()
+	h.presenceCalls.Add(1)
 	last, err := h.opts.Presence.Leave(ctx, room, who)
 	if err != nil {
 		h.log.Warn("presence: leave; the next refresh sets this node's users again", "room", room, "user", who.ID, "err", err)
@@ -156,6 +158,7 @@ func (h *Hub) refreshPresence(ctx context.Context) {
 // reassertPresence sets this node's users in the directory again, and announces those who had gone from
 // it. It runs when the directory and this node may disagree; a failure leaves that for the next refresh.
 func (h *Hub) reassertPresence(ctx context.Context) {
+	calls := h.presenceCalls.Load()
 	var here []app.RoomUser
 	h.rooms.Range(func(_, v any) bool {
 		r := v.(*room)
@@ -172,6 +175,11 @@ func (h *Hub) reassertPresence(ctx context.Context) {
 	}
 	for _, a := range added {
 		h.publishEvent(app.FrameJoined, a.Room, a.User, bus.Event{})
+	}
+	if h.presenceCalls.Load() != calls {
+		// A join or leave went to the directory between the snapshot and the script, which may have
+		// undone it: once more at the next refresh.
+		h.presenceDirty.Store(true)
 	}
 }
 

@@ -51,8 +51,9 @@ type sequencer struct {
 	committed map[int64]struct{}
 	// waiters are the senders of repeated messages, answered once last reaches their message's id.
 	waiters []pendingEvent
-	// fetching is set while a catch-up is scheduled or running.
-	fetching bool
+	// fetching is set while a catch-up is scheduled or running; again, when a resync came meanwhile: what
+	// it says was missed may postdate what the running one read.
+	fetching, again bool
 	// retry is the wait before the next catch-up after a failed one; 0 when the last one worked.
 	retry time.Duration
 	// closed is set when the room has gone: what still arrives is answered and dropped.
@@ -298,6 +299,9 @@ func (h *Hub) catchUp(r *room) {
 			h.deliverLocked(r, pe)
 		}
 		more := len(msgs) == catchUpBatch && s.last == msgs[len(msgs)-1].ID
+		if !more && s.again {
+			s.again, more = false, true
+		}
 		if !more {
 			s.fetching = false
 			h.flushLocked(r)
@@ -330,6 +334,7 @@ func (h *Hub) resync() {
 		r := v.(*room)
 		r.seq.mu.Lock()
 		if r.seq.based {
+			r.seq.again = r.seq.fetching
 			h.scheduleCatchUpLocked(r, 0)
 		}
 		r.seq.mu.Unlock()
