@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,8 +23,8 @@ import (
 )
 
 // The tests in this file run the real binary as three processes on loopback ports, sharing PostgreSQL
-// and Redis (TEST_DATABASE_URL, TEST_REDIS_URL; they skip without them), and kill them, or cut their
-// Redis connections, while messages flow. Each one checks, message by message, that every connection got
+// and Redis (TEST_DATABASE_URL, TEST_REDIS_URL; they skip without them), and kill them, cut their Redis
+// connections, or restart a Redis of their own, while messages flow. Each one checks, message by message, that every connection got
 // every stored message exactly once: it logs the counts (lost, duplicated) it found.
 
 func TestMain(m *testing.M) {
@@ -865,6 +867,121 @@ func TestClusterRedisDrop(t *testing.T) {
 	}
 	for _, node := range nodes {
 		var health map[string]any
+		if !waitUntil(servertest.Timeout, func() bool {
+			_, health = node.Do(t, http.MethodGet, "/healthz", "", nil)
+			return health["status"] == "ok" && health["bus"] == "ok"
+		}) {
+			t.Errorf("%s /healthz = %v, want status and bus ok", node.Config.NodeID, health)
+		}
+	}
+}
+
+// redisServer is a Redis of the test's own, so that it can be stopped and started again, as an operator
+// restarting Redis would, without disturbing other tests' Redis.
+type redisServer struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+// startRedis starts redis-server on a free port, keeping nothing on disk; it skips t when redis-server
+// is not installed.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not in PATH: the Redis restart test skipped")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &redisServer{port: ln.Addr().(*net.TCPAddr).Port}
+	ln.Close()
+	r.start(t)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+func (r *redisServer) start(t *testing.T) {
+	t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	defer rc.Close()
+	if !waitUntil(servertest.Timeout, func() bool { return rc.Ping(context.Background()).Err() == nil }) {
+		t.Fatalf("redis-server on port %d did not answer", r.port)
+	}
+}
+
+// stop kills the server: an empty Redis comes back, as one that keeps nothing on disk does.
+func (r *redisServer) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Redis is killed while messages flow between three nodes, and started again, empty, a second later.
+// The nodes keep storing and acknowledging meanwhile, report the bus unavailable, subscribe again by
+// themselves, and every client ends with every message exactly once, without reconnecting.
+func TestClusterRedisRestart(t *testing.T) {
+	rs := startRedis(t)
+	nodes := startCluster(t, 3, map[string]string{"REDIS_URL": rs.url()})
+	ada := join(t, nodes[0], nodes[0].Register(t, "ada@example.com"))
+	bob := join(t, nodes[1], nodes[1].Register(t, "bob@example.com"))
+	cat := join(t, nodes[2], nodes[2].Register(t, "cat@example.com"))
+	members := []*member{ada, bob, cat}
+	home := map[*member]*servertest.Node{ada: nodes[0], bob: nodes[1], cat: nodes[2]}
+
+	// 500 messages each, over 2 s: some before Redis goes, some while it is away, some after.
+	const n, every = 500, 4 * time.Millisecond
+	for _, s := range members {
+		s.send(n, every)
+	}
+	acked := func() int { return ada.acked() + bob.acked() + cat.acked() }
+	if !waitUntil(servertest.Timeout, func() bool { return acked() >= 300 }) {
+		t.Fatalf("%d messages acknowledged, want 300 before stopping Redis", acked())
+	}
+	rs.stop()
+	t.Logf("Redis killed at %d acks", acked())
+	var health map[string]any
+	if !waitUntil(servertest.Timeout, func() bool {
+		_, health = nodes[0].Do(t, http.MethodGet, "/healthz", "", nil)
+		return health["bus"] == "unavailable"
+	}) {
+		t.Errorf("/healthz with Redis down = %v, want the bus unavailable", health)
+	}
+	before := acked()
+	time.Sleep(time.Second)
+	if acked() == before {
+		t.Error("no message was acknowledged while Redis was down: nodes should keep storing")
+	}
+	rs.start(t)
+	t.Logf("Redis back at %d acks", acked())
+
+	if !waitUntil(servertest.Timeout, func() bool {
+		for _, m := range members {
+			if m.isEnded() {
+				t.Logf("%s: disconnected during the Redis restart; resuming", m.name)
+				m.recover(t, home[m])
+			}
+		}
+		return acked() >= 3*n
+	}) {
+		t.Fatalf("%d of %d messages acknowledged after %v", acked(), 3*n, servertest.Timeout)
+	}
+	hist := sameHistory(t, nodes, ada.user.Token)
+	checkHistory(t, hist, ada, bob, cat)
+	waitDelivered(t, len(hist), members...)
+	for _, m := range members {
+		checkDelivery(t, m, hist)
+	}
+	for _, node := range nodes {
 		if !waitUntil(servertest.Timeout, func() bool {
 			_, health = node.Do(t, http.MethodGet, "/healthz", "", nil)
 			return health["status"] == "ok" && health["bus"] == "ok"
