@@ -66,6 +66,33 @@ func (f *frameConn) waitIDs(t *testing.T, want string) {
 	}
 }
 
+// waitOrder polls until the message ids and acks received so far, in order, read want (as "[1 2 ack]").
+func (f *frameConn) waitOrder(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		var order []string
+		for _, m := range f.frames {
+			switch m["type"] {
+			case app.FrameMessage:
+				order = append(order, fmt.Sprint(m["id"]))
+			case app.FrameAck:
+				order = append(order, "ack")
+			}
+		}
+		f.mu.Unlock()
+		got := fmt.Sprint(order)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames = %s, want %s", got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // remoteNode stores messages as another node would, and returns their bus events without publishing
 // them: the test decides which reach this node's hub, and in which order.
 func remoteNode(t *testing.T, db *store.DB, n int) []bus.Event {
@@ -195,26 +222,7 @@ func TestAckWaitsForEarlierMessages(t *testing.T) {
 	remoteNode(t, db, 2) // user 2; ids 1 and 2 never come over the bus
 	c.User.UserID = 1
 	h.Receive(context.Background(), c, []byte(`{"type":"message","text":"mine","id":"m1"}`))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn.mu.Lock()
-		var order []string
-		for _, f := range conn.frames {
-			switch f["type"] {
-			case app.FrameMessage:
-				order = append(order, fmt.Sprint(f["id"]))
-			case app.FrameAck:
-				order = append(order, "ack")
-			}
-		}
-		conn.mu.Unlock()
-		if got := fmt.Sprint(order); got == "[1 2 ack]" {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("frames = %s, want [1 2 ack]: the ack of id 3 after ids 1 and 2", got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	conn.waitOrder(t, "[1 2 ack]") // the ack of id 3 after ids 1 and 2
 }
 
 // A client resuming with since on a node that has not yet delivered messages up to since (it saw them on
@@ -267,24 +275,5 @@ func TestRepeatReachesTheRoomBeforeItsAck(t *testing.T) {
 	}
 	h.Receive(ctx, c, []byte(`{"type":"message","text":"x","id":"x-1"}`))
 	bystander.waitIDs(t, "[1]")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn.mu.Lock()
-		var order []string
-		for _, f := range conn.frames {
-			switch f["type"] {
-			case app.FrameMessage:
-				order = append(order, fmt.Sprint(f["id"]))
-			case app.FrameAck:
-				order = append(order, "ack")
-			}
-		}
-		conn.mu.Unlock()
-		if got := fmt.Sprint(order); got == "[1 ack]" {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the author's frames = %s, want [1 ack]: the message its other tabs need, then the ack", got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	conn.waitOrder(t, "[1 ack]") // the message, as its other tabs get it, then the ack
 }
