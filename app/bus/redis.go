@@ -79,6 +79,9 @@ func NewRedis(ctx context.Context, cfg RedisConfig, log *slog.Logger) (*Redis, e
 		return nil, fmt.Errorf("bus: REDIS_URL: %w", err)
 	}
 	opts.ClientName = cfg.Prefix + cfg.Node
+	// The callers' deadlines (a second for presence, two for a publish) must hold on a Redis that does not
+	// answer, not go-redis's own 3 to 5 s.
+	opts.ContextTimeoutEnabled = true
 	redis.SetLogger(redisLog{log})
 	client := redis.NewClient(opts)
 	r := &Redis{client: client, channel: cfg.Prefix + "events", log: log, stopped: make(chan struct{})}

@@ -36,8 +36,12 @@ type Presence interface {
 const presenceTimeout = time.Second
 
 // enterPresence records c's user in room and reports whether their joined event must go out.
+//
+// While the directory is known to be off (a call failed since the last refresh), it is not called: the
+// next refresh sets this node's users again anyway, and a Redis that is down would otherwise cost every
+// join a timeout, under its room's lock, one after the other in a reconnect storm.
 func (h *Hub) enterPresence(room string, who app.Author) bool {
-	if h.opts.Presence == nil {
+	if h.opts.Presence == nil || h.presenceDirty.Load() {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
@@ -52,9 +56,10 @@ func (h *Hub) enterPresence(room string, who app.Author) bool {
 	return first
 }
 
-// leavePresence records that who left room here and reports whether their left event must go out.
+// leavePresence records that who left room here and reports whether their left event must go out. As
+// enterPresence, it skips a directory known to be off.
 func (h *Hub) leavePresence(room string, who app.Author) bool {
-	if h.opts.Presence == nil {
+	if h.opts.Presence == nil || h.presenceDirty.Load() {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
@@ -69,9 +74,10 @@ func (h *Hub) leavePresence(room string, who app.Author) bool {
 	return last
 }
 
-// roomUsers returns who is in r, on every node when there are several.
+// roomUsers returns who is in r, on every node when there are several and the directory is to be
+// trusted; this node's own users otherwise.
 func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
-	if h.opts.Presence == nil {
+	if h.opts.Presence == nil || h.presenceDirty.Load() {
 		return r.userList()
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
@@ -79,6 +85,7 @@ func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
 	list, err := h.opts.Presence.List(ctx, r.name)
 	if err != nil {
 		h.log.Warn("presence: list; answering with this node's users", "room", r.name, "err", err)
+		h.presenceDirty.Store(true)
 		return r.userList()
 	}
 	slices.SortFunc(list, func(a, b app.Author) int {
@@ -96,7 +103,7 @@ func (h *Hub) online(ctx context.Context) map[string]int {
 		}
 		return true
 	})
-	if h.opts.Presence == nil {
+	if h.opts.Presence == nil || h.presenceDirty.Load() {
 		return local
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
@@ -104,6 +111,7 @@ func (h *Hub) online(ctx context.Context) map[string]int {
 	all, err := h.opts.Presence.Online(ctx)
 	if err != nil {
 		h.log.Warn("presence: online; answering with this node's users", "err", err)
+		h.presenceDirty.Store(true)
 		return local
 	}
 	return all
