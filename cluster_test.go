@@ -24,8 +24,9 @@ import (
 
 // The tests in this file run the real binary as three processes on loopback ports, sharing PostgreSQL
 // and Redis (TEST_DATABASE_URL, TEST_REDIS_URL; they skip without them), and kill them, cut their Redis
-// connections, or restart a Redis of their own, while messages flow. Each one checks, message by message, that every connection got
-// every stored message exactly once: it logs the counts (lost, duplicated) it found.
+// connections, or restart a Redis of their own, while messages flow. Each one checks, message by
+// message, that every connection got every stored message exactly once: it logs the counts (lost,
+// duplicated) it found.
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -326,8 +326,8 @@ func (h *Hub) expire(c *Client) {
 const writerLinger = time.Second
 
 // Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires
-// idle writers, and refreshes this node's presence, until ctx ends. One loop serves all clients so that an idle connection costs no timer and no
-// goroutine.
+// idle writers, and refreshes this node's presence, until ctx ends. One loop serves all clients so that
+// an idle connection costs no timer and no goroutine.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
 	defer t.Stop()
@@ -403,8 +403,8 @@ func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
 }
 
 // drainTimeout bounds, at shutdown, storing the messages already taken, then, again, handing them to the
-// bus. It is a budget of its own: a shutdown that ran out of time waiting for clients must still try to publish what
-// it committed, or other nodes would learn of it only with their next message.
+// bus. It is a budget of its own: a shutdown that ran out of time waiting for clients must still try to
+// publish what it committed, or other nodes would learn of it only with their next message.
 const drainTimeout = 3 * time.Second
 
 func (h *Hub) drain() {

@@ -125,9 +125,9 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	}
 }
 
-// committed records that this node stored message id in the room name and will publish it: a catch-up must not
-// deliver it from the store before its event comes, or its sender would get it as someone else's
-// message, and its ack after it.
+// committed records that this node stored message id in the room name and will publish it: a catch-up
+// must not deliver it from the store before its event comes, or its sender would get it as someone
+// else's message, and its ack after it.
 func (h *Hub) committed(name string, id int64) {
 	v, ok := h.rooms.Load(name)
 	if !ok {

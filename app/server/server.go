@@ -62,7 +62,8 @@ type Deps struct {
 }
 
 // Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
-// presence directory (Redis with REDIS_URL, else in-process and none). The caller closes them with Close, after Serve has returned.
+// presence directory (Redis with REDIS_URL, else in-process and none). The caller closes them with
+// Close, after Serve has returned.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error) {
 	var d Deps
 	var err error

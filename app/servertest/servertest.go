@@ -434,8 +434,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// QueryRow runs a query against the server's database (its SQLite file, or PostgreSQL) through a connection of its own, so tests can
-// check what was stored without going through the code under test.
+// QueryRow runs a query against the server's database (its SQLite file, or PostgreSQL) through a
+// connection of its own, so tests can check what was stored without going through the code under test.
 func QueryRow(t testing.TB, s *Server, query string, args ...any) *sql.Row {
 	t.Helper()
 	driver, dsn := "sqlite", "file:"+s.Config.DataDir+"/causerie.db?mode=ro"

@@ -9,8 +9,9 @@
 //     log. PostgreSQL has one pool of maxConns connections for both, and no background work.
 //   - Query text. Queries are written once with ? placeholders; PostgreSQL's are rewritten to $1, $2, ...
 //     once, at open, except those of AppendMessages, which have a row of values per message or room and
-//     are made for each batch (those of up to preparedRows rows are prepared at open). A user is found by e-mail through lower(email) on PostgreSQL, whose unique index is
-//     on that expression, and through the COLLATE NOCASE column on SQLite.
+//     are made for each batch (those of up to preparedRows rows are prepared at open). A user is found
+//     by e-mail through lower(email) on PostgreSQL, whose unique index is on that expression, and
+//     through the COLLATE NOCASE column on SQLite.
 //   - Migrations. Both apply the same versions, from migrations/sqlite and migrations/postgres, in one
 //     transaction at open. Several processes may open the same database at once: on PostgreSQL the
 //     transaction first takes an advisory lock, on SQLite it begins IMMEDIATE, so each version is
