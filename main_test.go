@@ -117,6 +117,25 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// A store or bus that cannot be reached at start stops the node with a message naming its variable.
+func TestRunNamesTheUnreachableDependency(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"DATABASE_URL": {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"},
+		"REDIS_URL":    {"REDIS_URL": "redis://127.0.0.1:1/0", "JWT_SECRET": strings.Repeat("s", 32)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env["DATA_DIR"], env["PORT"] = t.TempDir(), "0"
+			var out strings.Builder
+			if code := run(context.Background(), nil, func(k string) string { return env[k] }, &out); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if !strings.Contains(out.String(), name+":") {
+				t.Errorf("output %q does not name %s", out.String(), name)
+			}
+		})
+	}
+}
+
 // TestBenchSmoke runs the load tool for a second against a real server: every message must reach every
 // receiver exactly once. It asserts no timing; docs/performance.md has the measured runs.
 func TestBenchSmoke(t *testing.T) {

@@ -33,16 +33,13 @@ var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send 
 // held across the disk sync but commitMu; and neither a slow fan-out nor the bus delays the next commit.
 type pipeline struct {
 	db MessageStore
-	// committed tells the hub that a message is stored and on its way; publish then delivers it here
-	// and hands it to the bus, and done answers its sender.
-	committed func(room string, id int64)
-	publish   func(ev bus.Event, done func())
-	commitMu  *sync.RWMutex
-	timings   Timings
-	log       *slog.Logger
-	appends   chan *appendReq
-	outbox    chan published
-	stopped   chan struct{}
+	// hub is told of each message stored (committed), then publishes it (publish), which answers its
+	// sender once it is delivered here.
+	hub     *Hub
+	log     *slog.Logger
+	appends chan *appendReq
+	outbox  chan published
+	stopped chan struct{}
 	// quit tells submitters waiting on a full appends to give up, so that close can take mu.
 	quit     chan struct{}
 	quitOnce sync.Once
@@ -74,16 +71,13 @@ type appendResult struct {
 
 func newPipeline(s MessageStore, h *Hub) *pipeline {
 	p := &pipeline{
-		db:        s,
-		committed: h.committed,
-		publish:   h.publish,
-		commitMu:  &h.commitMu,
-		timings:   h.opts.Timings,
-		log:       h.log,
-		appends:   make(chan *appendReq, maxCommitBatch),
-		outbox:    make(chan published, 4*maxCommitBatch),
-		stopped:   make(chan struct{}),
-		quit:      make(chan struct{}),
+		db:      s,
+		hub:     h,
+		log:     h.log,
+		appends: make(chan *appendReq, maxCommitBatch),
+		outbox:  make(chan published, 4*maxCommitBatch),
+		stopped: make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
 	go p.commitLoop()
 	go p.publishLoop()
@@ -131,7 +125,7 @@ func (p *pipeline) commitLoop() {
 		// Under commitMu, so that a catch-up reading the store sees these messages only once they are
 		// marked as on their way from here (see catchUp). Only a message that will be published with its
 		// frame is marked: its event clears the mark.
-		p.commitMu.Lock()
+		p.hub.commitMu.Lock()
 		results := p.store(msgs)
 		pubs := make([]published, len(results))
 		for i, out := range results {
@@ -146,7 +140,7 @@ func (p *pipeline) commitLoop() {
 				// case the node that stored it first stopped before publishing it.
 				pub.ev = bus.Event{Room: out.Message.Room, ID: out.Message.ID}
 				if out.Created && pub.res.err == nil {
-					p.committed(out.Message.Room, out.Message.ID)
+					p.hub.committed(out.Message.Room, out.Message.ID)
 					pub.ev.Payload = frame
 					if r.from != nil {
 						pub.ev.Skip = r.from.ID
@@ -155,7 +149,7 @@ func (p *pipeline) commitLoop() {
 			}
 			pubs[i] = pub
 		}
-		p.commitMu.Unlock()
+		p.hub.commitMu.Unlock()
 		for _, pub := range pubs {
 			p.outbox <- pub
 		}
@@ -175,7 +169,7 @@ func (p *pipeline) store(msgs []app.Message) []stored {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	all, err := p.db.AppendMessages(ctx, msgs)
-	p.timings.Commit(time.Since(start), len(msgs))
+	p.hub.opts.Timings.Commit(time.Since(start), len(msgs))
 	if err == nil {
 		for i := range all {
 			out[i].Appended = all[i]
@@ -206,7 +200,7 @@ func (p *pipeline) publishLoop() {
 			p.answer(pub.req, pub.res)
 			continue
 		}
-		p.publish(pub.ev, func() { p.answer(pub.req, pub.res) })
+		p.hub.publish(pub.ev, func() { p.answer(pub.req, pub.res) })
 	}
 }
 

@@ -84,12 +84,11 @@ type Options struct {
 
 // Hub routes messages between clients. It is safe for concurrent use.
 type Hub struct {
-	opts   Options
-	log    *slog.Logger
-	nodeID string
-	pipe   *pipeline
-	relay  *relay
-	seq    atomic.Uint64
+	opts  Options
+	log   *slog.Logger
+	pipe  *pipeline
+	relay *relay
+	seq   atomic.Uint64
 	// commitMu is held by the pipeline while it commits and marks what it committed, and shared by the
 	// catch-ups while they read the store: so a catch-up never reads a message of this node that is not
 	// yet marked, and catch-ups do not wait for each other.
@@ -122,7 +121,7 @@ func New(opts Options) *Hub {
 	if opts.Timings == nil {
 		opts.Timings = noTimings{}
 	}
-	h := &Hub{opts: opts, log: opts.Log, nodeID: opts.NodeID}
+	h := &Hub{opts: opts, log: opts.Log}
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
@@ -140,7 +139,7 @@ type busHandler struct{ h *Hub }
 // Event delivers an event another node published; the hub's own came back from the bus and were
 // delivered when they were published.
 func (b busHandler) Event(ev bus.Event) {
-	if ev.Node == b.h.nodeID {
+	if ev.Node == b.h.opts.NodeID {
 		return
 	}
 	if ev.Room == "" { // another node claimed a stopped one: see refreshPresence
@@ -159,7 +158,7 @@ func (b busHandler) Resync() { b.h.resync() }
 // publish delivers ev to this node's connections and hands it to the bus for the others. done is as
 // for dispatch.
 func (h *Hub) publish(ev bus.Event, done func()) {
-	ev.Node, ev.Sent = h.nodeID, time.Now().UnixNano()
+	ev.Node, ev.Sent = h.opts.NodeID, time.Now().UnixNano()
 	h.dispatch(ev, done)
 	h.relay.send(ev)
 }
@@ -187,7 +186,7 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	user, joins := s.User, s.Joins
 	seq := h.seq.Add(1)
 	c := &Client{
-		ID:       h.nodeID + "-" + strconv.FormatUint(seq, 10),
+		ID:       h.opts.NodeID + "-" + strconv.FormatUint(seq, 10),
 		User:     user,
 		seq:      seq,
 		conn:     conn,

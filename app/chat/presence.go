@@ -94,8 +94,19 @@ func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
 	return list
 }
 
-// online returns the users present per room, on every node when there are several.
+// online returns the users present per room, on every node when there are several and the directory
+// is to be trusted; this node's own users otherwise.
 func (h *Hub) online(ctx context.Context) map[string]int {
+	if h.opts.Presence != nil && !h.presenceDirty.Load() {
+		ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+		defer cancel()
+		all, err := h.opts.Presence.Online(ctx)
+		if err == nil {
+			return all
+		}
+		h.log.Warn("presence: online; answering with this node's users", "err", err)
+		h.presenceDirty.Store(true)
+	}
 	local := map[string]int{}
 	h.rooms.Range(func(k, v any) bool {
 		if n := v.(*room).online(); n > 0 {
@@ -103,18 +114,7 @@ func (h *Hub) online(ctx context.Context) map[string]int {
 		}
 		return true
 	})
-	if h.opts.Presence == nil || h.presenceDirty.Load() {
-		return local
-	}
-	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
-	defer cancel()
-	all, err := h.opts.Presence.Online(ctx)
-	if err != nil {
-		h.log.Warn("presence: online; answering with this node's users", "err", err)
-		h.presenceDirty.Store(true)
-		return local
-	}
-	return all
+	return local
 }
 
 // Start clears what an earlier process with this node's id left in the presence directory, telling the
@@ -130,7 +130,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.departed(got.Gone)
 	// An earlier process with this id may have stored messages it never published: every node catches
 	// up, as when a node claims a stopped one (see refreshPresence).
-	h.relay.send(resyncEvent(h.nodeID))
+	h.relay.send(resyncEvent(h.opts.NodeID))
 	return nil
 }
 
@@ -152,7 +152,7 @@ func (h *Hub) refreshPresence(ctx context.Context) {
 	if got.Claimed > 0 {
 		h.log.Info("presence: claimed stopped nodes; every node catches up from the store", "nodes", got.Claimed, "users_left", len(got.Gone))
 		h.resync()
-		h.relay.send(resyncEvent(h.nodeID))
+		h.relay.send(resyncEvent(h.opts.NodeID))
 	}
 	if got.Lost {
 		h.log.Warn("presence: this node had been given up for dead; setting its users again")

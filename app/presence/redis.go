@@ -273,21 +273,12 @@ func (r *Redis) Refresh(ctx context.Context, start bool) (app.Refreshed, error) 
 	if len(flat) < 2 {
 		return app.Refreshed{}, fmt.Errorf("presence: refresh: short reply %v", flat)
 	}
-	var out app.Refreshed
-	out.Lost = flat[0] == int64(1)
 	claimed, _ := flat[1].(int64)
-	out.Claimed = int(claimed)
-	for i := 2; i+2 < len(flat); i += 3 {
-		room, _ := flat[i].(string)
-		uid, _ := flat[i+1].(string)
-		name, _ := flat[i+2].(string)
-		id, err := strconv.ParseInt(uid, 10, 64)
-		if err != nil {
-			continue
-		}
-		out.Gone = append(out.Gone, app.RoomUser{Room: room, User: app.Author{ID: id, Name: name}})
+	gone := make([]string, len(flat)-2)
+	for i, v := range flat[2:] {
+		gone[i], _ = v.(string)
 	}
-	return out, nil
+	return app.Refreshed{Lost: flat[0] == int64(1), Claimed: int(claimed), Gone: roomUsers(gone)}, nil
 }
 
 // Reassert makes this node's entries exactly here (every user it has, per room), after the directory and
