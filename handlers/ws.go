@@ -3,9 +3,9 @@ package handlers
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/net/websocket"
@@ -22,6 +22,7 @@ import (
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/chat"
 	"github.com/causerie/causerie/app/netconn"
+	"github.com/causerie/causerie/app/wsframe"
 	"github.com/causerie/causerie/middleware"
 )
 
@@ -34,19 +35,13 @@ type Hub interface {
 }
 
 const (
-	// maxFrameBytes caps one inbound frame; x/net/websocket's own default is 32 MiB.
-	maxFrameBytes = 64 << 10
+	// maxMessageBytes caps one inbound message, all its fragments together; x/net/websocket's own default
+	// was 32 MiB per frame. MAX_MESSAGE_BYTES, at most 60 KiB, caps the text inside it.
+	maxMessageBytes = 64 << 10
 	// writeWait bounds one batch of writes, so a peer that stopped reading cannot hold its writer forever.
 	writeWait = 10 * time.Second
 	// closeWait bounds the close handshake: writing the close frame and waiting for the writer to finish.
 	closeWait = time.Second
-)
-
-// Close codes the transport itself sends (RFC 6455 section 7.4.1).
-const (
-	closeUnsupportedData = 1003
-	closeInvalidPayload  = 1007
-	closeTooBig          = 1009
 )
 
 // WS serves the WebSocket endpoint. Authentication and the Origin check run as middleware before it,
@@ -55,6 +50,8 @@ type WS struct {
 	Hub Hub
 	// MaxRooms caps the rooms a connection may ask for at connect.
 	MaxRooms int
+	// Compression accepts permessage-deflate when a client offers it.
+	Compression bool
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.
@@ -85,17 +82,26 @@ func (h *WS) Serve(c echo.Context) error {
 		Joins: joins,
 		Batch: c.QueryParam("batch") == "1",
 	}
+	deflate := h.Compression && wsframe.OffersDeflate(c.Request().Header.Values("Sec-WebSocket-Extensions"))
+	w := &lean{ResponseWriter: c.Response()}
 	started := false
 	websocket.Server{
 		// Origin is checked by middleware.CheckOrigin; x/net's own check would refuse clients that send
 		// no Origin at all (Postman, CLI tools).
-		Handshake: func(*websocket.Config, *http.Request) error { return nil },
-		Handler: func(ws *websocket.Conn) {
+		Handshake: func(cfg *websocket.Config, _ *http.Request) error {
+			if deflate {
+				cfg.Header = http.Header{"Sec-Websocket-Extensions": {wsframe.DeflateResponse}}
+			}
+			return nil
+		},
+		// Past the handshake, x/net/websocket is done with: frames are read and written by wsframe, on
+		// the hijacked connection.
+		Handler: func(*websocket.Conn) {
 			started = true
 			c.Response().Status = http.StatusSwitchingProtocols
-			h.start(ws, live, session)
+			h.start(w.reader, live, deflate, session)
 		},
-	}.ServeHTTP(lean{c.Response()}, handshakeOnly(c.Request()))
+	}.ServeHTTP(w, handshakeOnly(c.Request()))
 	if !started { // the library refused the handshake; the socket is ours to close
 		_ = live.Close()
 	}
@@ -110,61 +116,66 @@ func (h *WS) Serve(c echo.Context) error {
 // long as the connection lives. The reader starts from a small stack that only ever holds a frame read.
 // x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
 // nothing, and the session closes the real one (wsConn.Abort) when it ends.
-func (h *WS) start(ws *websocket.Conn, live *netconn.Conn, s chat.Session) {
-	ws.MaxPayloadBytes = maxFrameBytes
-	conn := &wsConn{ws: ws, live: live, done: make(chan struct{})}
+func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session) {
+	conn := &wsConn{live: live, deflate: deflate, closed: make(chan struct{})}
 	// Not the request's context: it ends when this handler returns, and the session goes on.
 	client, err := h.Hub.Register(context.Background(), conn, s)
 	if err != nil {
 		conn.Close(chat.CloseGoingAway, "server shutting down")
+		conn.Abort()
 		return
 	}
-	go h.session(ws, conn, client)
+	go h.session(wsframe.NewReader(br, maxMessageBytes, deflate), conn, client)
 }
 
 // session is the connection's reader; the hub starts a writer when there is something to write.
-func (h *WS) session(ws *websocket.Conn, conn *wsConn, client *chat.Client) {
+func (h *WS) session(r *wsframe.Reader, conn *wsConn, client *chat.Client) {
 	defer h.Hub.Unregister(client)
-	code, reason := h.read(context.Background(), ws, client)
+	code, reason := h.read(context.Background(), r, conn, client)
 	client.Close(code, reason)
-	// The writer sends what is queued and the close frame, then closes the socket; wait for it, but not
-	// for a peer that does not read.
+	// The writer sends what is queued and the close frame; wait for it, but not for a peer that does not
+	// read. Then let the peer answer and hang up (wsConn.Close), and close the socket.
 	select {
-	case <-conn.done:
+	case <-conn.closed:
+		conn.linger()
 	case <-time.After(closeWait):
-		conn.Abort()
 	}
+	conn.Abort()
 }
 
 // lean is the response writer x/net/websocket hijacks. It gives the library small buffers in place of
-// net/http's 4 KiB ones, which would stay with the connection for its whole life: data frames do not go
-// through the library's writer, and its reader needs no more to read frames. Its connection ignores Close.
-type lean struct{ http.ResponseWriter }
+// net/http's 4 KiB ones, which would stay with the connection for its whole life, and keeps the reader
+// for wsframe: a client may send its first frame before it reads our answer, and those bytes are in it.
+// Its connection ignores Close.
+type lean struct {
+	http.ResponseWriter
+	reader *bufio.Reader
+}
 
-// Buffer sizes for a hijacked connection: enough for a control frame; larger reads and writes go around.
+// Buffer sizes for a hijacked connection: the read buffer holds a frame header and a small frame; larger
+// payloads are read around it. The write buffer only ever holds the handshake's answer.
 const (
 	leanReadBuffer  = 512
 	leanWriteBuffer = 256
 )
 
-func (l lean) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (l *lean) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(l.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, fmt.Errorf("ws: hijack: %w", err)
 	}
-	r := brw.Reader
-	if r.Buffered() == 0 { // a client may send its first frame before it reads our answer: keep those bytes
-		r = bufio.NewReaderSize(nc, leanReadBuffer)
+	l.reader = brw.Reader
+	if l.reader.Buffered() == 0 {
+		l.reader = bufio.NewReaderSize(nc, leanReadBuffer)
 	}
 	ko := keepOpen{nc}
-	return ko, bufio.NewReadWriter(r, bufio.NewWriterSize(ko, leanWriteBuffer)), nil
+	return ko, bufio.NewReadWriter(l.reader, bufio.NewWriterSize(ko, leanWriteBuffer)), nil
 }
 
-func (l lean) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+func (l *lean) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 
-// handshakeOnly returns the part of r the handshake reads. x/net/websocket keeps the request it is given
-// for the whole life of the connection: the full one, with every header and its context, costs an idle
-// connection about 2 KiB, and its URL holds the token.
+// handshakeOnly returns the part of r the handshake reads: with the full request, its context and its URL,
+// which holds the token, would stay reachable from the library's connection.
 func handshakeOnly(r *http.Request) *http.Request {
 	h := make(http.Header, 6)
 	for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol", "Origin"} {
@@ -175,9 +186,8 @@ func handshakeOnly(r *http.Request) *http.Request {
 	return &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host, Header: h, TLS: r.TLS}
 }
 
-// keepOpen is the connection x/net/websocket writes its own frames to (pongs, and our pings and close
-// frames): its Close does nothing (see start), and each write sets its own deadline, because the writer
-// goroutine's deadline (extendDeadline) may have lapsed long before an idle peer's ping needs a pong.
+// keepOpen is the connection x/net/websocket writes the handshake's answer to: its Close does nothing (see
+// start), and its writes have a deadline.
 type keepOpen struct{ net.Conn }
 
 func (keepOpen) Close() error { return nil }
@@ -189,27 +199,48 @@ func (k keepOpen) Write(p []byte) (int, error) {
 	return k.Conn.Write(p)
 }
 
-// read handles frames until the connection fails or must be closed, and returns the close code to send.
-func (h *WS) read(ctx context.Context, ws *websocket.Conn, client *chat.Client) (int, string) {
+// read handles messages and control frames until the connection fails or must be closed, and returns the
+// close code to send. A ping is answered here, at once, even between the fragments of a message.
+func (h *WS) read(ctx context.Context, r *wsframe.Reader, conn *wsConn, client *chat.Client) (int, string) {
 	for {
-		var f inbound
-		err := receiver.Receive(ws, &f)
+		f, err := r.Next()
+		var ce *wsframe.CloseError
 		switch {
-		case errors.Is(err, websocket.ErrFrameTooLarge):
-			h.Hub.CountBadFrame(app.CodeTooLarge)
-			return closeTooBig, fmt.Sprintf("frame over %d bytes", maxFrameBytes)
+		case errors.As(err, &ce):
+			h.Hub.CountBadFrame(badFrameLabel(ce.Code))
+			return ce.Code, ce.Reason
 		case err != nil:
-			// EOF: the peer sent a close frame or hung up. Answer with a normal close either way.
+			// The peer hung up, or the socket was closed under us: a normal close, if it still hears it.
 			return chat.CloseNormal, ""
-		case f.binary:
-			h.Hub.CountBadFrame("binary")
-			return closeUnsupportedData, "binary frames are not supported; send JSON text"
-		case !utf8.Valid(f.data):
-			h.Hub.CountBadFrame("invalid_utf8")
-			return closeInvalidPayload, "text frame is not valid UTF-8"
 		}
-		h.Hub.Receive(ctx, client, f.data)
+		switch f.Op {
+		case wsframe.OpText:
+			h.Hub.Receive(ctx, client, f.Payload)
+		case wsframe.OpPing:
+			if err := conn.pong(f.Payload); err != nil {
+				return chat.CloseNormal, ""
+			}
+		case wsframe.OpClose:
+			// Echo the peer's code (RFC 6455 section 5.5.1); a close without one is answered with 1000.
+			if f.Code == wsframe.CloseNoStatus {
+				return chat.CloseNormal, ""
+			}
+			return f.Code, ""
+		}
 	}
+}
+
+// badFrameLabel names the causerie_bad_frames_total series of a close the transport decided.
+func badFrameLabel(code int) string {
+	switch code {
+	case wsframe.CloseTooBig:
+		return app.CodeTooLarge
+	case wsframe.CloseUnsupportedData:
+		return "binary"
+	case wsframe.CloseInvalidPayload:
+		return "invalid_utf8"
+	}
+	return "protocol_error"
 }
 
 // parseJoins reads the rooms to join at connect from the rooms and since query parameters: the rooms
@@ -257,52 +288,25 @@ func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
 	return joins, nil
 }
 
-type inbound struct {
-	data   []byte
-	binary bool
-}
-
-// receiver reads one whole frame and keeps its opcode, which websocket.Message hides.
-var receiver = websocket.Codec{
-	Unmarshal: func(data []byte, payloadType byte, v any) error {
-		f := v.(*inbound)
-		f.data, f.binary = data, payloadType == websocket.BinaryFrame
-		return nil
-	},
-}
-
-type controlFrame struct {
-	opcode  byte
-	payload []byte
-}
-
-// control writes ping and close frames: Codec.Send takes the connection's write lock and writes the
-// opcode Marshal returns, which is the only way x/net/websocket offers to send a control frame.
-var control = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) {
-		f := v.(controlFrame)
-		return f.payload, f.opcode, nil
-	},
-}
-
-// wsConn is chat.Conn over an x/net/websocket connection.
+// wsConn is chat.Conn over the hijacked connection, with frames written by wsframe.
 type wsConn struct {
-	ws        *websocket.Conn
 	live      *netconn.Conn
+	deflate   bool
 	refreshAt time.Time // when the write deadline needs pushing back; used by the writer only
+
+	// closing is set once the close frame is on its way: no control frame is written after it. (No data
+	// frame is either: only the writer writes those, and it is the one that sends the close frame.)
+	closing atomic.Bool
+
 	closeOnce sync.Once
-	doneOnce  sync.Once
-	done      chan struct{} // closed once the socket is closed
+	closed    chan struct{} // closed once the close frame is sent or the socket closed
 }
 
 var _ chat.Conn = (*wsConn)(nil)
 
 // WriteFrames encodes every frame into one buffer and writes it to the TCP connection in one call.
-//
-// Data frames bypass x/net/websocket's writer, which allocates twice and flushes once per frame: a server's
-// text frame is only a 2-to-10-byte header (RFC 6455 section 5.2: FIN, opcode 1, no mask) before the
-// payload. It stays safe beside the library's own writes (pongs, and our ping and close frames): those
-// are flushed one whole frame per write too, and a net.Conn never interleaves two writes.
+// It is safe beside the reader's pongs: a net.Conn never interleaves two writes, and each holds whole
+// frames.
 func (c *wsConn) WriteFrames(frames [][]byte) error {
 	if err := c.extendDeadline(); err != nil {
 		return err
@@ -310,7 +314,11 @@ func (c *wsConn) WriteFrames(frames [][]byte) error {
 	bufp := frameBuffers.Get().(*[]byte)
 	buf := (*bufp)[:0]
 	for _, f := range frames {
-		buf = appendTextFrame(buf, f)
+		if c.deflate {
+			buf = wsframe.AppendCompressed(buf, f)
+		} else {
+			buf = wsframe.AppendText(buf, f)
+		}
 	}
 	_, err := c.live.Write(buf)
 	if cap(buf) <= maxPooledBuffer {
@@ -328,27 +336,31 @@ const maxPooledBuffer = 256 << 10
 
 var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
-// appendTextFrame appends payload as one unmasked, final text frame.
-func appendTextFrame(b, payload []byte) []byte {
-	const finText = 0x80 | websocket.TextFrame
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, finText, byte(n))
-	case n <= 0xFFFF:
-		b = append(b, finText, 126, byte(n>>8), byte(n))
-	default:
-		b = append(b, finText, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	return append(b, payload...)
-}
-
 func (c *wsConn) Ping() error {
 	if err := c.extendDeadline(); err != nil {
 		return err
 	}
-	if err := control.Send(c.ws, controlFrame{opcode: websocket.PingFrame}); err != nil {
-		return fmt.Errorf("ws: ping: %w", err)
+	return c.control(wsframe.OpPing, nil, writeWait)
+}
+
+// pong answers a ping with its payload, from the reader's goroutine.
+func (c *wsConn) pong(payload []byte) error {
+	return c.control(wsframe.OpPong, payload, writeWait)
+}
+
+// control writes one control frame, unless the close frame has been sent. Each write sets its own
+// deadline: the writer's (extendDeadline) may have lapsed long before an idle peer's ping needs a pong.
+func (c *wsConn) control(op byte, payload []byte, wait time.Duration) error {
+	var stack [2 + wsframe.MaxControlPayload]byte
+	frame := wsframe.AppendControl(stack[:0], op, payload)
+	if c.closing.Load() {
+		return nil
+	}
+	if err := c.live.SetWriteDeadline(time.Now().Add(wait)); err != nil {
+		return fmt.Errorf("ws: set write deadline: %w", err)
+	}
+	if _, err := c.live.Write(frame); err != nil {
+		return fmt.Errorf("ws: write control frame: %w", err)
 	}
 	return nil
 }
@@ -368,24 +380,31 @@ func (c *wsConn) extendDeadline() error {
 	return nil
 }
 
-// Close sends the close frame once and closes the socket. The short deadline also cuts short a write in
-// progress, whose lock the close frame needs.
+// Close sends the close frame once, then half-closes the connection: the peer gets the frame and the end
+// of the stream, while its own close frame, or whatever it was still sending, can arrive. Closing at once
+// with unread bytes would make the kernel reset the connection, and the peer could lose the close frame.
+// The reader, still reading, gets the peer's answer within closeWait; the session then closes the socket.
 func (c *wsConn) Close(code int, reason string) {
-	c.closeOnce.Do(func() {
+	var stack [2 + wsframe.MaxControlPayload]byte
+	frame := wsframe.AppendClose(stack[:0], code, reason)
+	if c.closing.CompareAndSwap(false, true) {
 		_ = c.live.SetWriteDeadline(time.Now().Add(closeWait))
-		payload := binary.BigEndian.AppendUint16(nil, uint16(code))
-		if len(reason) > 123 { // a control frame's payload is at most 125 bytes
-			reason = reason[:123]
-		}
-		_ = control.Send(c.ws, controlFrame{opcode: websocket.CloseFrame, payload: append(payload, reason...)})
-	})
-	c.Abort()
+		_, _ = c.live.Write(frame)
+		_ = c.live.CloseWrite()
+		_ = c.live.SetReadDeadline(time.Now().Add(closeWait))
+	}
+	c.closeOnce.Do(func() { close(c.closed) })
 }
 
-// Abort closes the TCP connection under the WebSocket, which also ends the reader's Receive.
+// linger reads and drops what the peer still sends, until it hangs up or the read deadline Close set.
+func (c *wsConn) linger() {
+	_, _ = io.Copy(io.Discard, c.live)
+}
+
+// Abort closes the TCP connection, which also ends the reader's read.
 func (c *wsConn) Abort() {
 	_ = c.live.Close()
-	c.doneOnce.Do(func() { close(c.done) })
+	c.closeOnce.Do(func() { close(c.closed) })
 }
 
 func (c *wsConn) LastRead() time.Time { return c.live.LastRead() }

@@ -485,3 +485,63 @@ func TestClientPingAfterLongQuiet(t *testing.T) {
 		t.Fatal("no pong")
 	}
 }
+
+// gorilla/websocket's default Dialer, the most common Go client, splits a message longer than its 4 KiB
+// write buffer into continuation frames: each message must still be acknowledged once, delivered whole
+// and stored once, on both backends.
+func TestGorillaDefaultDialerMessagesArriveWhole(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"MAX_MESSAGE_BYTES": fmt.Sprint(60 << 10), "RATE_LIMIT": "0"})
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		var d websocket.Dialer // the zero Dialer: 4 KiB buffers
+		conn, _, err := d.Dial(s.WSURL+"/ws?token="+ada.Token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		sender := &servertest.Client{Conn: conn}
+		receiver := s.Connect(t, bob)
+		texts := map[string]string{
+			"1 B":    "x",
+			"4 KiB":  strings.Repeat("a", 4<<10),
+			"16 KiB": strings.Repeat("b", 16<<10),
+			"60 KiB": strings.Repeat("c", 60<<10),
+			// Two-byte characters: the client's frames cut some of them in two.
+			"5,000 B of é": strings.Repeat("é", 2500),
+		}
+		for name, text := range texts {
+			t.Run(name, func(t *testing.T) {
+				id := "id-" + strings.ReplaceAll(name, " ", "-")
+				if err := conn.WriteJSON(map[string]string{"type": "message", "id": id, "text": text}); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					f, err := sender.TryRead(servertest.Timeout)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if f["type"] == "welcome" || f["type"] == "presence" || f["type"] == "history" {
+						continue
+					}
+					if f["type"] != "ack" || f["id"] != id {
+						t.Fatalf("sender got %.200v, want the ack of %s", f, id)
+					}
+					if got := f["message"].(map[string]any)["text"]; got != text {
+						t.Fatalf("acked text of %d bytes, want %d", len(got.(string)), len(text))
+					}
+					break
+				}
+				if m := receiver.Read(); m["type"] != "message" || m["text"] != text {
+					t.Fatalf("receiver got %.200v, want the whole message", m)
+				}
+				var stored int
+				if err := servertest.QueryRow(t, s, `SELECT COUNT(*) FROM messages WHERE client_id = $1`, id).Scan(&stored); err != nil {
+					t.Fatal(err)
+				}
+				if stored != 1 {
+					t.Errorf("stored %d times, want once", stored)
+				}
+			})
+		}
+	})
+}

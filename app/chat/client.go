@@ -28,7 +28,8 @@ type Conn interface {
 	WriteFrames(frames [][]byte) error
 	// Ping writes a ping control frame.
 	Ping() error
-	// Close writes a close frame with code and reason, then closes the connection.
+	// Close writes a close frame with code and reason and ends the connection; the transport may give the
+	// peer a moment to answer before it closes the socket.
 	Close(code int, reason string)
 	// Abort closes the connection at once, without a close frame, unblocking any write in progress.
 	// It is safe to call more than once and together with Close.
@@ -66,9 +67,11 @@ type Client struct {
 	// when something was queued since the last idle sweep; retire tells a parked writer to exit.
 	writing, parked, active, retire bool
 	wake                            chan struct{}
-	// closeCode is set once the client is closing; nothing is queued after that.
+	// closeCode is set once the client is closing; nothing is queued after that. dropped is set when
+	// dropLocked closes the connection itself, so the writer has nothing left to write.
 	closeCode   int
 	closeReason string
+	dropped     bool
 	rooms       map[string]struct{}
 	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
 	held      map[string][]bus.Event
@@ -177,7 +180,7 @@ func (c *Client) pushLocked(frame []byte) bool {
 
 // dropLocked closes a client that fell too far behind. c.mu must be held.
 func (c *Client) dropLocked() {
-	c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
+	c.closeCode, c.closeReason, c.dropped = CloseSlowClient, "slow client: outbound queue full", true
 	c.queue, c.queued = nil, 0
 	c.held, c.heldBytes = nil, 0
 	if c.parked { // let it see closeCode and exit: after Unregister no sweep would reach it
@@ -262,13 +265,13 @@ func (c *Client) writeLoop() {
 			<-c.wake
 			c.mu.Lock()
 		}
-		batch, ping, code, reason := c.queue, c.ping, c.closeCode, c.closeReason
+		batch, ping, code, reason, dropped := c.queue, c.ping, c.closeCode, c.closeReason, c.dropped
 		c.queue, c.queued, c.ping = c.spare, 0, false
 		c.spare = nil
 		c.mu.Unlock()
 
-		if code == CloseSlowClient {
-			return // pushLocked already closes the connection.
+		if dropped {
+			return // dropLocked closes the connection.
 		}
 		var err error
 		if len(batch) > 1 && c.batch {

@@ -28,6 +28,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite shuts down the writing side of a TCP connection; on any other connection it does nothing.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // LastRead is when the connection last read a byte (or was accepted).
 func (c *Conn) LastRead() time.Time { return time.Unix(0, c.lastRead.Load()) }
 

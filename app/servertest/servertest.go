@@ -300,9 +300,8 @@ func (s *Server) Dial(t testing.TB, path string, header http.Header) *Client {
 
 // TryDial opens a WebSocket and returns the handshake response whatever happened.
 func (s *Server) TryDial(path string, header http.Header) (*websocket.Conn, *http.Response, error) {
-	// A write buffer larger than any test frame: gorilla splits bigger messages into continuation frames,
-	// which x/net/websocket does not reassemble (see docs/protocol.md).
-	d := websocket.Dialer{HandshakeTimeout: Timeout, WriteBufferSize: 128 << 10}
+	// gorilla's default buffers, as a user's client has: messages over 4 KiB go as several frames.
+	d := websocket.Dialer{HandshakeTimeout: Timeout}
 	return d.Dial(s.WSURL+path, header)
 }
 

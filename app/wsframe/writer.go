@@ -1,0 +1,82 @@
+package wsframe
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"sync"
+	"unicode/utf8"
+)
+
+// AppendText appends payload as one final, unmasked text frame: a server's frame is a 2-to-10-byte header
+// before the payload (RFC 6455 section 5.2).
+func AppendText(b, payload []byte) []byte {
+	return append(appendHeader(b, finBit|OpText, len(payload)), payload...)
+}
+
+// AppendControl appends a control frame; payload must be at most MaxControlPayload bytes.
+func AppendControl(b []byte, op byte, payload []byte) []byte {
+	return append(appendHeader(b, finBit|op, len(payload)), payload...)
+}
+
+// AppendClose appends a close frame with code and reason, the reason cut to fit a control frame without
+// splitting a character.
+func AppendClose(b []byte, code int, reason string) []byte {
+	limit := MaxControlPayload - 2
+	if len(reason) > limit {
+		for limit > 0 && !utf8.RuneStart(reason[limit]) {
+			limit--
+		}
+		reason = reason[:limit]
+	}
+	b = appendHeader(b, finBit|OpClose, 2+len(reason))
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	return append(b, reason...)
+}
+
+func appendHeader(b []byte, first byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, first, byte(n))
+	case n <= 0xFFFF:
+		return append(b, first, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, first, 127), uint64(n))
+	}
+}
+
+// CompressMin is the smallest payload AppendCompressed compresses. Below it deflate saves a few bytes at
+// best, for a tenth of a microsecond per byte on a connection that gets every broadcast.
+const CompressMin = 256
+
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed) // BestSpeed is a valid level: no error
+	return &deflater{w: w}
+}}
+
+type deflater struct {
+	w   *flate.Writer
+	buf bytes.Buffer
+}
+
+// AppendCompressed appends payload as one final text frame compressed with permessage-deflate, without
+// context takeover: each message is compressed on its own, so a connection keeps no compressor between
+// messages, only the pool does. A payload under CompressMin, or one that would not shrink, goes as is
+// (RSV1 is set per message).
+func AppendCompressed(b, payload []byte) []byte {
+	if len(payload) < CompressMin {
+		return AppendText(b, payload)
+	}
+	d := deflaters.Get().(*deflater)
+	defer deflaters.Put(d)
+	d.buf.Reset()
+	d.w.Reset(&d.buf)
+	// Writes to a bytes.Buffer do not fail.
+	_, _ = d.w.Write(payload)
+	_ = d.w.Flush()
+	z := bytes.TrimSuffix(d.buf.Bytes(), deflateTail)
+	if len(z) >= len(payload) {
+		return AppendText(b, payload)
+	}
+	return append(appendHeader(b, finBit|rsv1Bit|OpText, len(z)), z...)
+}
