@@ -67,7 +67,9 @@ func DecodeInbound(data []byte) (Inbound, error) {
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			// The object parsed: keep its id, if it has one, so the error frame can name it.
 			var withID struct{ ID string }
-			_ = json.Unmarshal(trimmed, &withID)
+			if json.Unmarshal(trimmed, &withID) != nil || len(withID.ID) > MaxClientIDBytes {
+				withID.ID = "" // an error frame echoes no id the client may not send
+			}
 			return Inbound{ID: withID.ID}, Errorf(CodeInvalid, "field %q must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind()))
 		}
 		return Inbound{}, Errorf(CodeBadJSON, "frame is not a valid JSON object: %v", err)

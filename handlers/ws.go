@@ -258,9 +258,6 @@ func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
 		}
 	}
 	var names []string
-	if rooms == "" && since == "" {
-		names = []string{app.DefaultRoom}
-	}
 	for _, name := range strings.Split(rooms, ",") {
 		if name = strings.TrimSpace(name); name == "" {
 			continue
@@ -274,6 +271,9 @@ func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
 		if name, _, ok := strings.Cut(strings.TrimSpace(item), ":"); ok {
 			names = append(names, name)
 		}
+	}
+	if len(names) == 0 { // rooms empty or blank (rooms=, rooms=%20): the default room, as with none
+		names = []string{app.DefaultRoom}
 	}
 	joins := make([]chat.Join, 0, len(names))
 	for _, name := range names {

@@ -1,7 +1,12 @@
 package handlers_test
 
 import (
+	"bytes"
+	"compress/flate"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -493,13 +498,7 @@ func TestGorillaDefaultDialerMessagesArriveWhole(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"MAX_MESSAGE_BYTES": fmt.Sprint(60 << 10), "RATE_LIMIT": "0"})
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-		var d websocket.Dialer // the zero Dialer: 4 KiB buffers
-		conn, _, err := d.Dial(s.WSURL+"/ws?token="+ada.Token, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		sender := &servertest.Client{Conn: conn}
+		sender, _ := s.DialWith(t, &websocket.Dialer{}, "/ws?token="+ada.Token) // 4 KiB buffers
 		receiver := s.Connect(t, bob)
 		texts := map[string]string{
 			"1 B":    "x",
@@ -512,14 +511,9 @@ func TestGorillaDefaultDialerMessagesArriveWhole(t *testing.T) {
 		for name, text := range texts {
 			t.Run(name, func(t *testing.T) {
 				id := "id-" + strings.ReplaceAll(name, " ", "-")
-				if err := conn.WriteJSON(map[string]string{"type": "message", "id": id, "text": text}); err != nil {
-					t.Fatal(err)
-				}
+				sender.Send(map[string]string{"type": "message", "id": id, "text": text})
 				for {
-					f, err := sender.TryRead(servertest.Timeout)
-					if err != nil {
-						t.Fatal(err)
-					}
+					f := sender.Read()
 					if f["type"] == "welcome" || f["type"] == "presence" || f["type"] == "history" {
 						continue
 					}
@@ -544,4 +538,68 @@ func TestGorillaDefaultDialerMessagesArriveWhole(t *testing.T) {
 			})
 		}
 	})
+}
+
+// With WS_COMPRESSION=1, a client that offers permessage-deflate gets it: its compressed messages are read
+// whole, and large frames come to it compressed. Without the setting, nothing is negotiated.
+func TestCompression(t *testing.T) {
+	text := strings.Repeat("Bonjour à tous, ", 200)
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("WS_COMPRESSION=%v", on), func(t *testing.T) {
+			env := map[string]string{"MAX_MESSAGE_BYTES": "60000"}
+			if on {
+				env["WS_COMPRESSION"] = "1"
+			}
+			s := servertest.Start(t, env)
+			ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+			offer := http.Header{"Sec-Websocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+			raw := s.DialRaw(t, "/ws?token="+bob.Token, offer)
+			if got := raw.Response.Header.Get("Sec-Websocket-Extensions"); (got != "") != on {
+				t.Fatalf("extensions answered: %q", got)
+			}
+			raw.Opened()
+			sender, resp := s.DialWith(t, &websocket.Dialer{EnableCompression: true}, "/ws?token="+ada.Token)
+			if got := resp.Header.Get("Sec-Websocket-Extensions"); (got != "") != on {
+				t.Fatalf("gorilla's offer answered: %q", got)
+			}
+			sender.Read() // welcome
+			sender.Send(map[string]string{"type": "message", "id": "big", "text": text})
+			for {
+				f := sender.Read()
+				if f["type"] == "ack" {
+					if f["message"].(map[string]any)["text"] != text {
+						t.Fatal("acked text differs")
+					}
+					break
+				}
+			}
+			for {
+				f := raw.Next()
+				if f.Op != 0x1 || !bytes.Contains(inflated(t, f), []byte(`"type":"message"`)) {
+					continue
+				}
+				if compressed := f.RSV == 0x40; compressed != on || on && len(f.Payload) > len(text)/4 {
+					t.Errorf("message frame of %d bytes, compressed %v", len(f.Payload), compressed)
+				}
+				var m map[string]any
+				if err := json.Unmarshal(inflated(t, f), &m); err != nil || m["text"] != text {
+					t.Errorf("message %.100v, %v", m, err)
+				}
+				break
+			}
+		})
+	}
+}
+
+// inflated is the payload of a server frame, decompressed when RSV1 says it is.
+func inflated(t *testing.T, f servertest.RawFrame) []byte {
+	t.Helper()
+	if f.RSV != 0x40 {
+		return f.Payload
+	}
+	out, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(f.Payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff}))))
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatal(err)
+	}
+	return out
 }

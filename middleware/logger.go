@@ -12,24 +12,35 @@ import (
 
 // RedactURI replaces the value of every token query parameter, so that a logged URI never carries a
 // credential. It reads the query as the server does, so an encoded name (%74oken) is caught too.
+//
+// A parameter starts after the '?' and after every '&', ';' and '#'. A request line has no fragment: the
+// server reads "?x=1#&token=..." as a token, so the query does not end at a '#'; ';' separates
+// parameters for some proxies; and a fragment's token parameters are redacted as well.
 func RedactURI(uri string) string {
 	path, query, ok := strings.Cut(uri, "?")
 	if !ok {
 		return uri
 	}
-	query, fragment, hasFragment := strings.Cut(query, "#")
-	parts := strings.Split(query, "&")
-	for i, part := range parts {
+	var b strings.Builder
+	b.Grow(len(uri))
+	b.WriteString(path)
+	sep := byte('?')
+	for {
+		b.WriteByte(sep)
+		part := query
+		end := strings.IndexAny(query, "&;#")
+		if end >= 0 {
+			part, sep, query = query[:end], query[end], query[end+1:]
+		}
 		name, _, _ := strings.Cut(part, "=")
 		if decoded, err := url.QueryUnescape(name); err != nil || strings.EqualFold(decoded, "token") {
-			parts[i] = name + "=REDACTED"
+			part = name + "=REDACTED"
+		}
+		b.WriteString(part)
+		if end < 0 {
+			return b.String()
 		}
 	}
-	out := path + "?" + strings.Join(parts, "&")
-	if hasFragment {
-		out += "#" + fragment
-	}
-	return out
 }
 
 // RequestLog logs one line per request with log, after it ends: method, redacted URI, status, latency

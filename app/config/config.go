@@ -54,6 +54,9 @@ type Config struct {
 	// QueueBytes caps the bytes waiting to be written to one connection; a client whose queue is full
 	// is disconnected (WS_QUEUE_BYTES, default 1048576).
 	QueueBytes int
+	// Compression accepts permessage-deflate (RFC 7692) from WebSocket clients that offer it, browsers
+	// among them (WS_COMPRESSION=1; default 0, off: it trades server CPU for bandwidth).
+	Compression bool
 	// PingInterval is how often the server pings each connection (PING_INTERVAL, default 25s).
 	PingInterval time.Duration
 	// PongWait is how long a connection may stay silent before it is closed (PONG_WAIT, default 60s;
@@ -105,6 +108,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AllowedOrigins:   p.list("ALLOWED_ORIGINS"),
 		MaxMessageBytes:  p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
 		QueueBytes:       p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
+		Compression:      p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
 		PingInterval:     p.duration("PING_INTERVAL", 25*time.Second),
 		PongWait:         p.duration("PONG_WAIT", 60*time.Second),
 		HistoryLimit:     p.int("HISTORY_LIMIT", 50, 0, 200),

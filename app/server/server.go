@@ -171,7 +171,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	jwt := middleware.JWT(tokens)
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
 	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now}
-	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms}
+	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, Compression: s.cfg.Compression}
 	rooms := &handlers.Rooms{Hub: s.hub, Messages: s.db}
 	upgrade := jwt(origin(ws.Serve))
 	health := &handlers.Health{Node: s.cfg.NodeID, Store: s.db, Bus: s.bus, Log: s.log}

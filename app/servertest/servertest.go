@@ -298,6 +298,17 @@ func (s *Server) Dial(t testing.TB, path string, header http.Header) *Client {
 	return cl
 }
 
+// DialWith opens a WebSocket to path with the client settings of d, and returns the handshake's answer.
+func (s *Server) DialWith(t testing.TB, d *websocket.Dialer, path string) (*Client, *http.Response) {
+	t.Helper()
+	c, resp, err := d.Dial(s.WSURL+path, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Client{Conn: c, t: t}, resp
+}
+
 // TryDial opens a WebSocket and returns the handshake response whatever happened.
 func (s *Server) TryDial(path string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	// gorilla's default buffers, as a user's client has: messages over 4 KiB go as several frames.

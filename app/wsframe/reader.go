@@ -90,7 +90,8 @@ type Reader struct {
 	open, compressed bool
 	// checked is how much of msg is known to be valid UTF-8 whole characters.
 	checked int
-	out     []byte // the inflated message, when compressed
+	out     []byte       // the inflated message, when compressed
+	zsrc    bytes.Reader // reads msg into the inflater
 }
 
 // NewReader returns a Reader of src that refuses messages over max bytes (counted on the wire, and again
@@ -115,7 +116,7 @@ func (r *Reader) Next() (Frame, error) {
 			return r.control(op, n, key)
 		}
 		start := len(r.msg)
-		r.msg = grow(r.msg, n)
+		r.msg = extend(r.msg, n, r.max)
 		if _, err := io.ReadFull(r.src, r.msg[start:]); err != nil {
 			return Frame{}, err
 		}
@@ -197,9 +198,11 @@ func (r *Reader) header() (fin bool, op byte, n int, key [4]byte, err error) {
 	if !control && length > uint64(r.max-len(r.msg)) {
 		return false, 0, 0, key, closeErr(CloseTooBig, "message over %d bytes", r.max)
 	}
-	if _, err = io.ReadFull(r.src, key[:]); err != nil {
+	// Read into the Reader, not into key: a local array given to io.ReadFull would escape to the heap.
+	if _, err = io.ReadFull(r.src, r.head[:4]); err != nil {
 		return false, 0, 0, key, err
 	}
+	key = [4]byte(r.head[:4])
 	if op == OpText {
 		r.compressed = rsv != 0
 	}
@@ -274,19 +277,20 @@ var inflaters sync.Pool // of io.ReadCloser from flate.NewReader, which also imp
 
 // inflate decompresses the message in msg into out, at most max bytes of it, and checks its text.
 func (r *Reader) inflate() (Frame, error) {
-	r.msg = append(r.msg, deflateTail...)
-	src := bytes.NewReader(r.msg)
+	r.msg = extend(r.msg, len(deflateTail), r.max+len(deflateTail))
+	copy(r.msg[len(r.msg)-len(deflateTail):], deflateTail)
+	r.zsrc.Reset(r.msg)
 	fr, _ := inflaters.Get().(io.ReadCloser)
 	if fr == nil {
-		fr = flate.NewReader(src)
-	} else if err := fr.(flate.Resetter).Reset(src, nil); err != nil {
+		fr = flate.NewReader(&r.zsrc)
+	} else if err := fr.(flate.Resetter).Reset(&r.zsrc, nil); err != nil {
 		return Frame{}, fmt.Errorf("websocket: reset inflater: %w", err)
 	}
 	defer inflaters.Put(fr)
 	out := r.out[:0]
 	for {
 		if len(out) == cap(out) {
-			out = append(out, 0)[:len(out)]
+			out = extend(out, 1, r.max+1)[:len(out)]
 		}
 		n, err := fr.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
@@ -308,13 +312,14 @@ func (r *Reader) inflate() (Frame, error) {
 	return Frame{Op: OpText, Payload: out}, nil
 }
 
-// grow extends b by n bytes. A new array is at least minBuffer long, so that the messages after the first
-// small one reuse it.
-func grow(b []byte, n int) []byte {
+// extend lengthens b by n bytes. A new array is at least minBuffer long, so that the messages after a
+// first small one reuse it, and doubles as a fragmented message grows, but is never longer than limit
+// unless len(b)+n is.
+func extend(b []byte, n, limit int) []byte {
 	if len(b)+n <= cap(b) {
 		return b[:len(b)+n]
 	}
-	nb := make([]byte, len(b)+n, max(len(b)+n, 2*cap(b), minBuffer))
+	nb := make([]byte, len(b)+n, max(len(b)+n, min(max(2*cap(b), minBuffer), limit)))
 	copy(nb, b)
 	return nb
 }

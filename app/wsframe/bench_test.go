@@ -1,0 +1,90 @@
+package wsframe
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// BenchmarkReadFrame reads one text frame per op from a connection that never runs dry, with this
+// package's reader and, for comparison, with golang.org/x/net/websocket's, which it replaced.
+func BenchmarkReadFrame(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"small", 60}, {"4KiB", 4 << 10}} {
+		frame := clientFrame(finBit|OpText, []byte(strings.Repeat("a", size.n)))
+		b.Run("wsframe/"+size.name, func(b *testing.B) {
+			r := NewReader(bufio.NewReaderSize(&loop{data: frame}, 512), 64<<10, false)
+			b.SetBytes(int64(size.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("xnet/"+size.name, func(b *testing.B) {
+			ws := xnetServerConn(b, frame)
+			var data []byte
+			b.SetBytes(int64(size.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := websocket.Message.Receive(ws, &data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// xnetServerConn returns x/net/websocket's server side of a connection whose client sends frame forever,
+// with the 512-byte read buffer the server gave it.
+func xnetServerConn(b *testing.B, frame []byte) *websocket.Conn {
+	req := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	got := make(chan *websocket.Conn, 1)
+	done := make(chan struct{})
+	b.Cleanup(func() { close(done) })
+	w := hijacker{ResponseRecorder: httptest.NewRecorder(), conn: loopConn{loop: &loop{data: frame}}}
+	go websocket.Server{
+		Handshake: func(*websocket.Config, *http.Request) error { return nil },
+		Handler: func(ws *websocket.Conn) {
+			ws.MaxPayloadBytes = 64 << 10
+			got <- ws
+			<-done
+		},
+	}.ServeHTTP(w, req)
+	return <-got
+}
+
+type hijacker struct {
+	*httptest.ResponseRecorder
+	conn loopConn
+}
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, 512), bufio.NewWriterSize(h.conn, 256)), nil
+}
+
+// loopConn is a net.Conn that reads a loop and drops what is written.
+type loopConn struct {
+	*loop
+	net.Conn // nil: only the methods below are called
+}
+
+func (c loopConn) Read(p []byte) (int, error)     { return c.loop.Read(p) }
+func (loopConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (loopConn) Close() error                     { return nil }
+func (loopConn) SetDeadline(time.Time) error      { return nil }
+func (loopConn) SetReadDeadline(time.Time) error  { return nil }
+func (loopConn) SetWriteDeadline(time.Time) error { return nil }

@@ -1,0 +1,210 @@
+package wsframe
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// clientFrame encodes a masked frame as a client sends it.
+func clientFrame(first byte, payload []byte) []byte {
+	b := appendHeader(nil, first, len(payload))
+	b[1] |= maskBit
+	key := [4]byte{0xa1, 0xb2, 0xc3, 0xd4}
+	b = append(b, key[:]...)
+	start := len(b)
+	b = append(b, payload...)
+	unmask(key, b[start:])
+	return b
+}
+
+func newTestReader(max int, deflate bool, frames ...[]byte) *Reader {
+	return NewReader(bufio.NewReaderSize(bytes.NewReader(bytes.Join(frames, nil)), 512), max, deflate)
+}
+
+// compressed is payload as a client compresses it with permessage-deflate.
+func compressed(t testing.TB, payload []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestCompression)
+	if _, err := w.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), deflateTail)
+}
+
+func TestReaderMessagesAndControlFrames(t *testing.T) {
+	r := newTestReader(64, false,
+		clientFrame(finBit|OpText, []byte("hello")),
+		clientFrame(OpText, []byte("caf\xc3")),
+		clientFrame(finBit|OpPing, []byte("between")),
+		clientFrame(finBit|OpContinuation, []byte("\xa9!")),
+		clientFrame(finBit|OpClose, append(binary.BigEndian.AppendUint16(nil, 4000), "bye"...)),
+	)
+	want := []Frame{
+		{Op: OpText, Payload: []byte("hello")},
+		{Op: OpPing, Payload: []byte("between")},
+		{Op: OpText, Payload: []byte("café!")},
+		{Op: OpClose, Code: 4000, Payload: []byte("bye")},
+	}
+	for i, w := range want {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f.Op != w.Op || f.Code != w.Code || !bytes.Equal(f.Payload, w.Payload) {
+			t.Errorf("frame %d = %+v %q, want %+v %q", i, f, f.Payload, w, w.Payload)
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("at the end: %v, want EOF", err)
+	}
+}
+
+func TestReaderRefusals(t *testing.T) {
+	bomb := compressed(t, bytes.Repeat([]byte("a"), 1<<20))
+	cases := []struct {
+		name    string
+		deflate bool
+		frames  [][]byte
+		code    int
+	}{
+		{"message over the limit in fragments", false, [][]byte{clientFrame(OpText, make([]byte, 40)), clientFrame(finBit|OpContinuation, make([]byte, 40))}, CloseTooBig},
+		{"RSV1 without deflate", false, [][]byte{clientFrame(finBit|rsv1Bit|OpText, []byte("x"))}, CloseProtocolError},
+		{"RSV1 on a continuation", true, [][]byte{clientFrame(rsv1Bit|OpText, compressed(t, []byte("x"))), clientFrame(finBit|rsv1Bit|OpContinuation, nil)}, CloseProtocolError},
+		{"RSV1 on a ping", true, [][]byte{clientFrame(finBit|rsv1Bit|OpPing, nil)}, CloseProtocolError},
+		{"deflate bomb", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, bomb)}, CloseTooBig},
+		{"corrupt deflate data", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, []byte{0xff, 0xff, 0xff})}, CloseInvalidPayload},
+		{"compressed invalid UTF-8", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, compressed(t, []byte("\xff")))}, CloseInvalidPayload},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestReader(64, tc.deflate, tc.frames...)
+			_, err := r.Next()
+			var ce *CloseError
+			if !errors.As(err, &ce) || ce.Code != tc.code {
+				t.Fatalf("got %v, want close %d", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestReaderInflates(t *testing.T) {
+	text := []byte(strings.Repeat("compressible text, ", 100))
+	z := compressed(t, text)
+	r := newTestReader(4096, true,
+		clientFrame(rsv1Bit|OpText, z[:10]),
+		clientFrame(finBit|OpPing, nil),
+		clientFrame(finBit|OpContinuation, z[10:]),
+		clientFrame(finBit|OpText, []byte("not compressed")),
+		clientFrame(finBit|rsv1Bit|OpText, compressed(t, text)),
+	)
+	for i, want := range []string{"", string(text), "not compressed", string(text)} {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if string(f.Payload) != want {
+			t.Errorf("frame %d: %d bytes %.40q, want %d bytes", i, len(f.Payload), f.Payload, len(want))
+		}
+	}
+}
+
+// A server's compressed frame inflates back to what was sent; small payloads go as they are.
+func TestAppendCompressed(t *testing.T) {
+	for _, payload := range [][]byte{[]byte(`{"type":"pong"}`), bytes.Repeat([]byte(`{"type":"message","text":"bonjour"}`), 40)} {
+		frame := AppendCompressed(nil, payload)
+		rsv1 := frame[0]&rsv1Bit != 0
+		if rsv1 != (len(payload) >= CompressMin) {
+			t.Errorf("%d bytes: RSV1 %v", len(payload), rsv1)
+		}
+		// Read it back as a client would: unmasked, so mask it first with a zero key.
+		r := newTestReader(1<<16, true, clientFrame(frame[0], payloadOf(frame)))
+		f, err := r.Next()
+		if err != nil || !bytes.Equal(f.Payload, payload) {
+			t.Errorf("%d bytes: read back %d bytes, %v", len(payload), len(f.Payload), err)
+		}
+		if rsv1 && len(frame) > len(payload)/4 {
+			t.Errorf("compressed %d bytes into a frame of %d", len(payload), len(frame))
+		}
+	}
+}
+
+func payloadOf(frame []byte) []byte {
+	switch n := frame[1] & 0x7f; n {
+	case 126:
+		return frame[4:]
+	case 127:
+		return frame[10:]
+	default:
+		return frame[2:]
+	}
+}
+
+func TestAppendClose(t *testing.T) {
+	reason := strings.Repeat("é", 100) // 200 bytes: cut to 122, a whole number of characters
+	f := AppendClose(nil, 1001, reason)
+	if len(f) != 2+2+122 || f[1] != 124 || binary.BigEndian.Uint16(f[2:]) != 1001 {
+		t.Errorf("close frame %x", f[:6])
+	}
+}
+
+func TestOffersDeflate(t *testing.T) {
+	cases := []struct {
+		header []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{"permessage-deflate"}, true},
+		{[]string{"permessage-deflate; client_max_window_bits"}, true}, // Chromium's offer
+		{[]string{"x-webkit-deflate-frame", "permessage-deflate; client_no_context_takeover; server_no_context_takeover"}, true},
+		{[]string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, true},
+		{[]string{"permessage-deflate; server_max_window_bits=10"}, false},
+		{[]string{`permessage-deflate; client_max_window_bits="12"`}, true},
+		{[]string{"permessage-deflate; client_max_window_bits=7"}, false},
+		{[]string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, false},
+		{[]string{"permessage-deflate; unknown"}, false},
+		{[]string{"x-webkit-deflate-frame"}, false},
+	}
+	for _, tc := range cases {
+		if got := OffersDeflate(tc.header); got != tc.want {
+			t.Errorf("OffersDeflate(%q) = %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}
+
+func TestReaderAllocatesNothingPerSmallMessage(t *testing.T) {
+	frame := clientFrame(finBit|OpText, []byte(`{"type":"message","text":"bonjour","id":"c-1"}`))
+	src := &loop{data: frame}
+	r := NewReader(bufio.NewReaderSize(src, 512), 64<<10, false)
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = r.Next() }); n != 0 {
+		t.Errorf("%v allocations per message, want 0", n)
+	}
+}
+
+// loop reads data over and over.
+type loop struct {
+	data []byte
+	off  int
+}
+
+func (l *loop) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], l.data[l.off:])
+		n += c
+		l.off = (l.off + c) % len(l.data)
+	}
+	return n, nil
+}
