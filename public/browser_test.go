@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -237,8 +238,14 @@ func (tb *tab) screenshot(name string) {
 // twoUsers starts a browser and a server, and registers ada and bob in tabs of their own.
 func twoUsers(t *testing.T) (s *servertest.Server, ada, bob *tab) {
 	t.Helper()
+	return twoUsersWith(t, nil)
+}
+
+// twoUsersWith is twoUsers with a server configured by env.
+func twoUsersWith(t *testing.T, env map[string]string) (s *servertest.Server, ada, bob *tab) {
+	t.Helper()
 	browser := startBrowser(t)
-	s = servertest.Start(t, nil)
+	s = servertest.Start(t, env)
 	ada = openTab(t, browser, s.URL, 1280, 800)
 	ada.register("ada@example.com", "password123")
 	bob = openTab(t, browser, s.URL, 1280, 800)
@@ -414,5 +421,45 @@ func TestRoomsPresenceAndTyping(t *testing.T) {
 	ada.waitJS(`document.querySelector('#typing').textContent.includes('bob')`)
 	if got := eval[string](bob, `document.querySelector('#typing').textContent`); strings.Contains(got, "bob") {
 		t.Errorf("bob sees himself typing: %q", got)
+	}
+}
+
+// With WS_COMPRESSION=1, Chromium negotiates permessage-deflate and the page works as without: long
+// messages both ways, and the history frame after a reload.
+func TestChatWithCompression(t *testing.T) {
+	_, ada, bob := twoUsersWith(t, map[string]string{"WS_COMPRESSION": "1"})
+	handshakes := chromedp.Events(ada.ctx, network.WebSocketHandshakeResponseReceived)
+	extensions := make(chan string, 10)
+	go func() {
+		for ev, err := range handshakes {
+			if err != nil {
+				return
+			}
+			for k, v := range ev.Response.Headers {
+				if strings.EqualFold(k, "Sec-WebSocket-Extensions") {
+					extensions <- fmt.Sprint(v)
+				}
+			}
+		}
+	}()
+	long := strings.Repeat("Une longue phrase qui se répète. ", 30)
+	ada.say(long)
+	bob.waitLine("ada", long)
+	bob.say("bien reçu")
+	ada.waitLine("bob", "bien reçu")
+
+	ada.do(chromedp.Reload())
+	ada.waitConnected()
+	ada.waitLine("ada", long)
+	select {
+	case ext := <-extensions:
+		if !strings.Contains(ext, "permessage-deflate") {
+			t.Errorf("the server answered Sec-WebSocket-Extensions %q, want permessage-deflate", ext)
+		}
+	case <-time.After(waitFor):
+		t.Error("no WebSocket handshake seen after the reload")
+	}
+	if n := count(ada.lines(), long); n != 1 {
+		t.Errorf("the long message shown %d times after the reload, want once", n)
 	}
 }

@@ -48,6 +48,7 @@ type Config struct {
 	Rooms    int
 	Proto    string
 	Batch    bool // ask the server for several messages per frame (?batch=1)
+	Compress bool // offer permessage-deflate, which a server with WS_COMPRESSION=1 accepts
 	Size     int  // bytes of text per message
 	Drain    time.Duration
 	Progress io.Writer // a line per second goes here when not nil
@@ -292,7 +293,8 @@ func (r *run) dial(ctx context.Context, i int, token string) (*conn, error) {
 		}
 		u.RawQuery = q.Encode()
 	}
-	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, WriteBufferSize: 8 << 10, ReadBufferSize: 16 << 10}
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, WriteBufferSize: 8 << 10, ReadBufferSize: 16 << 10,
+		EnableCompression: r.cfg.Compress}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		status := 0

@@ -3,7 +3,11 @@
 # chat example, on this machine: each server pinned to CPU 0, the load tool to CPU 1. Prints one JSON line
 # per run with the load tool's report plus the server's CPU seconds and memory.
 #
-#   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4|S5 ...]   (default: S1 S2 S2-overload S3 S4)
+#   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4|S5|S1-deflate ...]
+#                                                           (default: S1 S2 S2-overload S3 S4)
+#   BASELINE=<git revision> bash app/bench/scenarios.sh S1 S2   also runs Causerie as built at that revision
+#
+# S1-deflate runs S1 with WS_COMPRESSION=1 and clients that offer permessage-deflate, beside S1 without.
 #
 # Needs taskset (util-linux) and about two minutes per scenario. S5 (several nodes) also needs psql, and
 # PostgreSQL and Redis at BENCH_DATABASE_URL and BENCH_REDIS_URL (default: this machine's, as in .ci/run);
@@ -14,14 +18,19 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 go build -o "$work/causerie" main.go
+if [ -n "${BASELINE:-}" ]; then
+  git worktree add -q --detach "$work/baseline-src" "$BASELINE"
+  (cd "$work/baseline-src" && go build -o "$work/causerie-baseline" main.go)
+  git worktree remove --force "$work/baseline-src"
+fi
 GOBIN="$work" go install github.com/gorilla/websocket/examples/chat@v1.5.3
 ulimit -n "$(ulimit -Hn)"
 
 server_pid=""
-start_causerie() { # extra environment as arguments
+start_causerie() { # extra environment as arguments; BIN picks another build
   mkdir -p "$work/data"; rm -rf "$work/data"/*
   env HOST= PORT=18181 DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes "$@" \
-    taskset -c 0 "$work/causerie" >"$work/server.log" 2>&1 &
+    taskset -c 0 "${BIN:-$work/causerie}" >"$work/server.log" 2>&1 &
   server_pid=$!
   url=http://127.0.0.1:18181
   wait_port 18181
@@ -100,10 +109,22 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
     case $scenario in
     S1) # fan-out: 1000 connections in one room, one sender at 100 messages/s
       start_gorilla; measure S1-gorilla -proto gorilla -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
-      start_causerie RATE_LIMIT=0; measure S1-causerie -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server ;;
+      start_causerie RATE_LIMIT=0; measure S1-causerie -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
+      if [ -n "${BASELINE:-}" ]; then
+        BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0
+        measure S1-causerie-baseline -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
+      fi ;;
     S2) # saturation, closed loop: 10 senders, 3 messages each not yet delivered everywhere
       start_gorilla; measure S2-gorilla -proto gorilla -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
-      start_causerie RATE_LIMIT=0; measure S2-causerie -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server ;;
+      start_causerie RATE_LIMIT=0; measure S2-causerie -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
+      if [ -n "${BASELINE:-}" ]; then
+        BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0
+        measure S2-causerie-baseline -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
+      fi ;;
+    S1-deflate) # S1 with permessage-deflate negotiated on every connection, beside S1 without
+      start_causerie RATE_LIMIT=0; measure S1-causerie -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
+      start_causerie RATE_LIMIT=0 WS_COMPRESSION=1
+      measure S1-causerie-deflate -compress -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server ;;
     S2-overload) # open loop far past the machine, with the default rate limit
       start_gorilla; measure S2-overload-gorilla -proto gorilla -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server
       start_causerie; measure S2-overload-causerie -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server

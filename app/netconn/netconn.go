@@ -1,9 +1,8 @@
 // Package netconn wraps the listener's TCP connections so that each records when it last read a byte.
 //
-// golang.org/x/net/websocket answers pings itself and throws pongs away, so a handler cannot see that a
-// peer answered. The bytes of a pong still cross the net.Conn, though: noting the time of every read gives
-// the hub a "last heard from" for each WebSocket, pongs included. The wrapped connection reaches handlers
-// through the request context (http.Server.ConnContext).
+// Noting the time of every read gives the hub a "last heard from" for each WebSocket at no cost per frame,
+// and counts a peer that is slowly sending a large frame as alive: a stamp per whole frame would not. The
+// wrapped connection reaches handlers through the request context (http.Server.ConnContext).
 package netconn
 
 import (
