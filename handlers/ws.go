@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +81,11 @@ func (h *WS) Serve(c echo.Context) error {
 		Joins: joins,
 		Batch: c.QueryParam("batch") == "1",
 	}
-	deflate := h.Compression && wsframe.OffersDeflate(c.Request().Header.Values("Sec-WebSocket-Extensions"))
+	var extensions string
+	deflate := false
+	if h.Compression {
+		extensions, deflate = wsframe.NegotiateDeflate(c.Request().Header.Values("Sec-WebSocket-Extensions"))
+	}
 	w := &lean{ResponseWriter: c.Response()}
 	started := false
 	websocket.Server{
@@ -90,7 +93,7 @@ func (h *WS) Serve(c echo.Context) error {
 		// no Origin at all (Postman, CLI tools).
 		Handshake: func(cfg *websocket.Config, _ *http.Request) error {
 			if deflate {
-				cfg.Header = http.Header{"Sec-Websocket-Extensions": {wsframe.DeflateResponse}}
+				cfg.Header = http.Header{"Sec-Websocket-Extensions": {extensions}}
 			}
 			return nil
 		},
@@ -101,7 +104,7 @@ func (h *WS) Serve(c echo.Context) error {
 			c.Response().Status = http.StatusSwitchingProtocols
 			h.start(w.reader, live, deflate, session)
 		},
-	}.ServeHTTP(w, handshakeOnly(c.Request()))
+	}.ServeHTTP(w, c.Request())
 	if !started { // the library refused the handshake; the socket is ours to close
 		_ = live.Close()
 	}
@@ -174,18 +177,6 @@ func (l *lean) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (l *lean) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 
-// handshakeOnly returns the part of r the handshake reads: with the full request, its context and its URL,
-// which holds the token, would stay reachable from the library's connection.
-func handshakeOnly(r *http.Request) *http.Request {
-	h := make(http.Header, 6)
-	for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol", "Origin"} {
-		if v := r.Header.Get(k); v != "" {
-			h.Set(k, v)
-		}
-	}
-	return &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path}, Host: r.Host, Header: h, TLS: r.TLS}
-}
-
 // keepOpen is the connection x/net/websocket writes the handshake's answer to: its Close does nothing (see
 // start), and its writes have a deadline.
 type keepOpen struct{ net.Conn }
@@ -200,7 +191,8 @@ func (k keepOpen) Write(p []byte) (int, error) {
 }
 
 // read handles messages and control frames until the connection fails or must be closed, and returns the
-// close code to send. A ping is answered here, at once, even between the fragments of a message.
+// close code to send. A ping is answered at once, even between the fragments of a message, by the
+// client's writer, which writes every frame.
 func (h *WS) read(ctx context.Context, r *wsframe.Reader, conn *wsConn, client *chat.Client) (int, string) {
 	for {
 		f, err := r.Next()
@@ -215,11 +207,13 @@ func (h *WS) read(ctx context.Context, r *wsframe.Reader, conn *wsConn, client *
 		}
 		switch f.Op {
 		case wsframe.OpText:
-			h.Hub.Receive(ctx, client, f.Payload)
-		case wsframe.OpPing:
-			if err := conn.pong(f.Payload); err != nil {
-				return chat.CloseNormal, ""
+			// Once the server's close frame is out (token expired, shutdown), messages are read only to
+			// find the peer's close frame: the client would get no ack for them.
+			if !conn.closing.Load() {
+				h.Hub.Receive(ctx, client, f.Payload)
 			}
+		case wsframe.OpPing:
+			client.Pong(f.Payload)
 		case wsframe.OpClose:
 			// Echo the peer's code (RFC 6455 section 5.5.1); a close without one is answered with 1000.
 			if f.Code == wsframe.CloseNoStatus {
@@ -294,19 +288,17 @@ type wsConn struct {
 	deflate   bool
 	refreshAt time.Time // when the write deadline needs pushing back; used by the writer only
 
-	// closing is set once the close frame is on its way: no control frame is written after it. (No data
-	// frame is either: only the writer writes those, and it is the one that sends the close frame.)
+	// closing is set once the close frame is on its way; the reader then hands no more messages to the
+	// hub. Only the writer writes frames, the close frame last.
 	closing atomic.Bool
 
 	closeOnce sync.Once
-	closed    chan struct{} // closed once the close frame is sent or the socket closed
+	closed    chan struct{} // closed once the close frame was written (or failed to be), or the socket closed
 }
 
 var _ chat.Conn = (*wsConn)(nil)
 
 // WriteFrames encodes every frame into one buffer and writes it to the TCP connection in one call.
-// It is safe beside the reader's pongs: a net.Conn never interleaves two writes, and each holds whole
-// frames.
 func (c *wsConn) WriteFrames(frames [][]byte) error {
 	if err := c.extendDeadline(); err != nil {
 		return err
@@ -336,30 +328,17 @@ const maxPooledBuffer = 256 << 10
 
 var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
-func (c *wsConn) Ping() error {
+func (c *wsConn) Ping() error { return c.control(wsframe.OpPing, nil) }
+
+func (c *wsConn) Pong(payload []byte) error { return c.control(wsframe.OpPong, payload) }
+
+// control writes one control frame.
+func (c *wsConn) control(op byte, payload []byte) error {
 	if err := c.extendDeadline(); err != nil {
 		return err
 	}
-	return c.control(wsframe.OpPing, nil, writeWait)
-}
-
-// pong answers a ping with its payload, from the reader's goroutine.
-func (c *wsConn) pong(payload []byte) error {
-	return c.control(wsframe.OpPong, payload, writeWait)
-}
-
-// control writes one control frame, unless the close frame has been sent. Each write sets its own
-// deadline: the writer's (extendDeadline) may have lapsed long before an idle peer's ping needs a pong.
-func (c *wsConn) control(op byte, payload []byte, wait time.Duration) error {
 	var stack [2 + wsframe.MaxControlPayload]byte
-	frame := wsframe.AppendControl(stack[:0], op, payload)
-	if c.closing.Load() {
-		return nil
-	}
-	if err := c.live.SetWriteDeadline(time.Now().Add(wait)); err != nil {
-		return fmt.Errorf("ws: set write deadline: %w", err)
-	}
-	if _, err := c.live.Write(frame); err != nil {
+	if _, err := c.live.Write(wsframe.AppendControl(stack[:0], op, payload)); err != nil {
 		return fmt.Errorf("ws: write control frame: %w", err)
 	}
 	return nil
@@ -385,11 +364,10 @@ func (c *wsConn) extendDeadline() error {
 // with unread bytes would make the kernel reset the connection, and the peer could lose the close frame.
 // The reader, still reading, gets the peer's answer within closeWait; the session then closes the socket.
 func (c *wsConn) Close(code int, reason string) {
-	var stack [2 + wsframe.MaxControlPayload]byte
-	frame := wsframe.AppendClose(stack[:0], code, reason)
 	if c.closing.CompareAndSwap(false, true) {
+		var stack [2 + wsframe.MaxControlPayload]byte
 		_ = c.live.SetWriteDeadline(time.Now().Add(closeWait))
-		_, _ = c.live.Write(frame)
+		_, _ = c.live.Write(wsframe.AppendClose(stack[:0], code, reason))
 		_ = c.live.CloseWrite()
 		_ = c.live.SetReadDeadline(time.Now().Add(closeWait))
 	}

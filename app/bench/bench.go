@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -81,8 +82,11 @@ type Report struct {
 	AckMs            Latency          `json:"ack_ms"`
 	Errors           map[string]int64 `json:"errors"`
 	Closed           int64            `json:"closed_by_server"`
-	ServerCPUSeconds float64          `json:"server_cpu_seconds,omitempty"`
-	ServerRSSKiB     int64            `json:"server_rss_kib,omitempty"`
+	// WireBytesIn is every byte the connections read, handshakes and frame headers included: what
+	// compression saves shows here.
+	WireBytesIn      int64   `json:"wire_bytes_received"`
+	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
+	ServerRSSKiB     int64   `json:"server_rss_kib,omitempty"`
 }
 
 // Latency is a summary of delivery latencies, in milliseconds.
@@ -183,6 +187,7 @@ type run struct {
 	closing atomic.Bool
 
 	sent, acked, dups, closed atomic.Int64
+	wireIn                    atomic.Int64
 	// lat holds delivery latencies, ack acknowledgement latencies; sharded to keep readers apart.
 	lat, ack [16]histogram
 	// measureFrom is when (unix nanoseconds) a message must have been sent to count in the latencies.
@@ -294,7 +299,7 @@ func (r *run) dial(ctx context.Context, i int, token string) (*conn, error) {
 		u.RawQuery = q.Encode()
 	}
 	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second, WriteBufferSize: 8 << 10, ReadBufferSize: 16 << 10,
-		EnableCompression: r.cfg.Compress}
+		EnableCompression: r.cfg.Compress, NetDialContext: r.dialTCP}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		status := 0
@@ -458,6 +463,7 @@ func (r *run) report(connectTime, sendTime time.Duration) Report {
 		AckMs:            summarize(r.ack[:]),
 		Errors:           r.errs,
 		Closed:           r.closed.Load(),
+		WireBytesIn:      r.wireIn.Load(),
 	}
 }
 
@@ -469,6 +475,9 @@ func (rep Report) String() string {
 	fmt.Fprintf(&b, "sent         %d in %.1fs, acked %d, refused %d\n", rep.Sent, rep.Seconds, rep.Acked, rep.Refused)
 	fmt.Fprintf(&b, "deliveries   %d of %d expected: %.0f/s\n", rep.Delivered, rep.Expected, rep.DeliveriesPerSec)
 	fmt.Fprintf(&b, "lost         %d, duplicated %d, connections closed by the server %d\n", rep.Lost, rep.Duplicated, rep.Closed)
+	if rep.Delivered > 0 {
+		fmt.Fprintf(&b, "read         %d bytes, %.0f per delivery\n", rep.WireBytesIn, float64(rep.WireBytesIn)/float64(rep.Delivered))
+	}
 	fmt.Fprintf(&b, "delivery ms  %s\n", rep.LatencyMs)
 	if rep.Acked > 0 {
 		fmt.Fprintf(&b, "ack ms       %s\n", rep.AckMs)
@@ -575,4 +584,25 @@ func raiseFileLimit() {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+}
+
+// dialTCP opens a TCP connection that counts the bytes it reads into r.wireIn.
+func (r *run) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: c, n: &r.wireIn}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -121,10 +121,14 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
         BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0
         measure S2-causerie-baseline -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
       fi ;;
-    S1-deflate) # S1 with permessage-deflate negotiated on every connection, beside S1 without
-      start_causerie RATE_LIMIT=0; measure S1-causerie -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
-      start_causerie RATE_LIMIT=0 WS_COMPRESSION=1
-      measure S1-causerie-deflate -compress -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server ;;
+    S1-deflate) # S1 with permessage-deflate negotiated on every connection, beside S1 without; with S1's
+      # 100-byte texts (frames under the 256 bytes the server compresses) and with 1000-byte texts
+      for size in 100 1000; do
+        start_causerie RATE_LIMIT=0
+        measure "S1-causerie-size-$size" -size $size -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
+        start_causerie RATE_LIMIT=0 WS_COMPRESSION=1
+        measure "S1-causerie-deflate-size-$size" -compress -size $size -conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s; stop_server
+      done ;;
     S2-overload) # open loop far past the machine, with the default rate limit
       start_gorilla; measure S2-overload-gorilla -proto gorilla -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server
       start_causerie; measure S2-overload-causerie -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s; stop_server

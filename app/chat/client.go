@@ -22,12 +22,15 @@ const (
 )
 
 // Conn is the transport under a client, implemented over WebSocket by the handlers package. The hub calls
-// WriteFrames, Ping and Close from the client's writer goroutine only, and Abort from any goroutine.
+// WriteFrames, Ping, Pong and Close from the client's writer goroutine only, and Abort from any goroutine:
+// one goroutine writes, so no frame can cut into another or follow the close frame.
 type Conn interface {
 	// WriteFrames writes each payload as one text frame, in order, bounded by a write deadline.
 	WriteFrames(frames [][]byte) error
 	// Ping writes a ping control frame.
 	Ping() error
+	// Pong writes a pong control frame with payload, at most 125 bytes.
+	Pong(payload []byte) error
 	// Close writes a close frame with code and reason and ends the connection; the transport may give the
 	// peer a moment to answer before it closes the socket.
 	Close(code int, reason string)
@@ -63,6 +66,9 @@ type Client struct {
 	spare  [][]byte // the previous batch's array, emptied, for the next queue
 	queued int      // bytes in queue
 	ping   bool
+	// pong is set, with the payload to answer, while a ping from the peer waits for its pong.
+	pong     bool
+	pongData []byte
 	// writing is set while a writer goroutine exists; parked while it waits on wake for work; active
 	// when something was queued since the last idle sweep; retire tells a parked writer to exit.
 	writing, parked, active, retire bool
@@ -180,20 +186,31 @@ func (c *Client) pushLocked(frame []byte) bool {
 
 // dropLocked closes a client that fell too far behind. c.mu must be held.
 func (c *Client) dropLocked() {
-	c.closeCode, c.closeReason, c.dropped = CloseSlowClient, "slow client: outbound queue full", true
+	c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
 	c.queue, c.queued = nil, 0
 	c.held, c.heldBytes = nil, 0
-	if c.parked { // let it see closeCode and exit: after Unregister no sweep would reach it
-		c.parked = false
-		c.wake <- struct{}{}
-	}
 	c.hub.stats.SlowClientsDropped.Add(1)
 	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
-	// In a goroutine: the writer may be blocked in a write, and Close waits for it to fail.
-	go func() {
-		c.conn.Close(CloseSlowClient, "slow client")
+	if c.writing && !c.parked {
+		// The writer is in the middle of a batch to a peer that does not keep up: a close frame cannot
+		// follow it in time, so the connection is cut. Closing a socket does not wait for the peer.
+		c.dropped = true
 		c.conn.Abort()
-	}()
+		return
+	}
+	c.startWriterLocked() // the writer sends the close frame and exits
+}
+
+// Pong asks the writer to answer a ping from the peer with payload. A ping that comes before the pong of the
+// previous one went out replaces it: RFC 6455 section 5.5.3 lets an endpoint answer the most recent only.
+func (c *Client) Pong(payload []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	c.pong, c.pongData = true, append(c.pongData[:0], payload...)
+	c.startWriterLocked()
 }
 
 // requestPing asks the writer to send a ping frame.
@@ -254,7 +271,7 @@ func (c *Client) retireIfIdle() {
 func (c *Client) writeLoop() {
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.ping && c.closeCode == 0 {
+		for len(c.queue) == 0 && !c.ping && !c.pong && c.closeCode == 0 {
 			if c.retire {
 				c.writing, c.retire = false, false
 				c.mu.Unlock()
@@ -266,23 +283,15 @@ func (c *Client) writeLoop() {
 			c.mu.Lock()
 		}
 		batch, ping, code, reason, dropped := c.queue, c.ping, c.closeCode, c.closeReason, c.dropped
-		c.queue, c.queued, c.ping = c.spare, 0, false
+		pong, pongData := c.pong, c.pongData
+		c.queue, c.queued, c.ping, c.pong, c.pongData = c.spare, 0, false, false, nil
 		c.spare = nil
 		c.mu.Unlock()
 
 		if dropped {
 			return // dropLocked closes the connection.
 		}
-		var err error
-		if len(batch) > 1 && c.batch {
-			err = c.writeBatched(batch)
-		} else if len(batch) > 0 {
-			err = c.conn.WriteFrames(batch)
-		}
-		if err == nil && ping {
-			err = c.conn.Ping()
-		}
-		if err != nil {
+		if err := c.write(batch, ping, pong, pongData); err != nil {
 			c.mu.Lock()
 			if c.closeCode == 0 {
 				c.closeCode = CloseInternal
@@ -304,6 +313,25 @@ func (c *Client) writeLoop() {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// write writes a pong when one is due (first: the peer may be timing it), the batch, then a ping.
+func (c *Client) write(batch [][]byte, ping, pong bool, pongData []byte) error {
+	if pong {
+		if err := c.conn.Pong(pongData); err != nil {
+			return err
+		}
+	}
+	var err error
+	if len(batch) > 1 && c.batch {
+		err = c.writeBatched(batch)
+	} else if len(batch) > 0 {
+		err = c.conn.WriteFrames(batch)
+	}
+	if err == nil && ping {
+		err = c.conn.Ping()
+	}
+	return err
 }
 
 // maxSpare bounds the queue array a client keeps between batches.

@@ -21,6 +21,7 @@ func (d *discardConn) WriteFrames(frames [][]byte) error {
 	return nil
 }
 func (d *discardConn) Ping() error         { return nil }
+func (d *discardConn) Pong([]byte) error   { return nil }
 func (d *discardConn) Close(int, string)   {}
 func (d *discardConn) Abort()              {}
 func (d *discardConn) LastRead() time.Time { return time.Now() }

@@ -37,6 +37,7 @@ func (f *frameConn) WriteFrames(frames [][]byte) error {
 	return nil
 }
 func (f *frameConn) Ping() error         { return nil }
+func (f *frameConn) Pong([]byte) error   { return nil }
 func (f *frameConn) Close(int, string)   {}
 func (f *frameConn) Abort()              {}
 func (f *frameConn) LastRead() time.Time { return time.Now() }

@@ -2,9 +2,12 @@ package servertest
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	be "encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,9 +29,10 @@ type Raw struct {
 // RawFrame is one frame the server sent.
 type RawFrame struct {
 	Fin     bool
-	RSV     byte // the three reserved bits, as in the first byte (0x70 mask)
+	RSV     byte // the three reserved bits, as in the first byte (0x70 mask); 0x40: it was compressed
 	Op      byte
-	Payload []byte
+	Payload []byte // inflated, when it was compressed
+	Wire    int    // the payload's bytes on the wire
 }
 
 // DialRaw opens a connection to path, does the opening handshake with the extra header lines given, and
@@ -136,7 +140,24 @@ func (c *Raw) ReadFrame(wait time.Duration) (RawFrame, error) {
 	if _, err := io.ReadFull(c.r, p); err != nil {
 		return RawFrame{}, err
 	}
-	return RawFrame{Fin: h[0]&0x80 != 0, RSV: h[0] & 0x70, Op: h[0] & 0x0f, Payload: p}, nil
+	f := RawFrame{Fin: h[0]&0x80 != 0, RSV: h[0] & 0x70, Op: h[0] & 0x0f, Payload: p, Wire: len(p)}
+	if f.RSV&0x40 != 0 { // permessage-deflate: the stripped tail, then an empty final block, ends it
+		z := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+		var err error
+		if f.Payload, err = io.ReadAll(z); err != nil {
+			return RawFrame{}, fmt.Errorf("inflate a server frame: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// Deflate compresses payload as a permessage-deflate sender does, for a frame with RSV1 set.
+func Deflate(payload []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed)
+	_, _ = w.Write(payload)
+	_ = w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
 }
 
 // Next returns the server's next frame, failing the test after Timeout.

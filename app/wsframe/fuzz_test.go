@@ -27,7 +27,7 @@ func FuzzReader(f *testing.F) {
 		r := NewReader(bufio.NewReaderSize(bytes.NewReader(data), 512), max, deflate)
 		for {
 			fr, err := r.Next()
-			if cap(r.msg) > max+len(deflateTail) || cap(r.out) > max+1 {
+			if cap(r.msg) > max+len(deflateEnd) || cap(r.out) > max+1 {
 				t.Fatalf("buffers grew to %d and %d bytes, past the limit of %d", cap(r.msg), cap(r.out), max)
 			}
 			var ce *CloseError

@@ -30,7 +30,6 @@ const (
 
 // Close codes this package decides on (RFC 6455 section 7.4.1).
 const (
-	CloseNormal          = 1000
 	CloseProtocolError   = 1002
 	CloseUnsupportedData = 1003
 	// CloseNoStatus is what a close frame without a code reports; it is never sent.
@@ -43,8 +42,17 @@ const (
 const MaxControlPayload = 125
 
 // keepBuffer is the largest message buffer a Reader keeps between messages: ordinary messages reuse it and
-// allocate nothing, and a rare large one does not pin its memory for the connection's life.
+// allocate nothing, and a rare large one does not pin its memory for the connection's life. The buffer of
+// inflated messages is kept up to minBuffer only: compressed messages are the large ones.
 const keepBuffer = 4 << 10
+
+// minBuffer is the smallest buffer a Reader allocates, so that the messages after a first small one reuse
+// it; readChunk is how much a frame's payload may grow a buffer before its bytes arrive, so that a header
+// that claims a large payload costs little until the payload comes.
+const (
+	minBuffer = 512
+	readChunk = 4 << 10
+)
 
 const (
 	finBit  = 0x80
@@ -115,12 +123,9 @@ func (r *Reader) Next() (Frame, error) {
 		if op >= OpClose {
 			return r.control(op, n, key)
 		}
-		start := len(r.msg)
-		r.msg = extend(r.msg, n, r.max)
-		if _, err := io.ReadFull(r.src, r.msg[start:]); err != nil {
+		if err := r.payload(n, key); err != nil {
 			return Frame{}, err
 		}
-		unmask(key, r.msg[start:])
 		if !r.compressed {
 			if err := r.checkUTF8(fin); err != nil {
 				return Frame{}, err
@@ -138,12 +143,45 @@ func (r *Reader) Next() (Frame, error) {
 	}
 }
 
+// payload appends a data frame's n bytes to msg, unmasked, as they arrive: the buffer grows with the bytes
+// received, not with the length the header claims, and text is checked as it comes, so a message whose
+// first bytes cannot be UTF-8 is refused without waiting for the rest of its frame.
+func (r *Reader) payload(n int, key [4]byte) error {
+	for pos := 0; pos < n; {
+		r.msg = reserve(r.msg, min(n-pos, max(len(r.msg), readChunk)), r.max)
+		room := r.msg[len(r.msg):cap(r.msg)]
+		room = room[:min(len(room), n-pos)]
+		m, err := r.src.Read(room)
+		unmask(rotate(key, pos), room[:m])
+		r.msg = r.msg[:len(r.msg)+m]
+		pos += m
+		if !r.compressed && m > 0 {
+			if err := r.checkUTF8(false); err != nil {
+				return err
+			}
+		}
+		if err != nil && pos < n {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// rotate returns the masking key as it applies from byte pos of a payload on.
+func rotate(key [4]byte, pos int) [4]byte {
+	s := pos & 3
+	return [4]byte{key[s], key[(s+1)&3], key[(s+2)&3], key[(s+3)&3]}
+}
+
 // reset starts a new message, keeping a small buffer.
 func (r *Reader) reset() {
 	if cap(r.msg) > keepBuffer {
 		r.msg = nil
 	}
-	if cap(r.out) > keepBuffer {
+	if cap(r.out) > minBuffer {
 		r.out = nil
 	}
 	r.msg, r.out = r.msg[:0], r.out[:0]
@@ -165,7 +203,9 @@ func (r *Reader) header() (fin bool, op byte, n int, key [4]byte, err error) {
 		return false, 0, 0, key, closeErr(CloseProtocolError, "reserved opcode %#x", op)
 	case rsv&^rsv1Bit != 0:
 		return false, 0, 0, key, closeErr(CloseProtocolError, "reserved bits set without an extension")
-	case rsv != 0 && (!r.deflate || op == OpContinuation || control):
+	case rsv != 0 && !r.deflate:
+		return false, 0, 0, key, closeErr(CloseProtocolError, "RSV1 set, and no extension was negotiated")
+	case rsv != 0 && (op == OpContinuation || control):
 		return false, 0, 0, key, closeErr(CloseProtocolError, "RSV1 set outside the first frame of a compressed message")
 	case control && !fin:
 		return false, 0, 0, key, closeErr(CloseProtocolError, "fragmented control frame")
@@ -271,14 +311,23 @@ func (r *Reader) checkUTF8(fin bool) error {
 }
 
 // deflateTail is what a sender strips from the end of each compressed message (RFC 7692 section 7.2.1).
-var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+// The reader puts it back, then an empty final block, so that the stream has an end: data that stops
+// before it is truncated, not finished.
+var (
+	deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+	deflateEnd  = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+)
 
-var inflaters sync.Pool // of io.ReadCloser from flate.NewReader, which also implement flate.Resetter
+// inflaters holds decompressors for reuse; each is an io.ReadCloser from flate.NewReader, which also
+// implements flate.Resetter.
+var inflaters sync.Pool
+
+// noInput is what a pooled inflater reads from, so that it does not keep a connection's Reader alive.
+var noInput = new(bytes.Reader)
 
 // inflate decompresses the message in msg into out, at most max bytes of it, and checks its text.
 func (r *Reader) inflate() (Frame, error) {
-	r.msg = extend(r.msg, len(deflateTail), r.max+len(deflateTail))
-	copy(r.msg[len(r.msg)-len(deflateTail):], deflateTail)
+	r.msg = append(reserve(r.msg, len(deflateEnd), r.max+len(deflateEnd)), deflateEnd...)
 	r.zsrc.Reset(r.msg)
 	fr, _ := inflaters.Get().(io.ReadCloser)
 	if fr == nil {
@@ -286,19 +335,19 @@ func (r *Reader) inflate() (Frame, error) {
 	} else if err := fr.(flate.Resetter).Reset(&r.zsrc, nil); err != nil {
 		return Frame{}, fmt.Errorf("websocket: reset inflater: %w", err)
 	}
-	defer inflaters.Put(fr)
+	defer func() {
+		_ = fr.(flate.Resetter).Reset(noInput, nil)
+		inflaters.Put(fr)
+	}()
 	out := r.out[:0]
 	for {
-		if len(out) == cap(out) {
-			out = extend(out, 1, r.max+1)[:len(out)]
-		}
+		out = reserve(out, 1, r.max+1)
 		n, err := fr.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
 		if len(out) > r.max {
 			return Frame{}, closeErr(CloseTooBig, "message over %d bytes once inflated", r.max)
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			// The stripped tail ends the data without a final block: running out there is the end.
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -312,19 +361,16 @@ func (r *Reader) inflate() (Frame, error) {
 	return Frame{Op: OpText, Payload: out}, nil
 }
 
-// extend lengthens b by n bytes. A new array is at least minBuffer long, so that the messages after a
-// first small one reuse it, and doubles as a fragmented message grows, but is never longer than limit
-// unless len(b)+n is.
-func extend(b []byte, n, limit int) []byte {
+// reserve makes room in b for n more bytes. A new array is at least minBuffer long and doubles as a
+// message grows, but is never longer than limit unless len(b)+n is.
+func reserve(b []byte, n, limit int) []byte {
 	if len(b)+n <= cap(b) {
-		return b[:len(b)+n]
+		return b
 	}
-	nb := make([]byte, len(b)+n, max(len(b)+n, min(max(2*cap(b), minBuffer), limit)))
+	nb := make([]byte, len(b), max(len(b)+n, min(max(2*cap(b), minBuffer), limit)))
 	copy(nb, b)
 	return nb
 }
-
-const minBuffer = 512
 
 // unmask applies the client's masking key to p, eight bytes at a time.
 func unmask(key [4]byte, p []byte) {

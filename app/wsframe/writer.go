@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
-	"sync"
+	"runtime"
 	"unicode/utf8"
 )
 
@@ -49,14 +49,37 @@ func appendHeader(b []byte, first byte, n int) []byte {
 // best, for a tenth of a microsecond per byte on a connection that gets every broadcast.
 const CompressMin = 256
 
-var deflaters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriter(nil, flate.BestSpeed) // BestSpeed is a valid level: no error
-	return &deflater{w: w}
-}}
+// deflaters keeps compressors for reuse. A flate.Writer holds about a megabyte, too much to make per
+// message, and a sync.Pool would let the collector drop them every other cycle under load; a few per
+// processor cover the goroutines compressing at once.
+var deflaters = make(chan *deflater, 2*runtime.GOMAXPROCS(0))
+
+// maxKeptOutput bounds the output buffer a deflater keeps between uses.
+const maxKeptOutput = 64 << 10
 
 type deflater struct {
 	w   *flate.Writer
 	buf bytes.Buffer
+}
+
+func getDeflater() *deflater {
+	select {
+	case d := <-deflaters:
+		return d
+	default:
+		w, _ := flate.NewWriter(nil, flate.BestSpeed) // BestSpeed is a valid level: no error
+		return &deflater{w: w}
+	}
+}
+
+func putDeflater(d *deflater) {
+	if d.buf.Cap() > maxKeptOutput {
+		d.buf = bytes.Buffer{}
+	}
+	select {
+	case deflaters <- d:
+	default:
+	}
 }
 
 // AppendCompressed appends payload as one final text frame compressed with permessage-deflate, without
@@ -67,8 +90,8 @@ func AppendCompressed(b, payload []byte) []byte {
 	if len(payload) < CompressMin {
 		return AppendText(b, payload)
 	}
-	d := deflaters.Get().(*deflater)
-	defer deflaters.Put(d)
+	d := getDeflater()
+	defer putDeflater(d)
 	d.buf.Reset()
 	d.w.Reset(&d.buf)
 	// Writes to a bytes.Buffer do not fail.

@@ -71,27 +71,35 @@ func TestReaderMessagesAndControlFrames(t *testing.T) {
 
 func TestReaderRefusals(t *testing.T) {
 	bomb := compressed(t, bytes.Repeat([]byte("a"), 1<<20))
+	truncated := compressed(t, []byte(strings.Repeat("quelques mots, puis d'autres, ", 40)))
+	truncated = truncated[:len(truncated)/2]
 	cases := []struct {
 		name    string
 		deflate bool
 		frames  [][]byte
 		code    int
+		reason  string
 	}{
-		{"message over the limit in fragments", false, [][]byte{clientFrame(OpText, make([]byte, 40)), clientFrame(finBit|OpContinuation, make([]byte, 40))}, CloseTooBig},
-		{"RSV1 without deflate", false, [][]byte{clientFrame(finBit|rsv1Bit|OpText, []byte("x"))}, CloseProtocolError},
-		{"RSV1 on a continuation", true, [][]byte{clientFrame(rsv1Bit|OpText, compressed(t, []byte("x"))), clientFrame(finBit|rsv1Bit|OpContinuation, nil)}, CloseProtocolError},
-		{"RSV1 on a ping", true, [][]byte{clientFrame(finBit|rsv1Bit|OpPing, nil)}, CloseProtocolError},
-		{"deflate bomb", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, bomb)}, CloseTooBig},
-		{"corrupt deflate data", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, []byte{0xff, 0xff, 0xff})}, CloseInvalidPayload},
-		{"compressed invalid UTF-8", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, compressed(t, []byte("\xff")))}, CloseInvalidPayload},
+		{"message over the limit in fragments", false, [][]byte{clientFrame(OpText, make([]byte, 2000)), clientFrame(finBit|OpContinuation, make([]byte, 2100))}, CloseTooBig, "message over"},
+		{"RSV1 without deflate", false, [][]byte{clientFrame(finBit|rsv1Bit|OpText, []byte("x"))}, CloseProtocolError, "no extension"},
+		{"RSV1 on a continuation", true, [][]byte{clientFrame(rsv1Bit|OpText, compressed(t, []byte("x"))), clientFrame(finBit|rsv1Bit|OpContinuation, nil)}, CloseProtocolError, "outside the first frame"},
+		{"RSV1 on a ping", true, [][]byte{clientFrame(finBit|rsv1Bit|OpPing, nil)}, CloseProtocolError, "outside the first frame"},
+		{"deflate bomb", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, bomb)}, CloseTooBig, "once inflated"},
+		{"corrupt deflate data", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, []byte{0xff, 0xff, 0xff})}, CloseInvalidPayload, "inflate"},
+		{"truncated deflate data", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, truncated)}, CloseInvalidPayload, "inflate"},
+		{"compressed invalid UTF-8", true, [][]byte{clientFrame(finBit|rsv1Bit|OpText, compressed(t, []byte("\xff")))}, CloseInvalidPayload, "UTF-8"},
+		{"invalid UTF-8 early in a frame that never ends", false, [][]byte{clientFrame(finBit|OpText, []byte("ok\xc0 and more"))[:9]}, CloseInvalidPayload, "UTF-8"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newTestReader(64, tc.deflate, tc.frames...)
+			if len(bomb) >= 4096 {
+				t.Fatalf("the bomb is %d bytes compressed: the wire limit would refuse it first", len(bomb))
+			}
+			r := newTestReader(4096, tc.deflate, tc.frames...)
 			_, err := r.Next()
 			var ce *CloseError
-			if !errors.As(err, &ce) || ce.Code != tc.code {
-				t.Fatalf("got %v, want close %d", err, tc.code)
+			if !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Reason, tc.reason) {
+				t.Fatalf("got %v, want close %d (%s)", err, tc.code, tc.reason)
 			}
 		})
 	}
@@ -126,7 +134,7 @@ func TestAppendCompressed(t *testing.T) {
 		if rsv1 != (len(payload) >= CompressMin) {
 			t.Errorf("%d bytes: RSV1 %v", len(payload), rsv1)
 		}
-		// Read it back as a client would: unmasked, so mask it first with a zero key.
+		// Read it back with the server's reader, which takes masked frames: mask it first.
 		r := newTestReader(1<<16, true, clientFrame(frame[0], payloadOf(frame)))
 		f, err := r.Next()
 		if err != nil || !bytes.Equal(f.Payload, payload) {
@@ -157,26 +165,29 @@ func TestAppendClose(t *testing.T) {
 	}
 }
 
-func TestOffersDeflate(t *testing.T) {
+func TestNegotiateDeflate(t *testing.T) {
+	const plain, window = deflateResponse, deflateResponse + "; server_max_window_bits=15"
 	cases := []struct {
 		header []string
-		want   bool
+		want   string // empty: refused
 	}{
-		{nil, false},
-		{[]string{"permessage-deflate"}, true},
-		{[]string{"permessage-deflate; client_max_window_bits"}, true}, // Chromium's offer
-		{[]string{"x-webkit-deflate-frame", "permessage-deflate; client_no_context_takeover; server_no_context_takeover"}, true},
-		{[]string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, true},
-		{[]string{"permessage-deflate; server_max_window_bits=10"}, false},
-		{[]string{`permessage-deflate; client_max_window_bits="12"`}, true},
-		{[]string{"permessage-deflate; client_max_window_bits=7"}, false},
-		{[]string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, false},
-		{[]string{"permessage-deflate; unknown"}, false},
-		{[]string{"x-webkit-deflate-frame"}, false},
+		{nil, ""},
+		{[]string{"permessage-deflate"}, plain},
+		{[]string{"permessage-deflate; client_max_window_bits"}, plain}, // Chromium's offer
+		{[]string{"x-webkit-deflate-frame", "permessage-deflate; client_no_context_takeover; server_no_context_takeover"}, plain},
+		{[]string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, plain},
+		{[]string{"permessage-deflate; server_max_window_bits=10"}, ""},
+		{[]string{"permessage-deflate; server_max_window_bits=15"}, window},
+		{[]string{`permessage-deflate; client_max_window_bits="12"`}, plain},
+		{[]string{"permessage-deflate; client_max_window_bits=7"}, ""},
+		{[]string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, ""},
+		{[]string{"permessage-deflate; unknown"}, ""},
+		{[]string{"x-webkit-deflate-frame"}, ""},
 	}
 	for _, tc := range cases {
-		if got := OffersDeflate(tc.header); got != tc.want {
-			t.Errorf("OffersDeflate(%q) = %v, want %v", tc.header, got, tc.want)
+		got, ok := NegotiateDeflate(tc.header)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("NegotiateDeflate(%q) = %q, %v; want %q", tc.header, got, ok, tc.want)
 		}
 	}
 }
