@@ -49,8 +49,9 @@ type WS struct {
 	Hub Hub
 	// MaxRooms caps the rooms a connection may ask for at connect.
 	MaxRooms int
-	// Compression accepts permessage-deflate when a client offers it.
-	Compression bool
+	// Compressor, when set, accepts permessage-deflate from clients that offer it and compresses their
+	// frames; nil turns compression off.
+	Compressor *wsframe.Compressor
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.
@@ -83,7 +84,7 @@ func (h *WS) Serve(c echo.Context) error {
 	}
 	var extensions string
 	deflate := false
-	if h.Compression {
+	if h.Compressor != nil {
 		extensions, deflate = wsframe.NegotiateDeflate(c.Request().Header.Values("Sec-WebSocket-Extensions"))
 	}
 	w := &lean{ResponseWriter: c.Response()}
@@ -120,7 +121,10 @@ func (h *WS) Serve(c echo.Context) error {
 // x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
 // nothing, and the session closes the real one (wsConn.Abort) when it ends.
 func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session) {
-	conn := &wsConn{live: live, deflate: deflate, closed: make(chan struct{})}
+	conn := &wsConn{live: live, closed: make(chan struct{})}
+	if deflate {
+		conn.deflate = h.Compressor
+	}
 	// Not the request's context: it ends when this handler returns, and the session goes on.
 	client, err := h.Hub.Register(context.Background(), conn, s)
 	if err != nil {
@@ -285,8 +289,8 @@ func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
 // wsConn is chat.Conn over the hijacked connection, with frames written by wsframe.
 type wsConn struct {
 	live      *netconn.Conn
-	deflate   bool
-	refreshAt time.Time // when the write deadline needs pushing back; used by the writer only
+	deflate   *wsframe.Compressor // nil: frames go uncompressed
+	refreshAt time.Time           // when the write deadline needs pushing back; used by the writer only
 
 	// closing is set once the close frame is on its way; the reader then hands no more messages to the
 	// hub. Only the writer writes frames, the close frame last.
@@ -306,8 +310,8 @@ func (c *wsConn) WriteFrames(frames [][]byte) error {
 	bufp := frameBuffers.Get().(*[]byte)
 	buf := (*bufp)[:0]
 	for _, f := range frames {
-		if c.deflate {
-			buf = wsframe.AppendCompressed(buf, f)
+		if c.deflate != nil {
+			buf = c.deflate.Append(buf, f)
 		} else {
 			buf = wsframe.AppendText(buf, f)
 		}

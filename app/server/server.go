@@ -24,6 +24,7 @@ import (
 	"github.com/causerie/causerie/app/netconn"
 	"github.com/causerie/causerie/app/presence"
 	"github.com/causerie/causerie/app/store"
+	"github.com/causerie/causerie/app/wsframe"
 	"github.com/causerie/causerie/handlers"
 	"github.com/causerie/causerie/middleware"
 	"github.com/causerie/causerie/public"
@@ -171,7 +172,10 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	jwt := middleware.JWT(tokens)
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
 	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now}
-	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, Compression: s.cfg.Compression}
+	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms}
+	if s.cfg.Compression {
+		ws.Compressor = wsframe.NewCompressor()
+	}
 	rooms := &handlers.Rooms{Hub: s.hub, Messages: s.db}
 	upgrade := jwt(origin(ws.Serve))
 	health := &handlers.Health{Node: s.cfg.NodeID, Store: s.db, Bus: s.bus, Log: s.log}

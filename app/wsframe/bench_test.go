@@ -119,3 +119,27 @@ func BenchmarkCompressHistory(b *testing.B) {
 	b.ReportMetric(float64(plain), "plain-B")
 	b.ReportMetric(float64(compressed), "deflate-B")
 }
+
+// BenchmarkBroadcastCompressed is one message of 1 KiB written to 1000 connections with compression on:
+// each compressing it, or one Compressor for all.
+func BenchmarkBroadcastCompressed(b *testing.B) {
+	payload := []byte(`{"type":"message","id":1234,"room":"general","from":{"id":1,"name":"ada"},"text":"` +
+		strings.Repeat("On se retrouve demain à la gare, vers neuf heures ? ", 18) + `","at":"2026-11-27T09:00:00Z"}`)
+	var buf []byte
+	b.Run("each", func(b *testing.B) {
+		for b.Loop() {
+			for range 1000 {
+				buf = AppendCompressed(buf[:0], payload)
+			}
+		}
+	})
+	b.Run("shared", func(b *testing.B) {
+		c := NewCompressor()
+		for b.Loop() {
+			payload[len(payload)-5]++ // a new message each time
+			for range 1000 {
+				buf = c.Append(buf[:0], payload)
+			}
+		}
+	})
+}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"hash/maphash"
 	"runtime"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -102,4 +104,53 @@ func AppendCompressed(b, payload []byte) []byte {
 		return AppendText(b, payload)
 	}
 	return append(appendHeader(b, finBit|rsv1Bit|OpText, len(z)), z...)
+}
+
+// A Compressor compresses text frames with permessage-deflate and remembers its latest results. Without
+// context takeover a payload compresses to the same bytes on every connection, so a broadcast, one payload
+// queued to every connection, is compressed once instead of once per connection. It is safe for concurrent
+// use; the zero value is not: use NewCompressor.
+type Compressor struct {
+	seed maphash.Seed
+	// mu guards entries; it is held to look up and to copy a result, never to compress.
+	mu      sync.Mutex
+	entries [compressorEntries]remembered
+}
+
+type remembered struct {
+	hash    uint64
+	payload []byte // a copy: the caller's buffer may be reused
+	frame   []byte
+}
+
+// compressorEntries is how many recent payloads a Compressor remembers (a slot per hash); maxRemembered is
+// the largest it remembers, which bounds its memory to a few megabytes.
+const (
+	compressorEntries = 64
+	maxRemembered     = 16 << 10
+)
+
+// NewCompressor returns an empty Compressor.
+func NewCompressor() *Compressor { return &Compressor{seed: maphash.MakeSeed()} }
+
+// Append appends payload as one final text frame, compressed as AppendCompressed does.
+func (c *Compressor) Append(b, payload []byte) []byte {
+	if len(payload) < CompressMin || len(payload) > maxRemembered {
+		return AppendCompressed(b, payload)
+	}
+	h := maphash.Bytes(c.seed, payload)
+	e := &c.entries[h%compressorEntries]
+	c.mu.Lock()
+	if e.hash == h && bytes.Equal(e.payload, payload) {
+		b = append(b, e.frame...)
+		c.mu.Unlock()
+		return b
+	}
+	c.mu.Unlock()
+	start := len(b)
+	b = AppendCompressed(b, payload)
+	c.mu.Lock()
+	e.hash, e.payload, e.frame = h, append(e.payload[:0], payload...), append(e.frame[:0], b[start:]...)
+	c.mu.Unlock()
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -218,4 +219,25 @@ func (l *loop) Read(p []byte) (int, error) {
 		l.off = (l.off + c) % len(l.data)
 	}
 	return n, nil
+}
+
+// A Compressor gives what AppendCompressed gives, for a payload seen before and for a buffer that was
+// reused with other bytes since.
+func TestCompressorRemembersByContent(t *testing.T) {
+	c := NewCompressor()
+	buf := []byte(strings.Repeat(`{"type":"message","text":"bonjour"}`, 20))
+	first := c.Append(nil, buf)
+	if again := c.Append(nil, buf); !bytes.Equal(again, first) || !bytes.Equal(first, AppendCompressed(nil, buf)) {
+		t.Fatal("the same payload compressed differently")
+	}
+	copy(buf, `{"type":"message","text":"au revoir"}`) // the caller reuses its buffer
+	if got := c.Append(nil, buf); !bytes.Equal(got, AppendCompressed(nil, buf)) {
+		t.Error("a reused buffer got the frame of its former content")
+	}
+	for i := range 200 { // more payloads than slots: each still comes out right
+		p := []byte(fmt.Sprintf("%d %s", i, strings.Repeat("x", 300)))
+		if got := c.Append(nil, p); !bytes.Equal(got, AppendCompressed(nil, p)) {
+			t.Fatalf("payload %d compressed wrong", i)
+		}
+	}
 }
