@@ -6,6 +6,7 @@
 #   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4|S5|S1-deflate ...]
 #                                                           (default: S1 S2 S2-overload S3 S4)
 #   BASELINE=<git revision> bash app/bench/scenarios.sh S1 S2   also runs Causerie as built at that revision
+#                                                              (in S1, S2 and S3)
 #
 # S1-deflate runs S1 with WS_COMPRESSION=1 and clients that offer permessage-deflate, beside S1 without.
 #
@@ -136,7 +137,10 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
       start_causerie; measure S2-overload-causerie-steady -conns 1000 -senders 10 -rate 2000 -duration 15s -ramp 2s -warmup 3s; stop_server ;;
     S3) # memory: 10,000 idle connections
       start_gorilla; measure_idle S3-gorilla 10000 -proto gorilla -ramp 5s; stop_server
-      start_causerie; measure_idle S3-causerie 10000 -ramp 5s -users 10; stop_server ;;
+      start_causerie; measure_idle S3-causerie 10000 -ramp 5s -users 10; stop_server
+      if [ -n "${BASELINE:-}" ]; then
+        BIN="$work/causerie-baseline" start_causerie; measure_idle S3-causerie-baseline 10000 -ramp 5s -users 10; stop_server
+      fi ;;
     S3-100k) # 100,000 connections (CONNS to change it) over four loopback addresses: see docs/performance.md
       # for the limits this needs
       start_causerie; measure_idle S3-100k-causerie "${CONNS:-100000}" -ramp 60s -dialers 500 \
