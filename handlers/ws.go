@@ -211,9 +211,9 @@ func (h *WS) read(ctx context.Context, r *wsframe.Reader, conn *wsConn, client *
 		}
 		switch f.Op {
 		case wsframe.OpText:
-			// Once the server's close frame is out (token expired, shutdown), messages are read only to
-			// find the peer's close frame: the client would get no ack for them.
-			if !conn.closing.Load() {
+			// Once the client is closing (the peer's close frame, an expired token, shutdown), messages
+			// are read only to find the peer's close frame: their acks could not follow the close.
+			if !client.Closing() {
 				h.Hub.Receive(ctx, client, f.Payload)
 			}
 		case wsframe.OpPing:
@@ -292,8 +292,7 @@ type wsConn struct {
 	deflate   *wsframe.Compressor // nil: frames go uncompressed
 	refreshAt time.Time           // when the write deadline needs pushing back; used by the writer only
 
-	// closing is set once the close frame is on its way; the reader then hands no more messages to the
-	// hub. Only the writer writes frames, the close frame last.
+	// closing is set once the close frame is on its way. Only the writer writes frames, the close frame last.
 	closing atomic.Bool
 
 	closeOnce sync.Once

@@ -73,12 +73,21 @@ type Client struct {
 	// when something was queued since the last idle sweep; retire tells a parked writer to exit.
 	writing, parked, active, retire bool
 	wake                            chan struct{}
-	// closeCode is set once the client is closing; nothing is queued after that. dropped is set when
-	// dropLocked closes the connection itself, so the writer has nothing left to write.
+	// closeCode is set once the client is closing. The close frame then waits for the answers to the
+	// client's own messages (up to answerWait after closeAt), and what comes meanwhile is still queued, in
+	// order, so that an ack never arrives without the messages before it. closeTaken is set once the writer
+	// has taken the close to write it, and nothing is queued after that; dropped when dropLocked cut the
+	// connection, so the writer has nothing left to write.
 	closeCode   int
 	closeReason string
+	closeAt     time.Time
+	closeTaken  bool
 	dropped     bool
-	rooms       map[string]struct{}
+	// awaiting counts the messages taken from this client whose ack or error is still to come.
+	awaiting int
+	// inWrite is set while the writer writes a batch it took.
+	inWrite bool
+	rooms   map[string]struct{}
 	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
 	held      map[string][]bus.Event
 	heldBytes int
@@ -106,6 +115,9 @@ func (c *Client) enqueue(frames ...[]byte) bool {
 func (c *Client) offer(ev bus.Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closeTaken || c.dropped {
+		return false
+	}
 	if held, ok := c.held[ev.Room]; ok {
 		// Held events count against the queue's limit like queued ones.
 		if c.queued+c.heldBytes+len(ev.Payload) > c.maxQueue {
@@ -168,10 +180,37 @@ func (c *Client) unholdLocked(room string) []bus.Event {
 	return held
 }
 
+// expectAnswer counts a message taken from c whose ack or error the pipeline will give with answer.
+func (c *Client) expectAnswer() {
+	c.mu.Lock()
+	c.awaiting++
+	c.mu.Unlock()
+}
+
+// answer queues the ack or error of a message c sent, or, with a nil frame, says that none will come.
+// While c is closing the answer is still queued: the close frame waits for it, so that a client that
+// sends a message and closes learns that it was stored, instead of sending it again.
+func (c *Client) answer(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.awaiting--
+	if frame != nil && c.pushLocked(frame) || c.closeCode == 0 || c.closeTaken || c.dropped {
+		return
+	}
+	c.startWriterLocked() // the writer may be holding the close frame for this answer
+}
+
+// Closing reports whether the client is closing: the transport hands it no more messages.
+func (c *Client) Closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
+}
+
 // pushLocked appends frame to the queue and starts the writer. Over the byte limit it drops the client
 // instead. c.mu must be held.
 func (c *Client) pushLocked(frame []byte) bool {
-	if c.closeCode != 0 {
+	if c.closeTaken || c.dropped {
 		return false
 	}
 	if c.queued+c.heldBytes+len(frame) > c.maxQueue {
@@ -191,7 +230,7 @@ func (c *Client) dropLocked() {
 	c.held, c.heldBytes = nil, 0
 	c.hub.stats.SlowClientsDropped.Add(1)
 	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
-	if c.writing && !c.parked {
+	if c.inWrite {
 		// The writer is in the middle of a batch to a peer that does not keep up: a close frame cannot
 		// follow it in time, so the connection is cut. Closing a socket does not wait for the peer.
 		c.dropped = true
@@ -206,7 +245,7 @@ func (c *Client) dropLocked() {
 func (c *Client) Pong(payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeCode != 0 {
+	if c.closeTaken || c.dropped { // until the close frame is written, pings are answered (RFC 6455 5.5.2)
 		return
 	}
 	c.pong, c.pongData = true, append(c.pongData[:0], payload...)
@@ -224,16 +263,26 @@ func (c *Client) requestPing() {
 	c.startWriterLocked()
 }
 
-// Close writes what is queued, then a close frame with code, then closes the connection. Later calls
-// do nothing.
+// Close writes what is queued, and, while the answers to the client's last messages are still to come (up
+// to answerWait), what comes meanwhile; then a close frame with code; then it closes the connection. Later
+// calls do nothing.
 func (c *Client) Close(code int, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
 		return
 	}
-	c.closeCode, c.closeReason = code, reason
+	c.closeCode, c.closeReason, c.closeAt = code, reason, time.Now()
 	c.startWriterLocked()
+}
+
+// answerWait bounds how long the close frame waits for the answers to the client's last messages. It is
+// shorter than the transport gives the writer to send the close frame (a second, handlers.closeWait).
+const answerWait = 500 * time.Millisecond
+
+// awaitingLocked reports whether the close frame must wait for answers still to come. c.mu must be held.
+func (c *Client) awaitingLocked() bool {
+	return c.awaiting > 0 && time.Since(c.closeAt) < answerWait
 }
 
 // startWriterLocked makes sure a writer will see what was just queued: it wakes the parked writer, or
@@ -271,36 +320,57 @@ func (c *Client) retireIfIdle() {
 func (c *Client) writeLoop() {
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.ping && !c.pong && c.closeCode == 0 {
+		for len(c.queue) == 0 && !c.ping && !c.pong && (c.closeCode == 0 || c.awaitingLocked()) {
 			if c.retire {
 				c.writing, c.retire = false, false
 				c.mu.Unlock()
 				return
 			}
 			c.parked = true
+			var timeout <-chan time.Time
+			if c.closeCode != 0 { // waiting for answers, not for ever
+				timeout = time.After(time.Until(c.closeAt.Add(answerWait)))
+			}
 			c.mu.Unlock()
-			<-c.wake
-			c.mu.Lock()
+			select {
+			case <-c.wake:
+				c.mu.Lock()
+			case <-timeout:
+				c.mu.Lock()
+				if !c.parked { // woken at the same moment: take the token, or the next wake would block
+					<-c.wake
+				}
+				c.parked = false
+			}
 		}
 		batch, ping, code, reason, dropped := c.queue, c.ping, c.closeCode, c.closeReason, c.dropped
+		if code != 0 && !c.awaitingLocked() {
+			c.closeTaken = true
+		} else {
+			code = 0 // answers are still to come: write what is here, then wait for them
+		}
 		pong, pongData := c.pong, c.pongData
 		c.queue, c.queued, c.ping, c.pong, c.pongData = c.spare, 0, false, false, nil
 		c.spare = nil
+		c.inWrite = !dropped
 		c.mu.Unlock()
 
 		if dropped {
 			return // dropLocked closes the connection.
 		}
-		if err := c.write(batch, ping, pong, pongData); err != nil {
-			c.mu.Lock()
+		err := c.write(batch, ping, pong, pongData)
+		c.mu.Lock()
+		c.inWrite = false
+		if err != nil {
 			if c.closeCode == 0 {
 				c.closeCode = CloseInternal
 			}
-			c.queue, c.queued = nil, 0
+			c.closeTaken, c.queue, c.queued = true, nil, 0
 			c.mu.Unlock()
 			c.conn.Abort()
 			return
 		}
+		c.mu.Unlock()
 		if code != 0 {
 			c.conn.Close(code, reason)
 			return

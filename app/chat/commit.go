@@ -211,10 +211,10 @@ func (p *pipeline) answer(req *appendReq, res appendResult) {
 	}
 	if res.err != nil {
 		p.log.Error("store message", "conn", req.from.ID, "room", req.msg.Room, "err", res.err)
-		req.from.enqueue(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.msg.ClientID))
+		req.from.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.msg.ClientID))
 		return
 	}
-	req.from.enqueue(app.EncodeMessageAck(req.msg.ClientID, res.object))
+	req.from.answer(app.EncodeMessageAck(req.msg.ClientID, res.object))
 }
 
 // close stops taking messages, lets those taken be stored and published, and returns when they are or

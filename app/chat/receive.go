@@ -76,7 +76,12 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	h.log.Info("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
 	// The ack (or the error) comes from the pipeline once the message is stored and published; meanwhile
 	// this reader goes on with the connection's next frames.
-	return h.pipe.submit(ctx, &appendReq{msg: h.message(c.User, in.Room, in.Text, in.ID), from: c})
+	c.expectAnswer()
+	if err := h.pipe.submit(ctx, &appendReq{msg: h.message(c.User, in.Room, in.Text, in.ID), from: c}); err != nil {
+		c.answer(nil)
+		return err
+	}
+	return nil
 }
 
 // Post stores and delivers a message on behalf of user, as the REST publish route does: every connection

@@ -2,10 +2,12 @@ package wsframe
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,5 +143,26 @@ func BenchmarkBroadcastCompressed(b *testing.B) {
 				buf = c.Append(buf[:0], payload)
 			}
 		}
+	})
+	// Writers on every processor at once, each writing the same messages in turn, with an ack of its own
+	// (a frame sent once) after every tenth: per op, one delivery.
+	b.Run("shared-parallel", func(b *testing.B) {
+		c := NewCompressor()
+		messages := make([][]byte, 16)
+		for i := range messages {
+			messages[i] = append([]byte(fmt.Sprintf("%d ", i)), payload...)
+		}
+		var writer atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			var buf []byte
+			ack := append([]byte(fmt.Sprintf(`{"type":"ack","id":"w%d-`, writer.Add(1))), payload...)
+			for i := 0; pb.Next(); i++ {
+				buf = c.Append(buf[:0], messages[(i/1000)%len(messages)])
+				if i%10 == 0 {
+					ack[len(ack)-5]++
+					buf = c.Append(buf[:0], ack)
+				}
+			}
+		})
 	})
 }

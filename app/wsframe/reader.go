@@ -126,11 +126,6 @@ func (r *Reader) Next() (Frame, error) {
 		if err := r.payload(n, key); err != nil {
 			return Frame{}, err
 		}
-		if !r.compressed {
-			if err := r.checkUTF8(fin); err != nil {
-				return Frame{}, err
-			}
-		}
 		if !fin {
 			r.open = true
 			continue
@@ -138,6 +133,9 @@ func (r *Reader) Next() (Frame, error) {
 		r.open = false
 		if r.compressed {
 			return r.inflate()
+		}
+		if err := r.checkUTF8(true); err != nil { // payload checked all but an unfinished last character
+			return Frame{}, err
 		}
 		return Frame{Op: OpText, Payload: r.msg}, nil
 	}
@@ -161,13 +159,19 @@ func (r *Reader) payload(n int, key [4]byte) error {
 			}
 		}
 		if err != nil && pos < n {
-			if errors.Is(err, io.EOF) {
-				return io.ErrUnexpectedEOF
-			}
-			return err
+			return cut(err)
 		}
 	}
 	return nil
+}
+
+// cut reports the end of the stream inside a frame or a message as io.ErrUnexpectedEOF: only between
+// messages is it a clean io.EOF.
+func cut(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // rotate returns the masking key as it applies from byte pos of a payload on.
@@ -189,10 +193,13 @@ func (r *Reader) reset() {
 }
 
 // header reads and checks one frame header, and reports its final bit, opcode, payload length and
-// masking key. Every refusal is decided here, before any payload is read.
+// masking key. Every refusal that the header decides is made here, before any payload is read.
 func (r *Reader) header() (fin bool, op byte, n int, key [4]byte, err error) {
 	b := r.head[:2]
 	if _, err = io.ReadFull(r.src, b); err != nil {
+		if r.open { // the stream ended between the fragments of a message
+			err = cut(err)
+		}
 		return false, 0, 0, key, err
 	}
 	fin, op, rsv := b[0]&finBit != 0, b[0]&0x0f, b[0]&rsvBits
@@ -223,12 +230,12 @@ func (r *Reader) header() (fin bool, op byte, n int, key [4]byte, err error) {
 	switch length {
 	case 126:
 		if _, err = io.ReadFull(r.src, r.head[:2]); err != nil {
-			return false, 0, 0, key, err
+			return false, 0, 0, key, cut(err)
 		}
 		length = uint64(binary.BigEndian.Uint16(r.head[:2]))
 	case 127:
 		if _, err = io.ReadFull(r.src, r.head[:8]); err != nil {
-			return false, 0, 0, key, err
+			return false, 0, 0, key, cut(err)
 		}
 		length = binary.BigEndian.Uint64(r.head[:8])
 		if length>>63 != 0 {
@@ -240,7 +247,7 @@ func (r *Reader) header() (fin bool, op byte, n int, key [4]byte, err error) {
 	}
 	// Read into the Reader, not into key: a local array given to io.ReadFull would escape to the heap.
 	if _, err = io.ReadFull(r.src, r.head[:4]); err != nil {
-		return false, 0, 0, key, err
+		return false, 0, 0, key, cut(err)
 	}
 	key = [4]byte(r.head[:4])
 	if op == OpText {
@@ -253,7 +260,7 @@ func (r *Reader) header() (fin bool, op byte, n int, key [4]byte, err error) {
 func (r *Reader) control(op byte, n int, key [4]byte) (Frame, error) {
 	p := r.ctl[:n]
 	if _, err := io.ReadFull(r.src, p); err != nil {
-		return Frame{}, err
+		return Frame{}, cut(err)
 	}
 	unmask(key, p)
 	if op != OpClose {
@@ -310,13 +317,10 @@ func (r *Reader) checkUTF8(fin bool) error {
 	return nil
 }
 
-// deflateTail is what a sender strips from the end of each compressed message (RFC 7692 section 7.2.1).
-// The reader puts it back, then an empty final block, so that the stream has an end: data that stops
-// before it is truncated, not finished.
-var (
-	deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
-	deflateEnd  = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
-)
+// deflateEnd is put back at the end of a compressed message: the empty block that a sender strips (RFC
+// 7692 section 7.2.1), then an empty final block, so that the stream has an end: data that stops before
+// it is truncated, not finished.
+var deflateEnd = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
 // inflaters holds decompressors for reuse; each is an io.ReadCloser from flate.NewReader, which also
 // implements flate.Resetter.

@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"hash/maphash"
-	"runtime"
 	"sync"
 	"unicode/utf8"
 )
@@ -47,14 +46,18 @@ func appendHeader(b []byte, first byte, n int) []byte {
 	}
 }
 
+// deflateTail is the empty block a sync flush ends with, which a sender strips from each compressed message
+// (RFC 7692 section 7.2.1).
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+
 // CompressMin is the smallest payload AppendCompressed compresses. Below it deflate saves a few bytes at
 // best, for a tenth of a microsecond per byte on a connection that gets every broadcast.
 const CompressMin = 256
 
 // deflaters keeps compressors for reuse. A flate.Writer holds about a megabyte, too much to make per
-// message, and a sync.Pool would let the collector drop them every other cycle under load; a few per
-// processor cover the goroutines compressing at once.
-var deflaters = make(chan *deflater, 2*runtime.GOMAXPROCS(0))
+// message, and a sync.Pool would let the collector drop them every other cycle under load. A few cover the
+// goroutines compressing at once; more than that are made for the moment and dropped.
+var deflaters = make(chan *deflater, 8)
 
 // maxKeptOutput bounds the output buffer a deflater keeps between uses.
 const maxKeptOutput = 64 << 10
@@ -86,7 +89,7 @@ func putDeflater(d *deflater) {
 
 // AppendCompressed appends payload as one final text frame compressed with permessage-deflate, without
 // context takeover: each message is compressed on its own, so a connection keeps no compressor between
-// messages, only the pool does. A payload under CompressMin, or one that would not shrink, goes as is
+// messages, only the free list does. A payload under CompressMin, or one that would not shrink, goes as is
 // (RSV1 is set per message).
 func AppendCompressed(b, payload []byte) []byte {
 	if len(payload) < CompressMin {
@@ -121,6 +124,9 @@ type remembered struct {
 	hash    uint64
 	payload []byte // a copy: the caller's buffer may be reused
 	frame   []byte
+	// seen is the hash of the last payload that missed here. A payload is remembered the second time it
+	// comes, so that frames sent once (acks, batches) cost a hash and do not push broadcasts out.
+	seen uint64
 }
 
 // compressorEntries is how many recent payloads a Compressor remembers (a slot per hash); maxRemembered is
@@ -146,11 +152,15 @@ func (c *Compressor) Append(b, payload []byte) []byte {
 		c.mu.Unlock()
 		return b
 	}
+	second := e.seen == h
+	e.seen = h
 	c.mu.Unlock()
 	start := len(b)
 	b = AppendCompressed(b, payload)
-	c.mu.Lock()
-	e.hash, e.payload, e.frame = h, append(e.payload[:0], payload...), append(e.frame[:0], b[start:]...)
-	c.mu.Unlock()
+	if second {
+		c.mu.Lock()
+		e.hash, e.payload, e.frame = h, append(e.payload[:0], payload...), append(e.frame[:0], b[start:]...)
+		c.mu.Unlock()
+	}
 	return b
 }
