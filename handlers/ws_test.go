@@ -225,20 +225,26 @@ func TestOriginCheck(t *testing.T) {
 	u := s.Register(t, "ada@example.com")
 	host := strings.TrimPrefix(s.URL, "http://")
 	cases := []struct {
-		origin string
-		want   int
+		origin, proto string // proto: the X-Forwarded-Proto of a proxy that ends TLS
+		want          int
 	}{
-		{"", http.StatusSwitchingProtocols},
-		{"http://" + host, http.StatusSwitchingProtocols},
-		{"https://chat.example.com", http.StatusSwitchingProtocols},
-		{"https://evil.example.com", http.StatusForbidden},
-		{"null", http.StatusForbidden},
+		{"", "", http.StatusSwitchingProtocols},
+		{"http://" + host, "", http.StatusSwitchingProtocols},
+		{"https://chat.example.com", "", http.StatusSwitchingProtocols},
+		{"https://evil.example.com", "", http.StatusForbidden},
+		{"null", "", http.StatusForbidden},
+		{"https://" + host, "", http.StatusForbidden}, // same host, another scheme
+		{"https://" + host, "https", http.StatusSwitchingProtocols},
+		{"http://" + host, "https", http.StatusForbidden},
 	}
 	for _, tc := range cases {
-		t.Run("origin "+tc.origin, func(t *testing.T) {
+		t.Run("origin "+tc.origin+" "+tc.proto, func(t *testing.T) {
 			h := http.Header{}
 			if tc.origin != "" {
 				h.Set("Origin", tc.origin)
+			}
+			if tc.proto != "" {
+				h.Set("X-Forwarded-Proto", tc.proto)
 			}
 			c, resp, err := s.TryDial("/ws?token="+u.Token, h)
 			if c != nil {

@@ -152,7 +152,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
 
-	e.Use(echomw.RequestID())
+	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLog(s.log))
 	e.Use(middleware.Metrics(m))
 	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{
@@ -189,6 +189,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	e.POST("/api/rooms/:room/messages", rooms.Publish, jwt)
 	e.GET("/ws", upgrade)
 	e.GET("/healthz", health.Check)
+	e.HEAD("/healthz", health.Check)
 	e.GET("/metrics", echo.WrapHandler(m.Handler()))
 
 	// "/" is the page, or a WebSocket when the request asks for one: the course connects to
@@ -200,8 +201,10 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 		}
 		return page(c)
 	})
-	e.GET("/app.js", echo.StaticFileHandler("app.js", public.Files))
-	e.GET("/app.css", echo.StaticFileHandler("app.css", public.Files))
+	e.HEAD("/", page)
+	for _, name := range []string{"app.js", "app.css"} {
+		e.Match([]string{http.MethodGet, http.MethodHead}, "/"+name, echo.StaticFileHandler(name, public.Files))
+	}
 	if s.cfg.Pprof {
 		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
 	}

@@ -1,0 +1,56 @@
+package handlers_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/causerie/causerie/app/servertest"
+)
+
+// A client's X-Request-Id is kept, answered and logged only when it is short and plain.
+func TestRequestIDFromClientsIsBounded(t *testing.T) {
+	s := servertest.Start(t, nil)
+	cases := []struct {
+		name, sent string
+		kept       bool
+	}{
+		{"a proxy's id", "7f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b", true},
+		{"half a megabyte", strings.Repeat("x", 500<<10), false},
+		{"65 characters", strings.Repeat("a", 65), false},
+		{"spaces and quotes", `id "with" spaces`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, s.URL+"/healthz", nil)
+			req.Header.Set("X-Request-Id", tc.sent)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := resp.Header.Get("X-Request-Id")
+			if kept := got == tc.sent; kept != tc.kept || got == "" || len(got) > 64 {
+				t.Errorf("answered X-Request-Id of %d bytes (kept: %v), want kept %v and at most 64 bytes", len(got), kept, tc.kept)
+			}
+			if !tc.kept && strings.Contains(s.Logs(), tc.sent) {
+				t.Error("the refused id reached the log")
+			}
+		})
+	}
+}
+
+// Monitors and proxies probe with HEAD.
+func TestHeadRequests(t *testing.T) {
+	s := servertest.Start(t, nil)
+	for _, path := range []string{"/", "/healthz", "/app.js", "/app.css"} {
+		resp, err := http.Head(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") == "" {
+			t.Errorf("HEAD %s = %d (%s), want 200 with the GET's content type", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+}
