@@ -74,11 +74,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Error("listen", "err", err)
 		return 1
 	}
+	var ops net.Listener
+	if cfg.MetricsAddr != "" {
+		if ops, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			log.Error("listen on METRICS_ADDR", "err", err)
+			return 1
+		}
+		log.Info("metrics on their own address", "addr", ops.Addr().String())
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "store", storeName(cfg), "bus", busName(cfg))
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := srv.Serve(ctx, ln); err != nil {
+	if err := srv.Serve(ctx, ln, ops); err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}

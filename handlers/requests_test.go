@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,5 +53,35 @@ func TestHeadRequests(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") == "" {
 			t.Errorf("HEAD %s = %d (%s), want 200 with the GET's content type", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
+	}
+}
+
+// With METRICS_ADDR, /metrics and the profiler leave the chat's port for their own address.
+func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0", "DEBUG_PPROF": "1"})
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		if got := status(s.URL + path); got != http.StatusNotFound {
+			t.Errorf("GET %s on the chat's port = %d, want 404", path, got)
+		}
+		if got := status(s.MetricsURL + path); got != http.StatusOK {
+			t.Errorf("GET %s on METRICS_ADDR = %d, want 200", path, got)
+		}
+	}
+	resp, err := http.Get(s.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "causerie_connections") {
+		t.Error("METRICS_ADDR serves no causerie metrics")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -82,6 +83,10 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ (DEBUG_PPROF=1; default off: it exposes the
 	// process's internals to anyone who can reach the port).
 	Pprof bool
+	// MetricsAddr is a host:port of its own for /metrics and /debug/pprof/, such as 127.0.0.1:9181 or an
+	// address on a private network, so that they are not served to the chat's users (METRICS_ADDR,
+	// default empty: /metrics on the main port, as for a single machine).
+	MetricsAddr string
 	// LogFormat is text or json (LOG_FORMAT, default text).
 	LogFormat string
 	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info).
@@ -119,6 +124,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RequestTimeout:   p.duration("REQUEST_TIMEOUT", 30*time.Second),
 		ShutdownTimeout:  p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		Pprof:            p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",
+		MetricsAddr:      strings.TrimSpace(getenv("METRICS_ADDR")),
 		LogFormat:        p.oneOf("LOG_FORMAT", "text", "text", "json"),
 		LogLevel:         p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 	}
@@ -137,6 +143,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.RedisURL != "" && c.JWTSecret == "" {
 		p.fail("JWT_SECRET", "must be set when REDIS_URL is: every node must verify the tokens the others issue")
+	}
+	if a := c.MetricsAddr; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			p.fail("METRICS_ADDR", "must be host:port, such as 127.0.0.1:9181 or :9181 (or unset, for /metrics on the main port)")
+		}
 	}
 	if c.NodeID == "" {
 		c.NodeID = defaultNodeID()

@@ -40,13 +40,13 @@ func TestValues(t *testing.T) {
 func TestErrorsNameEveryBadVariable(t *testing.T) {
 	env := map[string]string{
 		"PORT": "http", "TOKEN_TTL": "forever", "JWT_SECRET": "short", "LOG_LEVEL": "loud",
-		"PING_INTERVAL": "2m", "MAX_MESSAGE_BYTES": "0",
+		"PING_INTERVAL": "2m", "MAX_MESSAGE_BYTES": "0", "METRICS_ADDR": "9181",
 	}
 	_, err := config.Load(func(k string) string { return env[k] })
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES"} {
+	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES", "METRICS_ADDR"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

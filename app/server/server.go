@@ -46,6 +46,7 @@ type Server struct {
 	bus  Bus
 	hub  *chat.Hub
 	echo *echo.Echo
+	ops  http.Handler // what METRICS_ADDR serves
 }
 
 // Bus is the bus as the server uses it: the hub's, and /healthz's.
@@ -190,7 +191,10 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	e.GET("/ws", upgrade)
 	e.GET("/healthz", health.Check)
 	e.HEAD("/healthz", health.Check)
-	e.GET("/metrics", echo.WrapHandler(m.Handler()))
+	if s.cfg.MetricsAddr == "" {
+		e.GET("/metrics", echo.WrapHandler(m.Handler()))
+	}
+	s.ops = opsHandler(m, s.cfg.Pprof)
 
 	// "/" is the page, or a WebSocket when the request asks for one: the course connects to
 	// ws://localhost:8181?token=... with no path.
@@ -205,9 +209,19 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	for _, name := range []string{"app.js", "app.css"} {
 		e.Match([]string{http.MethodGet, http.MethodHead}, "/"+name, echo.StaticFileHandler(name, public.Files))
 	}
-	if s.cfg.Pprof {
+	if s.cfg.Pprof && s.cfg.MetricsAddr == "" {
 		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
 	}
+}
+
+// opsHandler serves /metrics, and Go's profiler with pprof, on the operations port (METRICS_ADDR).
+func opsHandler(m *metrics.Metrics, pprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	if pprof {
+		mux.Handle("/debug/pprof/", http.DefaultServeMux)
+	}
+	return mux
 }
 
 // Handler returns the Echo application, for tests that only need plain HTTP.
@@ -216,8 +230,9 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Serve serves on ln until ctx ends, then shuts down: it stops accepting, lets requests in flight finish,
 // closes every WebSocket after what is queued for it, publishes what is left for other nodes, and
 // returns. WebSockets are closed with 1012 (service restart) when other nodes can take the clients at
-// once, 1001 (going away) on a single node. The store and the bus are the caller's to close.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// once, 1001 (going away) on a single node. ops, when not nil, is the METRICS_ADDR listener, served
+// until the end too. The store and the bus are the caller's to close.
+func (s *Server) Serve(ctx context.Context, ln, ops net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.echo,
 		ConnContext:       netconn.ConnContext,
@@ -235,6 +250,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(netconn.Listen(ln)) }()
+	var opsServer *http.Server
+	if ops != nil {
+		opsServer = &http.Server{Handler: s.ops, ReadHeaderTimeout: s.cfg.RequestTimeout, ErrorLog: hs.ErrorLog}
+		go func() {
+			if err := opsServer.Serve(ops); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("serve METRICS_ADDR", "err", err)
+			}
+		}()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("server: serve: %w", err)
@@ -251,6 +275,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		code, reason = chat.CloseServiceRestart, "node restarting: reconnect to another node"
 	}
 	errHub := s.hub.Shutdown(sctx, code, reason)
+	if opsServer != nil { // last: the shutdown's metrics can still be read
+		errHTTP = errors.Join(errHTTP, opsServer.Shutdown(sctx))
+	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		errHTTP = errors.Join(errHTTP, err)
 	}

@@ -35,11 +35,13 @@ const Timeout = 10 * time.Second
 
 // Server is a running server. Its logs are kept for tests to inspect.
 type Server struct {
-	URL    string // http://127.0.0.1:port
-	WSURL  string // ws://127.0.0.1:port
-	Config config.Config
-	DB     *store.DB
-	App    *server.Server
+	URL   string // http://127.0.0.1:port
+	WSURL string // ws://127.0.0.1:port
+	// MetricsURL is where /metrics is served when METRICS_ADDR is set (127.0.0.1:0 picks a port).
+	MetricsURL string
+	Config     config.Config
+	DB         *store.DB
+	App        *server.Server
 
 	deps     server.Deps
 	port     int
@@ -173,6 +175,12 @@ func launch(t testing.TB, cfg config.Config, logs *syncBuffer) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ops net.Listener
+	if cfg.MetricsAddr != "" {
+		if ops, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := &Server{
 		URL:    "http://" + ln.Addr().String(),
 		WSURL:  "ws://" + ln.Addr().String(),
@@ -185,7 +193,10 @@ func launch(t testing.TB, cfg config.Config, logs *syncBuffer) *Server {
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}
-	go func() { s.done <- srv.Serve(ctx, ln) }()
+	if ops != nil {
+		s.MetricsURL = "http://" + ops.Addr().String()
+	}
+	go func() { s.done <- srv.Serve(ctx, ln, ops) }()
 	t.Cleanup(func() {
 		s.Stop(t)
 		deps.Close()
