@@ -85,3 +85,32 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 		t.Error("METRICS_ADDR serves no causerie metrics")
 	}
 }
+
+// A client's address is the socket's, unless the socket is a trusted proxy: X-Forwarded-For is believed
+// only from TRUSTED_PROXIES.
+func TestClientAddress(t *testing.T) {
+	cases := []struct {
+		name, trusted, want string
+	}{
+		{"no proxy trusted", "", "remote_ip=127.0.0.1"},
+		{"the proxy trusted", "10.0.0.0/8, 127.0.0.1", "remote_ip=203.0.113.7"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := servertest.Start(t, map[string]string{"TRUSTED_PROXIES": tc.trusted})
+			req, _ := http.NewRequest(http.MethodGet, s.URL+"/healthz?case=xff", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Real-Ip", "198.51.100.1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			for line := range strings.SplitSeq(s.Logs(), "\n") {
+				if strings.Contains(line, "case=xff") && !strings.Contains(line, tc.want) {
+					t.Errorf("log line %q, want %s", line, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -50,6 +50,10 @@ type Config struct {
 	// AllowedOrigins are the browser origins, besides the server's own host, that may open a WebSocket
 	// (ALLOWED_ORIGINS, comma-separated, e.g. https://chat.example.com; default none).
 	AllowedOrigins []string
+	// TrustedProxies are the proxies (IP addresses or CIDR ranges) whose X-Forwarded-For is believed for a
+	// client's address (TRUSTED_PROXIES, comma-separated, e.g. 10.0.0.0/8; default none: the address is the
+	// socket's, and X-Forwarded-For, which any client can send, is ignored).
+	TrustedProxies []*net.IPNet
 	// MaxMessageBytes caps the text of one message (MAX_MESSAGE_BYTES, default 4096).
 	MaxMessageBytes int
 	// QueueBytes caps the bytes waiting to be written to one connection; a client whose queue is full
@@ -111,6 +115,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TokenTTL:         p.duration("TOKEN_TTL", 24*time.Hour),
 		BcryptCost:       p.int("BCRYPT_COST", 10, 4, 31),
 		AllowedOrigins:   p.list("ALLOWED_ORIGINS"),
+		TrustedProxies:   p.networks("TRUSTED_PROXIES"),
 		MaxMessageBytes:  p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
 		QueueBytes:       p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
 		Compression:      p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
@@ -265,6 +270,27 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 	}
 	p.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, ", "), v))
 	return def
+}
+
+// networks reads a comma-separated list of IP addresses and CIDR ranges; an address is a range of one.
+func (p *parser) networks(name string) []*net.IPNet {
+	var out []*net.IPNet
+	for _, item := range p.list(name) {
+		if !strings.Contains(item, "/") {
+			if ip := net.ParseIP(item); ip != nil && ip.To4() != nil {
+				item += "/32"
+			} else {
+				item += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(item)
+		if err != nil {
+			p.fail(name, fmt.Sprintf("%q is not an IP address or a CIDR range such as 10.0.0.0/8", strings.TrimSuffix(strings.TrimSuffix(item, "/32"), "/128")))
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func (p *parser) list(name string) []string {

@@ -41,12 +41,13 @@ func TestErrorsNameEveryBadVariable(t *testing.T) {
 	env := map[string]string{
 		"PORT": "http", "TOKEN_TTL": "forever", "JWT_SECRET": "short", "LOG_LEVEL": "loud",
 		"PING_INTERVAL": "2m", "MAX_MESSAGE_BYTES": "0", "METRICS_ADDR": "9181",
+		"TRUSTED_PROXIES": "10.0.0.0/8,proxy.example.com",
 	}
 	_, err := config.Load(func(k string) string { return env[k] })
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES", "METRICS_ADDR"} {
+	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES", "METRICS_ADDR", "TRUSTED_PROXIES"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

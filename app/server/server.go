@@ -152,6 +152,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
+	e.IPExtractor = clientIP(s.cfg.TrustedProxies)
 
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLog(s.log))
@@ -212,6 +213,19 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	if s.cfg.Pprof && s.cfg.MetricsAddr == "" {
 		e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
 	}
+}
+
+// clientIP reads a client's address from the socket, or, when the socket is one of trusted proxies, from
+// the X-Forwarded-For they add: anyone can send that header, so it is believed only from them.
+func clientIP(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // opsHandler serves /metrics, and Go's profiler with pprof, on the operations port (METRICS_ADDR).

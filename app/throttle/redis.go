@@ -1,0 +1,63 @@
+package throttle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis counts in Redis, shared by every node that uses the same prefix.
+type Redis struct {
+	client *redis.Client
+	prefix string
+	window time.Duration
+}
+
+// NewRedis returns a Redis whose keys start with prefix and whose windows last window.
+func NewRedis(client *redis.Client, prefix string, window time.Duration) *Redis {
+	return &Redis{client: client, prefix: prefix + "throttle:", window: window}
+}
+
+// add increments a key and starts its window on the first event, in one round trip.
+var add = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
+`)
+
+// Add counts one event for key, and returns the count in key's current window and the time left in it.
+func (r *Redis) Add(ctx context.Context, key string) (int64, time.Duration, error) {
+	res, err := add.Run(ctx, r.client, []string{r.prefix + key}, r.window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("throttle: add: %w", err)
+	}
+	return res[0], time.Duration(max(res[1], 0)) * time.Millisecond, nil
+}
+
+// Count returns the count in key's current window and the time left in it, without adding.
+func (r *Redis) Count(ctx context.Context, key string) (int64, time.Duration, error) {
+	pipe := r.client.Pipeline()
+	get := pipe.Get(ctx, r.prefix+key)
+	ttl := pipe.PTTL(ctx, r.prefix+key)
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return 0, 0, fmt.Errorf("throttle: count: %w", err)
+	}
+	n, err := get.Int64()
+	if err == redis.Nil {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("throttle: count: %w", err)
+	}
+	return n, max(ttl.Val(), 0), nil
+}
+
+// Reset forgets key's count.
+func (r *Redis) Reset(ctx context.Context, key string) error {
+	if err := r.client.Del(ctx, r.prefix+key).Err(); err != nil {
+		return fmt.Errorf("throttle: reset: %w", err)
+	}
+	return nil
+}

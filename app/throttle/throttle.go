@@ -1,0 +1,80 @@
+// Package throttle counts events per key over fixed windows: in this process for one node (Memory), or in
+// Redis for every node of a deployment (Redis), so that guessing passwords through several nodes costs the
+// same as through one.
+package throttle
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Memory counts in this process. It is safe for concurrent use.
+type Memory struct {
+	window time.Duration
+	now    func() time.Time
+
+	// mu guards counts and swept.
+	mu     sync.Mutex
+	counts map[string]*count
+	swept  time.Time
+}
+
+type count struct {
+	n   int64
+	end time.Time
+}
+
+// NewMemory returns a Memory whose windows last window; now is the clock (time.Now outside tests).
+func NewMemory(window time.Duration, now func() time.Time) *Memory {
+	return &Memory{window: window, now: now, counts: map[string]*count{}}
+}
+
+// Add counts one event for key, and returns the count in key's current window and the time left in it.
+func (m *Memory) Add(_ context.Context, key string) (int64, time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.sweepLocked(now)
+	c := m.counts[key]
+	if c == nil || !now.Before(c.end) {
+		c = &count{end: now.Add(m.window)}
+		m.counts[key] = c
+	}
+	c.n++
+	return c.n, c.end.Sub(now), nil
+}
+
+// Count returns the count in key's current window and the time left in it, without adding.
+func (m *Memory) Count(_ context.Context, key string) (int64, time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	c := m.counts[key]
+	if c == nil || !now.Before(c.end) {
+		return 0, 0, nil
+	}
+	return c.n, c.end.Sub(now), nil
+}
+
+// Reset forgets key's count.
+func (m *Memory) Reset(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.counts, key)
+	return nil
+}
+
+// sweepLocked drops ended windows, at most once a window, so that keys an attacker makes up do not pile
+// up. m.mu must be held.
+func (m *Memory) sweepLocked(now time.Time) {
+	if now.Sub(m.swept) < m.window {
+		return
+	}
+	m.swept = now
+	for k, c := range m.counts {
+		if !now.Before(c.end) {
+			delete(m.counts, k)
+		}
+	}
+}
