@@ -122,6 +122,12 @@ const (
 	CodeConflict         = "conflict"
 	CodeTooLarge         = "too_large"
 	CodeInternal         = "internal"
+	// CodeNameTaken is a display name equal to another user's once both are normalized (see NameKey).
+	CodeNameTaken = "name_taken"
+	// CodeUnsupportedMediaType is a request body whose Content-Type the route does not take.
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeTooManyConns refuses a WebSocket over MAX_CONNS_PER_USER or MAX_CONNS_PER_IP.
+	CodeTooManyConns = "too_many_connections"
 )
 
 // Error is an error a client may see: Code is stable and machine-readable, Message is for people.
@@ -129,6 +135,8 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, when set, is how long the client should wait before trying again (over a limit).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -136,6 +144,11 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Limited returns an *Error for a request over a limit, to be tried again after retry.
+func Limited(code string, retry time.Duration, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), RetryAfter: retry}
 }
 
 // ErrorCode returns the code of the *Error in err's chain, or CodeInternal when there is none.

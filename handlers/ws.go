@@ -52,6 +52,51 @@ type WS struct {
 	// Compressor, when set, accepts permessage-deflate from clients that offer it and compresses their
 	// frames; nil turns compression off.
 	Compressor *wsframe.Compressor
+	// MaxConnsPerUser and MaxConnsPerIP cap this node's WebSockets of one user and from one client
+	// address; 0 is no cap.
+	MaxConnsPerUser, MaxConnsPerIP int
+
+	conns admission
+}
+
+// connRetry is the Retry-After of a WebSocket refused over a cap: connections end when their pages do.
+const connRetry = 5 * time.Second
+
+// admission counts this node's WebSockets per user and per client address.
+type admission struct {
+	mu    sync.Mutex
+	users map[int64]int
+	addrs map[string]int
+}
+
+// admit counts a connection of user from addr, or refuses it with a too_many_connections error when
+// either is at its cap. A connection admitted is released with release.
+func (a *admission) admit(user int64, addr string, maxUser, maxAddr int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.users == nil {
+		a.users, a.addrs = map[int64]int{}, map[string]int{}
+	}
+	switch {
+	case maxUser > 0 && a.users[user] >= maxUser:
+		return app.Limited(app.CodeTooManyConns, connRetry, "you have %d connections open, the most one user may (MAX_CONNS_PER_USER); close one", maxUser)
+	case maxAddr > 0 && a.addrs[addr] >= maxAddr:
+		return app.Limited(app.CodeTooManyConns, connRetry, "%d connections are open from your address, the most it may (MAX_CONNS_PER_IP)", maxAddr)
+	}
+	a.users[user]++
+	a.addrs[addr]++
+	return nil
+}
+
+func (a *admission) release(user int64, addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.users[user]--; a.users[user] <= 0 {
+		delete(a.users, user) // an idle server keeps no entry per past user
+	}
+	if a.addrs[addr]--; a.addrs[addr] <= 0 {
+		delete(a.addrs, addr)
+	}
 }
 
 // IsUpgrade reports whether r asks for a WebSocket.
@@ -82,6 +127,11 @@ func (h *WS) Serve(c echo.Context) error {
 		Joins: joins,
 		Batch: c.QueryParam("batch") == "1",
 	}
+	addr := c.RealIP()
+	if err := h.conns.admit(session.User.UserID, addr, h.MaxConnsPerUser, h.MaxConnsPerIP); err != nil {
+		return err
+	}
+	release := func() { h.conns.release(session.User.UserID, addr) }
 	var extensions string
 	deflate := false
 	if h.Compressor != nil {
@@ -103,11 +153,12 @@ func (h *WS) Serve(c echo.Context) error {
 		Handler: func(*websocket.Conn) {
 			started = true
 			c.Response().Status = http.StatusSwitchingProtocols
-			h.start(w.reader, live, deflate, session)
+			h.start(w.reader, live, deflate, session, release)
 		},
 	}.ServeHTTP(w, c.Request())
 	if !started { // the library refused the handshake; the socket is ours to close
 		_ = live.Close()
+		release()
 	}
 	return nil
 }
@@ -120,7 +171,7 @@ func (h *WS) Serve(c echo.Context) error {
 // long as the connection lives. The reader starts from a small stack that only ever holds a frame read.
 // x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
 // nothing, and the session closes the real one (wsConn.Abort) when it ends.
-func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session) {
+func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session, release func()) {
 	conn := &wsConn{live: live, closed: make(chan struct{})}
 	if deflate {
 		conn.deflate = h.Compressor
@@ -130,13 +181,15 @@ func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Se
 	if err != nil {
 		conn.Close(chat.CloseGoingAway, "server shutting down")
 		conn.Abort()
+		release()
 		return
 	}
-	go h.session(wsframe.NewReader(br, maxMessageBytes, deflate), conn, client)
+	go h.session(wsframe.NewReader(br, maxMessageBytes, deflate), conn, client, release)
 }
 
 // session is the connection's reader; the hub starts a writer when there is something to write.
-func (h *WS) session(r *wsframe.Reader, conn *wsConn, client *chat.Client) {
+func (h *WS) session(r *wsframe.Reader, conn *wsConn, client *chat.Client, release func()) {
+	defer release()
 	defer h.Hub.Unregister(client)
 	code, reason := h.read(context.Background(), r, conn, client)
 	client.Close(code, reason)

@@ -79,6 +79,12 @@ type Config struct {
 	RateBurst int
 	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
 	MaxRooms int
+	// MaxConnsPerUser caps one user's WebSockets on this node (MAX_CONNS_PER_USER, default 20: many tabs
+	// and devices, and the sockets of a reload storm not yet closed; 0 is no cap).
+	MaxConnsPerUser int
+	// MaxConnsPerIP caps the WebSockets from one client address on this node (MAX_CONNS_PER_IP, default
+	// 1000: an office or a campus behind one address; 0 is no cap). See TrustedProxies.
+	MaxConnsPerIP int
 	// RequestTimeout bounds reading one HTTP request, body included, so that a client that stops sending
 	// mid-request cannot hold a connection (REQUEST_TIMEOUT, default 30s; WebSockets are not affected).
 	RequestTimeout time.Duration
@@ -126,6 +132,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimit:        p.float("RATE_LIMIT", 20),
 		RateBurst:        p.int("RATE_BURST", 40, 1, 1<<20),
 		MaxRooms:         p.int("MAX_ROOMS", 50, 1, 10000),
+		MaxConnsPerUser:  p.int("MAX_CONNS_PER_USER", 20, 0, 1<<20),
+		MaxConnsPerIP:    p.int("MAX_CONNS_PER_IP", 1000, 0, 1<<20),
 		RequestTimeout:   p.duration("REQUEST_TIMEOUT", 30*time.Second),
 		ShutdownTimeout:  p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		Pprof:            p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",

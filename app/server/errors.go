@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,6 +23,11 @@ var statusOf = map[string]int{
 	app.CodeConflict:         http.StatusConflict,
 	app.CodeTooLarge:         http.StatusRequestEntityTooLarge,
 	app.CodeInternal:         http.StatusInternalServerError,
+
+	app.CodeRateLimited:          http.StatusTooManyRequests,
+	app.CodeTooManyConns:         http.StatusTooManyRequests,
+	app.CodeNameTaken:            http.StatusConflict,
+	app.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 }
 
 // echoErrors gives the errors Echo and its middleware raise themselves our code and wording.
@@ -50,6 +57,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		status, body := classify(err)
+		var ae *app.Error
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
+		}
 		if status == http.StatusInternalServerError {
 			log.Error("internal error", "err", err, "method", c.Request().Method,
 				"uri", middleware.RedactURI(c.Request().RequestURI),

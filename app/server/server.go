@@ -174,7 +174,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	jwt := middleware.JWT(tokens)
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
 	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now}
-	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms}
+	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerUser: s.cfg.MaxConnsPerUser, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
 	if s.cfg.Compression {
 		ws.Compressor = wsframe.NewCompressor()
 	}
