@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/mail"
 	"strings"
@@ -38,12 +39,18 @@ type PasswordHasher interface {
 	Check(hash, password string) bool
 }
 
-// Limits on account fields. bcrypt reads at most 72 bytes: a longer password would be silently cut.
+// Limits on account fields.
+//
+// bcrypt reads at most 72 bytes of a password: a longer one would be checked by its first 72 bytes, so
+// that anything after them is no secret. Passwords over 72 bytes are refused, at registration and at
+// login alike, rather than hashed first (with SHA-256, say) into something bcrypt reads whole: every
+// stored hash keeps working as it is, with no second kind of hash to tell apart and migrate; 72 bytes
+// hold a passphrase of a dozen words; and a pre-hash brings pitfalls of its own (a raw digest may hold
+// NUL bytes, and an unsalted digest of a password leaked elsewhere can be tried against our hashes).
 const (
 	minPasswordChars = 8
 	maxPasswordBytes = 72
 	maxEmailBytes    = 254
-	maxNameChars     = 64
 )
 
 // Auth serves registration, login and the current user.
@@ -65,8 +72,13 @@ type session struct {
 	User  app.User `json:"user"`
 }
 
-// Register creates an account and returns a token for it: POST /api/register.
+// Register creates an account and returns a token for it: POST /api/register. The display name is the
+// given one, or else what comes before the @ of the e-mail, normalized by app.NormalizeName; a name that
+// another user's equals once both are normalized is refused with app.CodeNameTaken.
 func (a *Auth) Register(c echo.Context) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
 	var in credentials
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -80,14 +92,21 @@ func (a *Auth) Register(c echo.Context) error {
 		return app.Errorf(app.CodeInvalid, "password must be at least %d characters", minPasswordChars)
 	case len(in.Password) > maxPasswordBytes:
 		return app.Errorf(app.CodeInvalid, "password must be at most %d bytes", maxPasswordBytes)
+	case strings.TrimSpace(in.Password) == "":
+		return app.Errorf(app.CodeInvalid, "password must not be only spaces")
 	}
-	name := strings.TrimSpace(in.Name)
-	if name == "" {
+	given, fromEmail := in.Name, false
+	if strings.TrimSpace(given) == "" {
 		// The course: users only have an e-mail, so they are known by what comes before the @.
-		name = email[:strings.IndexByte(email, '@')]
+		given, fromEmail = email[:strings.LastIndexByte(email, '@')], true
 	}
-	if utf8.RuneCountInString(name) > maxNameChars || !utf8.ValidString(name) {
-		return app.Errorf(app.CodeInvalid, "name must be at most %d characters", maxNameChars)
+	name, err := app.NormalizeName(given)
+	var bad *app.Error
+	if fromEmail && errors.As(err, &bad) {
+		return app.Errorf(app.CodeInvalid, "no name given, and the e-mail's %q cannot be one: choose a \"name\" (%s)", given, bad.Message)
+	}
+	if err != nil {
+		return err
 	}
 	hash, err := a.Passwords.Hash(in.Password)
 	if err != nil {
@@ -96,6 +115,9 @@ func (a *Auth) Register(c echo.Context) error {
 	u, err := a.Users.CreateUser(c.Request().Context(), app.User{
 		Email: email, Name: name, PasswordHash: hash, CreatedAt: a.Now().UTC(),
 	})
+	if app.ErrorCode(err) == app.CodeNameTaken && fromEmail {
+		return app.Errorf(app.CodeNameTaken, "the name %q, taken from the e-mail, is already used: choose another with \"name\"", name)
+	}
 	if err != nil {
 		return err
 	}
@@ -105,12 +127,20 @@ func (a *Auth) Register(c echo.Context) error {
 // Login checks an e-mail and password and returns a token: POST /api/login. An unknown e-mail and a
 // wrong password get the same answer, after the same work.
 func (a *Auth) Login(c echo.Context) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
 	var in credentials
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
 	if in.Email == "" || in.Password == "" {
 		return app.Errorf(app.CodeInvalid, "email and password are required")
+	}
+	// bcrypt would match its first 72 bytes, and registration never took a longer one (see
+	// maxPasswordBytes). The answer says nothing of the account, so it needs no bcrypt to hide behind.
+	if len(in.Password) > maxPasswordBytes {
+		return app.Errorf(app.CodeInvalid, "password must be at most %d bytes", maxPasswordBytes)
 	}
 	u, err := a.Users.UserByEmail(c.Request().Context(), strings.TrimSpace(in.Email))
 	if err != nil && app.ErrorCode(err) != app.CodeNotFound {
@@ -157,6 +187,9 @@ func (a *Auth) respondWithToken(c echo.Context, status int, u app.User) error {
 	return c.JSON(status, session{Token: token, User: u})
 }
 
+// validEmail returns s trimmed and in lower case if it is a bare address (net/mail's addr-spec, without
+// a display name) whose domain is a name with a dot in it: "a@localhost" and "a@[127.0.0.1]" are refused,
+// as no mail reaches them from elsewhere.
 func validEmail(s string) (string, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if s == "" {
@@ -166,22 +199,48 @@ func validEmail(s string) (string, error) {
 	if err != nil || addr.Address != s || len(s) > maxEmailBytes || strings.HasPrefix(s, "@") {
 		return "", app.Errorf(app.CodeInvalid, "email %q is not a valid address", s)
 	}
+	// net/mail has checked the domain's syntax: no empty label, no dot at either end.
+	if domain := s[strings.LastIndexByte(s, '@')+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {
+		return "", app.Errorf(app.CodeInvalid, "email %q: the domain must be a name with a dot, such as example.com", s)
+	}
 	return s, nil
 }
 
-// decodeJSON reads the body as one JSON object whatever its Content-Type, so that Postman's raw text
-// bodies work too.
+// requireJSON refuses, with app.CodeUnsupportedMediaType, a request whose Content-Type is not
+// application/json (parameters aside; a charset must be UTF-8). Browsers send text/plain, form and
+// multipart bodies to another site without asking it first (no CORS preflight): a route that took them
+// would let any page make its visitors register or log in. application/json needs the preflight, which
+// this server never grants (it sends no CORS headers).
+func requireJSON(c echo.Context) error {
+	mt, params, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
+		return app.Errorf(app.CodeUnsupportedMediaType, "send the body with Content-Type: application/json")
+	}
+	return nil
+}
+
+// decodeJSON reads the body as one JSON object, whatever its Content-Type (routes that care call
+// requireJSON first), and refuses anything after it but spaces.
 func decodeJSON(c echo.Context, v any) error {
 	dec := json.NewDecoder(c.Request().Body)
 	err := dec.Decode(v)
+	trailing := false
+	if err == nil {
+		// Token reads past the spaces; at the end of the body it returns io.EOF.
+		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+			return nil
+		}
+		trailing = true
+	}
 	var tooLarge *echo.HTTPError
 	switch {
 	case errors.As(err, &tooLarge):
 		return tooLarge // the body limit's 413
+	case trailing:
+		return app.Errorf(app.CodeInvalid, "request body has data after the JSON object: send the object alone")
 	case errors.Is(err, io.EOF):
 		return app.Errorf(app.CodeInvalid, "request body is empty; send a JSON object")
-	case err != nil:
+	default:
 		return app.Errorf(app.CodeInvalid, "request body is not a valid JSON object: %v", err)
 	}
-	return nil
 }

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"strings"
@@ -25,6 +26,21 @@ func TestRegister(t *testing.T) {
 		}{
 			{"name from e-mail", map[string]string{"email": "Jean.Dupont@Example.com", "password": "password123"}, 201, "", "jean.dupont"},
 			{"given name", map[string]string{"email": "ada@example.com", "password": "password123", "name": " Ada L. "}, 201, "", "Ada L."},
+			{"first and last name", map[string]string{"email": "lovelace@example.com", "password": "password123", "name": "Ada  Lovelace"}, 201, "", "Ada Lovelace"},
+			{"accented name", map[string]string{"email": "elodie@example.fr", "password": "password123", "name": "E\u0301lodie"}, 201, "", "Élodie"},
+			{"Cyrillic name", map[string]string{"email": "dmitri@example.ru", "password": "password123", "name": "Дмитрий"}, 201, "", "Дмитрий"},
+			{"Japanese name", map[string]string{"email": "taro@example.jp", "password": "password123", "name": "山田太郎"}, 201, "", "山田太郎"},
+			{"accented e-mail", map[string]string{"email": "zoé@exemple.fr", "password": "password123"}, 201, "", "zoé"},
+			{"passphrase with spaces", map[string]string{"email": "phrase@example.com", "password": " correct horse battery staple "}, 201, "", "phrase"},
+			{"name with NUL", map[string]string{"email": "x@example.com", "password": "password123", "name": "ali\x00ce"}, 400, "invalid", ""},
+			{"name with a bidi override", map[string]string{"email": "x@example.com", "password": "password123", "name": "alice\u202eecila"}, 400, "invalid", ""},
+			{"name with a zero-width space", map[string]string{"email": "x@example.com", "password": "password123", "name": "al\u200bice"}, 400, "invalid", ""},
+			{"name mixing Cyrillic and Latin", map[string]string{"email": "x@example.com", "password": "password123", "name": "\u0430lice"}, 400, "invalid", ""},
+			{"e-mail mixing Cyrillic and Latin, no name", map[string]string{"email": "\u0430lice@example.com", "password": "password123"}, 400, "invalid", ""},
+			{"password of spaces", map[string]string{"email": "x@example.com", "password": "        "}, 400, "invalid", ""},
+			{"password of other spaces", map[string]string{"email": "x@example.com", "password": "\t\u00a0\u3000\u2003\n\u00a0\u3000 "}, 400, "invalid", ""},
+			{"e-mail without a dotted domain", map[string]string{"email": "a@localhost", "password": "password123"}, 400, "invalid", ""},
+			{"e-mail to an address literal", map[string]string{"email": "a@[127.0.0.1]", "password": "password123"}, 400, "invalid", ""},
 			{"e-mail taken", map[string]string{"email": "taken@example.com", "password": "password123"}, 409, "conflict", ""},
 			{"e-mail taken, other case", map[string]string{"email": "TAKEN@example.COM", "password": "password123"}, 409, "conflict", ""},
 			{"bad e-mail", map[string]string{"email": "not-an-email", "password": "password123"}, 400, "invalid", ""},
@@ -224,5 +240,178 @@ func assertError(t *testing.T, body map[string]any, code string) {
 	e, ok := body["error"].(map[string]any)
 	if !ok || e["code"] != code || e["message"] == "" {
 		t.Errorf("body = %v, want {\"error\":{\"code\":%q,...}}", body, code)
+	}
+}
+
+// A display name is taken when another user's equals it under the PRECIS UsernameCaseMapped profile:
+// case, width and Unicode normalization aside. A look-alike from another script passes PRECIS but mixes
+// scripts, which is refused on its own.
+func TestNamesAreUnique(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		register := func(email, name string) (int, map[string]any) {
+			t.Helper()
+			body := map[string]string{"email": email, "password": "password123"}
+			if name != "" {
+				body["name"] = name
+			}
+			return s.Do(t, http.MethodPost, "/api/register", "", body)
+		}
+		for _, first := range []struct{ email, name string }{
+			{"alice@example.com", "Alice"}, {"elodie@example.fr", "Élodie"}, {"lovelace@example.com", "Ada Lovelace"},
+		} {
+			if status, body := register(first.email, first.name); status != http.StatusCreated {
+				t.Fatalf("register %s: %d %v", first.name, status, body)
+			}
+		}
+		cases := []struct {
+			name, email, userName string
+			status                int
+			code                  string
+		}{
+			{"same name", "a1@example.com", "Alice", 409, "name_taken"},
+			{"lower case", "a2@example.com", "alice", 409, "name_taken"},
+			{"upper case", "a3@example.com", "ALICE", 409, "name_taken"},
+			{"full width", "a4@example.com", "ａｌｉｃｅ", 409, "name_taken"},
+			{"decomposed accent", "a5@example.com", "E\u0301LODIE", 409, "name_taken"},
+			{"more spaces", "a6@example.com", " ada   LOVELACE ", 409, "name_taken"},
+			{"from the e-mail", "alice@example.org", "", 409, "name_taken"},
+			{"e-mail and name taken", "ALICE@example.com", "", 409, "conflict"},
+			{"Cyrillic look-alike", "a7@example.com", "\u0430lice", 400, "invalid"},
+			{"another Alice", "a8@example.com", "Alice B.", 201, ""},
+			{"the same name in Cyrillic", "a9@example.com", "Алиса", 201, ""},
+			{"from another e-mail", "alice.b@example.org", "", 201, ""},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := register(tc.email, tc.userName)
+				if status != tc.status {
+					t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
+				}
+				if tc.code != "" {
+					assertError(t, body, tc.code)
+				}
+			})
+		}
+		// A name taken from the e-mail says how to choose another one.
+		_, body := register("alice@example.net", "")
+		if msg, _ := body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, `"name"`) {
+			t.Errorf("message %q does not say to choose a \"name\"", msg)
+		}
+		if status, body := register("alice@example.net", "Alice from .net"); status != http.StatusCreated {
+			t.Errorf("with a name of their own: %d %v", status, body)
+		}
+	})
+}
+
+// bcrypt reads 72 bytes: a password that only begins with the right 72 bytes must not log in.
+func TestPasswordOver72BytesDoesNotLogIn(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(nil)
+		password := strings.Repeat("A", 72)
+		status, body := s.Do(t, http.MethodPost, "/api/register", "", map[string]string{"email": "ada@example.com", "password": password})
+		if status != http.StatusCreated {
+			t.Fatalf("register with 72 bytes: %d %v", status, body)
+		}
+		cases := []struct {
+			name, password string
+			status         int
+			code           string
+		}{
+			{"the 72 bytes", password, 200, ""},
+			{"with a suffix", password + "suffix", 400, "invalid"},
+			{"with one more byte", password + "A", 400, "invalid"},
+			{"one byte short", password[1:], 401, "unauthorized"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := s.Do(t, http.MethodPost, "/api/login", "", map[string]string{"email": "ada@example.com", "password": tc.password})
+				if status != tc.status {
+					t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
+				}
+				if tc.code != "" {
+					assertError(t, body, tc.code)
+				}
+			})
+		}
+	})
+}
+
+// The account routes take only application/json, which a browser does not send to another site without
+// asking it first, and refuse anything after the JSON object.
+func TestAuthRoutesTakeOnlyJSON(t *testing.T) {
+	s := servertest.Start(t, nil)
+	s.Register(t, "ada@example.com")
+	credentials := func(email string) string {
+		return `{"email":"` + email + `","password":"password123"}`
+	}
+	var multipartBody strings.Builder
+	mw := multipart.NewWriter(&multipartBody)
+	mw.WriteField("email", "x@example.com")
+	mw.WriteField("password", "password123")
+	mw.Close()
+
+	cases := []struct {
+		name, path, contentType, body string
+		status                        int
+		code                          string
+	}{
+		{"register, text/plain", "/api/register", "text/plain", credentials("x1@example.com"), 415, "unsupported_media_type"},
+		{"register, text/plain with a charset", "/api/register", "text/plain;charset=UTF-8", credentials("x1@example.com"), 415, "unsupported_media_type"},
+		{"register, form", "/api/register", "application/x-www-form-urlencoded", "email=x1%40example.com&password=password123", 415, "unsupported_media_type"},
+		{"register, multipart", "/api/register", mw.FormDataContentType(), multipartBody.String(), 415, "unsupported_media_type"},
+		{"register, no Content-Type", "/api/register", "", credentials("x1@example.com"), 415, "unsupported_media_type"},
+		{"register, another JSON type", "/api/register", "application/vnd.api+json", credentials("x1@example.com"), 415, "unsupported_media_type"},
+		{"register, JSON in Latin-1", "/api/register", "application/json; charset=iso-8859-1", credentials("x1@example.com"), 415, "unsupported_media_type"},
+		{"register, garbage after the object", "/api/register", "application/json", credentials("x2@example.com") + "garbage", 400, "invalid"},
+		{"register, a second object", "/api/register", "application/json", credentials("x3@example.com") + credentials("x4@example.com"), 400, "invalid"},
+		{"login, text/plain", "/api/login", "text/plain", credentials("ada@example.com"), 415, "unsupported_media_type"},
+		{"login, form", "/api/login", "application/x-www-form-urlencoded", "email=ada%40example.com&password=password123", 415, "unsupported_media_type"},
+		{"login, multipart", "/api/login", mw.FormDataContentType(), multipartBody.String(), 415, "unsupported_media_type"},
+		{"login, garbage after the object", "/api/login", "application/json", credentials("ada@example.com") + "garbage", 400, "invalid"},
+
+		{"register, JSON", "/api/register", "application/json", credentials("y1@example.com"), 201, ""},
+		{"register, JSON with a charset", "/api/register", "application/json; charset=UTF-8", credentials("y2@example.com"), 201, ""},
+		{"register, JSON in capitals", "/api/register", "Application/JSON", credentials("y3@example.com"), 201, ""},
+		{"register, spaces after the object", "/api/register", "application/json", credentials("y4@example.com") + " \r\n\t", 201, ""},
+		{"login, JSON", "/api/login", "application/json", credentials("ada@example.com"), 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			header := http.Header{}
+			if tc.contentType != "" {
+				header.Set("Content-Type", tc.contentType)
+			}
+			status, body := s.DoWith(t, http.MethodPost, tc.path, header, tc.body)
+			if status != tc.status {
+				t.Fatalf("status = %d, want %d (body %v)", status, tc.status, body)
+			}
+			if tc.code != "" {
+				assertError(t, body, tc.code)
+			}
+		})
+	}
+	// Nothing was registered by the refused requests.
+	for _, email := range []string{"x1@example.com", "x2@example.com", "x3@example.com", "x4@example.com"} {
+		status, _ := s.Do(t, http.MethodPost, "/api/login", "", map[string]string{"email": email, "password": "password123"})
+		if status != http.StatusUnauthorized {
+			t.Errorf("%s can log in: %d", email, status)
+		}
+	}
+}
+
+// Only the account routes want application/json: a token, which no other site can send, guards the
+// others, and scripts that publish without a Content-Type keep working.
+func TestPublishNeedsNoContentType(t *testing.T) {
+	s := servertest.Start(t, nil)
+	u := s.Register(t, "ada@example.com")
+	header := http.Header{"Authorization": {"Bearer " + u.Token}}
+	status, body := s.DoWith(t, http.MethodPost, "/api/rooms/general/messages", header, `{"text":"deploy finished"}`)
+	if status != http.StatusCreated {
+		t.Errorf("publish without a Content-Type: %d %v", status, body)
+	}
+	status, body = s.DoWith(t, http.MethodPost, "/api/rooms/general/messages", header, `{"text":"deploy finished"} trailing`)
+	if status != http.StatusBadRequest {
+		t.Errorf("publish with data after the object: %d %v", status, body)
 	}
 }

@@ -403,6 +403,9 @@ function authErrorText(res) {
     ? res.data.error.message
     : '';
   if (res.status === 401) return 'Wrong e-mail or password';
+  if (res.status === 409 && res.data && res.data.error && res.data.error.code === 'name_taken') {
+    return 'This name is already taken: choose another in the Name field';
+  }
   if (res.status === 409) return 'This e-mail is already registered';
   if (serverMessage) return serverMessage;
   return `Something went wrong (HTTP ${res.status}). Please try again.`;

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,29 @@ func TestPasswords(t *testing.T) {
 	}
 	if _, err := auth.NewPasswords(99); err == nil {
 		t.Error("cost 99 accepted")
+	}
+}
+
+// bcrypt compares only the first 72 bytes: a longer password that begins with the right ones must not
+// match, and none is hashed.
+func TestPasswordsOver72Bytes(t *testing.T) {
+	p, err := auth.NewPasswords(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.Repeat("A", auth.MaxPasswordBytes)
+	h, err := p.Hash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Check(h, password) {
+		t.Error("the 72-byte password does not match its hash")
+	}
+	if p.Check(h, password+"suffix") {
+		t.Error("the 72-byte password with a suffix matches its hash")
+	}
+	if _, err := p.Hash(password + "A"); err == nil {
+		t.Error("a 73-byte password was hashed")
 	}
 }
 

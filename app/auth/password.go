@@ -34,9 +34,16 @@ func (p *Passwords) Hash(password string) (string, error) {
 	return string(h), nil
 }
 
+// MaxPasswordBytes is the most of a password bcrypt reads. Hash refuses a longer one.
+const MaxPasswordBytes = 72
+
 // Check reports whether password matches hash. An empty hash (no such account) is checked against a
-// dummy hash and never matches.
+// dummy hash and never matches. A password over MaxPasswordBytes never matches either: bcrypt would
+// compare only its first 72 bytes, and so match any password that begins with the right one.
 func (p *Passwords) Check(hash, password string) bool {
+	if len(password) > MaxPasswordBytes {
+		return false
+	}
 	if hash == "" {
 		_ = bcrypt.CompareHashAndPassword(p.dummy, []byte(password))
 		return false

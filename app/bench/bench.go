@@ -222,6 +222,7 @@ func (r *run) tokens(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: register: %w", err)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("bench: register: %w", err)

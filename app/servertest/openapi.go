@@ -166,8 +166,9 @@ func (spec *apiSpec) checkUnrouted(want int, schemaName string, status int, head
 	return nil
 }
 
-// validationRequest copies req with its body, already sent, read again. The server reads every body as
-// JSON whatever its Content-Type, so a body sent without one is checked as application/json.
+// validationRequest copies req with its body, already sent, read again. Routes but those of accounts
+// read a body as JSON whatever its Content-Type, so a body sent without one is checked as
+// application/json (on the account routes the server answers it 415, as the spec says).
 func validationRequest(ctx context.Context, req *http.Request) (*http.Request, error) {
 	v := req.Clone(ctx)
 	v.Body = http.NoBody

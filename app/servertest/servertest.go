@@ -223,9 +223,23 @@ func (s *Server) Stop(t testing.TB) {
 // Logs returns everything the server logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
 
-// Do sends a request with an optional JSON body and bearer token and returns the status and the decoded
-// JSON body (nil when the body is empty).
+// Do sends a request with an optional JSON body (as application/json) and bearer token and returns the
+// status and the decoded JSON body (nil when the body is empty).
 func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	header := http.Header{}
+	if token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		header.Set("Content-Type", "application/json")
+	}
+	return s.DoWith(t, method, path, header, body)
+}
+
+// DoWith is Do with the request's headers given whole: it adds none, not even a Content-Type. A string
+// or []byte body is sent as it is; any other is encoded as JSON.
+func (s *Server) DoWith(t testing.TB, method, path string, header http.Header, body any) (int, map[string]any) {
 	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -245,9 +259,7 @@ func (s *Server) Do(t testing.TB, method, path, token string, body any) (int, ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	maps.Copy(req.Header, header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

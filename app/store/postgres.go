@@ -55,8 +55,9 @@ var postgresDialect = dialect{
 	lockMigrations: `SELECT pg_advisory_xact_lock(hashtext('causerie.migrate'), hashtext(current_schema()))`,
 	rebind:         rebindDollar,
 	// The unique index is on lower(email): a plain email = $1 could not use it.
-	emailIs:  "lower(email) = ?",
-	isUnique: isPostgresUnique,
+	emailIs:     "lower(email) = ?",
+	isUnique:    isPostgresUnique,
+	isNameTaken: isPostgresNameTaken,
 	// Planned as a join, (user_id, client_id) IN (VALUES ...) became a scan of the whole table when
 	// statistics were missing (20 ms at 77,000 messages); a LIMIT subquery per row can only be run as
 	// one probe of the unique index. The CAST gives the column its type, which PostgreSQL would take as
@@ -95,4 +96,9 @@ const pgUniqueViolation = "23505"
 func isPostgresUnique(err error) bool {
 	var e *pgconn.PgError
 	return errors.As(err, &e) && e.Code == pgUniqueViolation
+}
+
+func isPostgresNameTaken(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == pgUniqueViolation && e.ConstraintName == "users_name_key"
 }

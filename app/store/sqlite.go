@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -16,9 +17,19 @@ import (
 )
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and brings its schema up to date.
+// A database it creates can be read by its owner only (mode 0600), and so can its -wal and -shm files.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
+	}
+	// SQLite would create the file 0644; it creates the -wal and -shm files with the mode of the
+	// database file. An existing file keeps the mode its operator gave it.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", path, err)
 	}
 	// WAL lets readers run beside the writer; synchronous(FULL) makes every commit durable before it
 	// returns, which is what lets the hub acknowledge a message once AppendMessage returns.
@@ -59,8 +70,9 @@ var sqliteDialect = dialect{
 	lockMigrations: "",
 	rebind:         keepPlaceholders,
 	// The column is COLLATE NOCASE, and so is its unique index.
-	emailIs:  "email = ?",
-	isUnique: isSQLiteUnique,
+	emailIs:     "email = ?",
+	isUnique:    isSQLiteUnique,
+	isNameTaken: isSQLiteNameTaken,
 	// SQLite looks each row of VALUES up in the index, statistics or not; a chain of ORs costs more to
 	// compile, and is limited to a depth of 1000.
 	earlierMessages: batchQuery{
@@ -96,4 +108,10 @@ func (d *DB) checkpointLoop() {
 func isSQLiteUnique(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// isSQLiteNameTaken reads the column from the message, "UNIQUE constraint failed: users.name_key": SQLite
+// gives no other way to tell which index refused the row.
+func isSQLiteNameTaken(err error) bool {
+	return isSQLiteUnique(err) && strings.Contains(err.Error(), "users.name_key")
 }

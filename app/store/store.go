@@ -24,7 +24,9 @@
 //     SQLite, a LATERAL probe per pair on PostgreSQL. Several nodes write to one PostgreSQL database at
 //     once: a batch locks its rooms in name order before it writes anything, so two batches wait for each
 //     other instead of deadlocking. On SQLite the single writer already serialises them.
-//   - Unique violations. SQLITE_CONSTRAINT_UNIQUE and PostgreSQL's 23505 both become app.CodeConflict.
+//   - Unique violations. SQLITE_CONSTRAINT_UNIQUE and PostgreSQL's 23505 both become app.CodeConflict,
+//     or app.CodeNameTaken on users.name_key: SQLite names the column in its message, PostgreSQL the
+//     index in the error's ConstraintName.
 package store
 
 import (
@@ -64,6 +66,8 @@ type dialect struct {
 	emailIs string
 	// isUnique reports whether a driver error is a unique-constraint violation.
 	isUnique func(error) bool
+	// isNameTaken reports whether a driver error is a violation of the unique index on users.name_key.
+	isNameTaken func(error) bool
 	// earlierMessages finds the stored messages of a list of (user_id, client_id) pairs through the
 	// unique index of messages, one probe a pair.
 	earlierMessages batchQuery
@@ -74,6 +78,7 @@ type queries struct {
 	createUser, userByEmail, userByID      string
 	messagesOldest, messagesNewest, lastID string
 	rooms                                  string
+	usersWithoutNameKey, setNameKey        string
 }
 
 func newQueries(dl dialect) queries {
@@ -83,7 +88,7 @@ func newQueries(dl dialect) queries {
 	const selectMessages = `SELECT ` + messageColumns + ` FROM messages WHERE room = ? AND id > ? AND id < ? ORDER BY id `
 	r := dl.rebind
 	return queries{
-		createUser:     r(`INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`),
+		createUser:     r(`INSERT INTO users (email, name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`),
 		userByEmail:    r(selectUser + dl.emailIs),
 		userByID:       r(selectUser + `id = ?`),
 		messagesOldest: r(selectMessages + `ASC LIMIT ?`),
@@ -92,6 +97,10 @@ func newQueries(dl dialect) queries {
 		// A room's row may exist without messages: earlier versions made a row for every room of a
 		// batch, even one it stored nothing in.
 		rooms: r(`SELECT name FROM rooms WHERE last_id > 0 ORDER BY name`),
+		// A key goes to the first user to have it: a later user whose name has the same key keeps none.
+		usersWithoutNameKey: r(`SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id`),
+		setNameKey: r(`UPDATE users SET name_key = ? WHERE id = ? AND name_key IS NULL
+			AND NOT EXISTS (SELECT 1 FROM users AS other WHERE other.name_key = ?)`),
 	}
 }
 
@@ -210,6 +219,9 @@ func open(ctx context.Context, write, read *sql.DB, dl dialect) (*DB, error) {
 		return nil, err
 	}
 	if err := d.migrate(ctx); err != nil {
+		return fail(err)
+	}
+	if err := d.backfillNameKeys(ctx); err != nil {
 		return fail(err)
 	}
 	for _, q := range []batchQuery{dl.earlierMessages, claimIDs, insertMessages} {
@@ -352,10 +364,23 @@ func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
 	return applied, nil
 }
 
-// CreateUser stores u (whose Email must already be in lower case) and returns it with its ID.
-// A taken e-mail is an app.CodeConflict error.
+// CreateUser stores u (whose Email must already be in lower case, and whose Name app.NormalizeName
+// accepts) with the key of its name, and returns it with its ID. A taken e-mail is an app.CodeConflict
+// error; a name whose key another user has (app.NameKey), and an e-mail that is free, an
+// app.CodeNameTaken error.
 func (d *DB) CreateUser(ctx context.Context, u app.User) (app.User, error) {
-	err := d.write.QueryRowContext(ctx, d.q.createUser, u.Email, u.Name, u.PasswordHash, u.CreatedAt.UnixMilli()).Scan(&u.ID)
+	key, err := app.NameKey(u.Name)
+	if err != nil {
+		return app.User{}, app.Errorf(app.CodeInvalid, "name %q is not allowed", u.Name)
+	}
+	err = d.write.QueryRowContext(ctx, d.q.createUser, u.Email, u.Name, key, u.PasswordHash, u.CreatedAt.UnixMilli()).Scan(&u.ID)
+	if d.dialect.isNameTaken(err) {
+		// Which index a database reports first is its own affair: a taken e-mail is what the caller
+		// hears about, whatever the name.
+		if _, byEmail := d.UserByEmail(ctx, u.Email); app.ErrorCode(byEmail) == app.CodeNotFound {
+			return app.User{}, app.Errorf(app.CodeNameTaken, "name %q is already taken", u.Name)
+		}
+	}
 	if d.dialect.isUnique(err) {
 		return app.User{}, app.Errorf(app.CodeConflict, "e-mail already registered")
 	}
@@ -363,6 +388,73 @@ func (d *DB) CreateUser(ctx context.Context, u app.User) (app.User, error) {
 		return app.User{}, fmt.Errorf("store: create user: %w", err)
 	}
 	return u, nil
+}
+
+// maxBackfillAttempts is how many times backfillNameKeys runs: a node may register a user with a key
+// while another fills keys in, and the second run then finds that user's key taken.
+const maxBackfillAttempts = 3
+
+// backfillNameKeys gives each user without a name key the key of their name (app.NameKey), in the order
+// they registered, unless another user has it. Users registered before keys existed have none, and so
+// do those registered meanwhile by a node of an earlier version. A user whose name the PRECIS profile
+// refuses, or whose key another user already has, keeps none: the name was accepted once and stays as it
+// is, so that no database fails to open over it, but only the user who holds a key keeps others from
+// taking it. It runs at every open; once every user who can have a key has it, it changes nothing.
+func (d *DB) backfillNameKeys(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := d.backfillNameKeysOnce(ctx)
+		if !d.dialect.isNameTaken(err) || attempt == maxBackfillAttempts {
+			return err
+		}
+	}
+}
+
+func (d *DB) backfillNameKeysOnce(ctx context.Context) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin name keys: %w", err)
+	}
+	defer tx.Rollback()
+	// The lock of the migrations: nodes starting together fill keys in one after the other.
+	if d.dialect.lockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, d.dialect.lockMigrations); err != nil {
+			return fmt.Errorf("store: lock name keys: %w", err)
+		}
+	}
+	type named struct {
+		id   int64
+		name string
+	}
+	var users []named
+	rows, err := tx.QueryContext(ctx, d.q.usersWithoutNameKey)
+	if err != nil {
+		return fmt.Errorf("store: users without name keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u named
+		if err := rows.Scan(&u.id, &u.name); err != nil {
+			return fmt.Errorf("store: users without name keys: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: users without name keys: %w", err)
+	}
+	rows.Close() // before the updates: a PostgreSQL connection runs one statement at a time
+	for _, u := range users {
+		key, err := app.NameKey(u.name)
+		if err != nil {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, d.q.setNameKey, key, u.id, key); err != nil {
+			return fmt.Errorf("store: set the name key of user %d: %w", u.id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit name keys: %w", err)
+	}
+	return nil
 }
 
 // UserByEmail returns the user with that e-mail (any case), or an app.CodeNotFound error.
