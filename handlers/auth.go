@@ -35,8 +35,8 @@ type TokenIssuer interface {
 
 // PasswordHasher hashes and checks passwords.
 type PasswordHasher interface {
-	Hash(password string) (string, error)
-	Check(hash, password string) bool
+	Hash(ctx context.Context, password string) (string, error)
+	Check(ctx context.Context, hash, password string) (bool, error)
 }
 
 // Limits on account fields.
@@ -53,12 +53,24 @@ const (
 	maxEmailBytes    = 254
 )
 
+// Throttle counts events per key over a fixed window (app/throttle): failed logins, here.
+type Throttle interface {
+	Add(ctx context.Context, key string) (n int64, left time.Duration, err error)
+	Count(ctx context.Context, key string) (n int64, left time.Duration, err error)
+	Reset(ctx context.Context, key string) error
+}
+
 // Auth serves registration, login and the current user.
 type Auth struct {
 	Users     UserStore
 	Tokens    TokenIssuer
 	Passwords PasswordHasher
 	Now       func() time.Time
+	// Failures counts failed logins per account and per client address; MaxFailures is how many an
+	// account may have in a window (an address ten times as many, for the people behind one address)
+	// before its logins are refused until the window ends. 0 turns the limit off.
+	Failures    Throttle
+	MaxFailures int
 }
 
 type credentials struct {
@@ -108,7 +120,7 @@ func (a *Auth) Register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	hash, err := a.Passwords.Hash(in.Password)
+	hash, err := a.Passwords.Hash(c.Request().Context(), in.Password)
 	if err != nil {
 		return err
 	}
@@ -142,14 +154,62 @@ func (a *Auth) Login(c echo.Context) error {
 	if len(in.Password) > maxPasswordBytes {
 		return app.Errorf(app.CodeInvalid, "password must be at most %d bytes", maxPasswordBytes)
 	}
-	u, err := a.Users.UserByEmail(c.Request().Context(), strings.TrimSpace(in.Email))
+	ctx := c.Request().Context()
+	// Keyed by the e-mail as typed, account or not, so that the answer tells nothing of which exist.
+	keys := []string{"login:account:" + strings.ToLower(strings.TrimSpace(in.Email)), "login:addr:" + c.RealIP()}
+	if err := a.checkFailures(ctx, keys); err != nil {
+		return err
+	}
+	u, err := a.Users.UserByEmail(ctx, strings.TrimSpace(in.Email))
 	if err != nil && app.ErrorCode(err) != app.CodeNotFound {
 		return err
 	}
-	if !a.Passwords.Check(u.PasswordHash, in.Password) {
+	ok, err := a.Passwords.Check(ctx, u.PasswordHash, in.Password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.countFailure(ctx, keys)
 		return app.Errorf(app.CodeUnauthorized, "wrong e-mail or password")
 	}
+	if a.MaxFailures > 0 {
+		_ = a.Failures.Reset(ctx, keys[0]) // at worst the account keeps its failures until the window ends
+	}
 	return a.respondWithToken(c, http.StatusOK, u)
+}
+
+// checkFailures refuses a login for an account, then an address, that has had too many failures in the
+// current window, with the time left in it. A throttle that does not answer (Redis down) refuses nothing:
+// an outage must not lock every user out, and the bcrypt slots still bound the work.
+func (a *Auth) checkFailures(ctx context.Context, keys []string) error {
+	if a.MaxFailures <= 0 {
+		return nil
+	}
+	for i, key := range keys {
+		limit := int64(a.MaxFailures)
+		if i > 0 {
+			limit *= 10
+		}
+		if n, left, err := a.Failures.Count(ctx, key); err == nil && n >= limit {
+			what := "this account"
+			if i > 0 {
+				what = "your address"
+			}
+			return app.Limited(app.CodeRateLimited, left, "too many failed logins for %s: try again in %s",
+				what, left.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// countFailure counts a failed login against the account and the address.
+func (a *Auth) countFailure(ctx context.Context, keys []string) {
+	if a.MaxFailures <= 0 {
+		return
+	}
+	for _, key := range keys {
+		_, _, _ = a.Failures.Add(ctx, key) // see checkFailures: a throttle that does not answer refuses nothing
+	}
 }
 
 // Me returns the user the token speaks for: GET /api/me.

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -76,5 +77,64 @@ func TestOrdinaryUseNeverMeetsConnectionCaps(t *testing.T) {
 			t.Fatalf("reload %d: %v (%v)", i, err, resp)
 		}
 		c.Close() // the page goes away; the next one does not wait for the server to notice
+	}
+}
+
+// login posts credentials and returns the status, the error code and the Retry-After header.
+func login(t *testing.T, s *servertest.Server, email, password string) (int, string, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err := http.Post(s.URL+"/api/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error struct{ Code string } }
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error.Code, resp.Header.Get("Retry-After")
+}
+
+// Failed logins are counted per account and per address, across nodes with Redis: past the limit, even
+// the right password waits for the window to end.
+func TestLoginFailuresAreThrottled(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"LOGIN_FAILURES": "3"})
+		s.Register(t, "ada@example.com")
+		s.Register(t, "bob@example.com")
+		for i := range 3 {
+			if status, _, _ := login(t, s, "ada@example.com", "not-her-password"); status != http.StatusUnauthorized {
+				t.Fatalf("failure %d: %d, want 401", i+1, status)
+			}
+		}
+		status, code, retry := login(t, s, "ada@example.com", "password123")
+		if status != http.StatusTooManyRequests || code != "rate_limited" || retry == "" {
+			t.Errorf("after 3 failures: %d %s, Retry-After %q; want 429 rate_limited with Retry-After", status, code, retry)
+		}
+		if status, _, _ := login(t, s, "bob@example.com", "password123"); status != http.StatusOK {
+			t.Errorf("another account: %d, want 200", status)
+		}
+		// An address that tries many accounts: ten times the per-account limit.
+		for i := range 30 {
+			login(t, s, fmt.Sprintf("guess%d@example.com", i), "guess")
+		}
+		if status, _, _ := login(t, s, "bob@example.com", "password123"); status != http.StatusTooManyRequests {
+			t.Errorf("after 30 failures from one address: %d, want 429", status)
+		}
+	})
+}
+
+// Someone who mistypes their password twice, then gets it right, day after day, never waits.
+func TestOrdinaryLoginsAreNotThrottled(t *testing.T) {
+	s := servertest.Start(t, nil)
+	s.Register(t, "ada@example.com")
+	for day := range 5 {
+		for range 2 {
+			if status, _, _ := login(t, s, "ada@example.com", "pasword123"); status != http.StatusUnauthorized {
+				t.Fatalf("day %d: a typo got %d, want 401", day, status)
+			}
+		}
+		if status, code, _ := login(t, s, "ada@example.com", "password123"); status != http.StatusOK {
+			t.Fatalf("day %d: the right password got %d %s, want 200", day, status, code)
+		}
 	}
 }

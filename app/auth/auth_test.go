@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,16 +12,24 @@ import (
 	"github.com/causerie/causerie/app/auth"
 )
 
+var ctx = context.Background()
+
+// check is Passwords.Check for a context that never ends.
+func check(p *auth.Passwords, hash, password string) bool {
+	ok, err := p.Check(ctx, hash, password)
+	return ok && err == nil
+}
+
 func TestPasswords(t *testing.T) {
 	p, err := auth.NewPasswords(4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := p.Hash("correct horse")
+	h, err := p.Hash(ctx, "correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h == "correct horse" || !p.Check(h, "correct horse") || p.Check(h, "wrong horse") || p.Check("", "correct horse") {
+	if h == "correct horse" || !check(p, h, "correct horse") || check(p, h, "wrong horse") || check(p, "", "correct horse") {
 		t.Error("bcrypt check does not tell right from wrong")
 	}
 	if _, err := auth.NewPasswords(99); err == nil {
@@ -36,17 +45,17 @@ func TestPasswordsOver72Bytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	password := strings.Repeat("A", auth.MaxPasswordBytes)
-	h, err := p.Hash(password)
+	h, err := p.Hash(ctx, password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Check(h, password) {
+	if !check(p, h, password) {
 		t.Error("the 72-byte password does not match its hash")
 	}
-	if p.Check(h, password+"suffix") {
+	if check(p, h, password+"suffix") {
 		t.Error("the 72-byte password with a suffix matches its hash")
 	}
-	if _, err := p.Hash(password + "A"); err == nil {
+	if _, err := p.Hash(ctx, password+"A"); err == nil {
 		t.Error("a 73-byte password was hashed")
 	}
 }

@@ -3,17 +3,22 @@
 package auth
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Passwords hashes and checks passwords at a fixed bcrypt cost.
+// Passwords hashes and checks passwords at a fixed bcrypt cost. At most one bcrypt runs per core but one
+// at a time: bcrypt is made to take the CPU, and a storm of logins must leave a core to the chat.
 type Passwords struct {
 	cost int
 	// dummy is compared against when the account does not exist, so that an unknown e-mail and a wrong
 	// password take the same time and a caller cannot tell which one it was.
 	dummy []byte
+	// slots holds a token per bcrypt running.
+	slots chan struct{}
 }
 
 // NewPasswords returns a Passwords hashing at cost (bcrypt.MinCost to bcrypt.MaxCost).
@@ -22,11 +27,27 @@ func NewPasswords(cost int) (*Passwords, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: bcrypt cost %d: %w", cost, err)
 	}
-	return &Passwords{cost: cost, dummy: dummy}, nil
+	return &Passwords{cost: cost, dummy: dummy, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}, nil
 }
 
+// acquire waits for a bcrypt slot, or for ctx to end.
+func (p *Passwords) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("auth: wait for a bcrypt slot: %w", ctx.Err())
+	}
+}
+
+func (p *Passwords) release() { <-p.slots }
+
 // Hash returns the bcrypt hash of password.
-func (p *Passwords) Hash(password string) (string, error) {
+func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
+	if err := p.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer p.release()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), p.cost)
 	if err != nil {
 		return "", fmt.Errorf("auth: hash password: %w", err)
@@ -40,13 +61,17 @@ const MaxPasswordBytes = 72
 // Check reports whether password matches hash. An empty hash (no such account) is checked against a
 // dummy hash and never matches. A password over MaxPasswordBytes never matches either: bcrypt would
 // compare only its first 72 bytes, and so match any password that begins with the right one.
-func (p *Passwords) Check(hash, password string) bool {
+func (p *Passwords) Check(ctx context.Context, hash, password string) (bool, error) {
 	if len(password) > MaxPasswordBytes {
-		return false
+		return false, nil
 	}
+	if err := p.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer p.release()
 	if hash == "" {
 		_ = bcrypt.CompareHashAndPassword(p.dummy, []byte(password))
-		return false
+		return false, nil
 	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil, nil
 }

@@ -79,6 +79,12 @@ type Config struct {
 	RateBurst int
 	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
 	MaxRooms int
+	// LoginFailures is how many failed logins an account may have in LoginWindow before its logins are
+	// refused until the window ends; a client address may have ten times as many (LOGIN_FAILURES, default
+	// 5; 0 turns the limit off).
+	LoginFailures int
+	// LoginWindow is the window LoginFailures counts over (LOGIN_WINDOW, default 15m).
+	LoginWindow time.Duration
 	// MaxConnsPerUser caps one user's WebSockets on this node (MAX_CONNS_PER_USER, default 20: many tabs
 	// and devices, and the sockets of a reload storm not yet closed; 0 is no cap).
 	MaxConnsPerUser int
@@ -132,6 +138,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimit:        p.float("RATE_LIMIT", 20),
 		RateBurst:        p.int("RATE_BURST", 40, 1, 1<<20),
 		MaxRooms:         p.int("MAX_ROOMS", 50, 1, 10000),
+		LoginFailures:    p.int("LOGIN_FAILURES", 5, 0, 1<<20),
+		LoginWindow:      p.duration("LOGIN_WINDOW", 15*time.Minute),
 		MaxConnsPerUser:  p.int("MAX_CONNS_PER_USER", 20, 0, 1<<20),
 		MaxConnsPerIP:    p.int("MAX_CONNS_PER_IP", 1000, 0, 1<<20),
 		RequestTimeout:   p.duration("REQUEST_TIMEOUT", 30*time.Second),

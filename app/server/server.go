@@ -24,6 +24,7 @@ import (
 	"github.com/causerie/causerie/app/netconn"
 	"github.com/causerie/causerie/app/presence"
 	"github.com/causerie/causerie/app/store"
+	"github.com/causerie/causerie/app/throttle"
 	"github.com/causerie/causerie/app/wsframe"
 	"github.com/causerie/causerie/handlers"
 	"github.com/causerie/causerie/middleware"
@@ -47,6 +48,8 @@ type Server struct {
 	hub  *chat.Hub
 	echo *echo.Echo
 	ops  http.Handler // what METRICS_ADDR serves
+
+	failures handlers.Throttle
 }
 
 // Bus is the bus as the server uses it: the hub's, and /healthz's.
@@ -61,6 +64,8 @@ type Deps struct {
 	Bus   Bus
 	// Presence is nil on a single node.
 	Presence chat.Presence
+	// Failures counts failed logins: in this process, or in Redis for every node.
+	Failures handlers.Throttle
 }
 
 // Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
@@ -81,7 +86,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		return Deps{}, fmt.Errorf("DATA_DIR: %w", err)
 	}
 	if cfg.RedisURL == "" {
-		d.Bus = bus.NewMemory()
+		d.Bus, d.Failures = bus.NewMemory(), throttle.NewMemory(cfg.LoginWindow, time.Now)
 		return d, nil
 	}
 	rb, err := bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
@@ -90,6 +95,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		return Deps{}, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
+	d.Failures = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.LoginWindow)
 	return d, nil
 }
 
@@ -143,7 +149,7 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		PresenceTTL:     cfg.PresenceTTL,
 	})
 	m.Watch(hub.Stats())
-	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New()}
+	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures}
 	s.routes(tokens, passwords, m)
 	return s, nil
 }
@@ -173,7 +179,8 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 
 	jwt := middleware.JWT(tokens)
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
-	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now}
+	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now,
+		Failures: s.failures, MaxFailures: s.cfg.LoginFailures}
 	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerUser: s.cfg.MaxConnsPerUser, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
 	if s.cfg.Compression {
 		ws.Compressor = wsframe.NewCompressor()
