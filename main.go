@@ -114,6 +114,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 	fs.IntVar(&cfg.Rooms, "rooms", 1, "rooms to spread the connections over")
 	fs.StringVar(&cfg.Proto, "proto", bench.ProtoCauserie, "causerie, or gorilla for the gorilla/websocket chat example")
 	fs.BoolVar(&cfg.Batch, "batch", true, "ask for several messages per frame (?batch=1)")
+	fs.IntVar(&cfg.LoginStorm, "login-storm", 0, "goroutines posting wrong logins while sending; GET /api/me is timed meanwhile")
 	fs.BoolVar(&cfg.Compress, "compress", false, "offer permessage-deflate (the server takes it with WS_COMPRESSION=1)")
 	fs.IntVar(&cfg.Size, "size", 100, "bytes of text per message")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "how long to wait for deliveries after the last send")

@@ -50,9 +50,12 @@ type Config struct {
 	Proto    string
 	Batch    bool // ask the server for several messages per frame (?batch=1)
 	Compress bool // offer permessage-deflate, which a server with WS_COMPRESSION=1 accepts
-	Size     int  // bytes of text per message
-	Drain    time.Duration
-	Progress io.Writer // a line per second goes here when not nil
+	// LoginStorm is how many goroutines post wrong logins during the send phase, while GET /api/me is
+	// timed every 50 ms: what a password-guessing storm does to everyone else.
+	LoginStorm int
+	Size       int // bytes of text per message
+	Drain      time.Duration
+	Progress   io.Writer // a line per second goes here when not nil
 	// Warmup excludes messages sent in the first Warmup of the send phase from the latency figures (not
 	// from the loss count): an open loop's first burst measures the start, not the steady state.
 	Warmup time.Duration
@@ -86,7 +89,11 @@ type Report struct {
 	// compression saves shows here.
 	WireBytesIn      int64   `json:"wire_bytes_received"`
 	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
-	ServerRSSKiB     int64   `json:"server_rss_kib,omitempty"`
+	// MeMs times GET /api/me, and StormStatuses counts the answers to the wrong logins, by HTTP status,
+	// with LoginStorm.
+	MeMs          *Latency         `json:"me_ms,omitempty"`
+	StormStatuses map[string]int64 `json:"storm_statuses,omitempty"`
+	ServerRSSKiB  int64            `json:"server_rss_kib,omitempty"`
 }
 
 // Latency is a summary of delivery latencies, in milliseconds.
@@ -136,6 +143,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	cpuStart := cpuSeconds(cfg.ServerPID)
 	sendStart := time.Now()
 	r.measureFrom = sendStart.Add(cfg.Warmup).UnixNano()
+	var side sideLoad
+	waitSide := func() {}
+	if cfg.LoginStorm > 0 && cfg.Proto == ProtoCauserie {
+		waitSide = side.start(sendCtx, cfg, tokens[0])
+	}
 	var wg sync.WaitGroup
 	for j := 0; j < cfg.Senders; j++ {
 		wg.Add(1)
@@ -154,8 +166,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	<-progressDone
 	r.closing.Store(true)
 	r.closeAll()
+	waitSide()
 	rep := r.report(connectTime, sendTime)
 	rep.ServerCPUSeconds, rep.ServerRSSKiB = cpu, rss
+	if cfg.LoginStorm > 0 {
+		side.report(&rep)
+	}
 	return rep, nil
 }
 
@@ -480,6 +496,9 @@ func (rep Report) String() string {
 		fmt.Fprintf(&b, "read         %d bytes, %.0f per delivery\n", rep.WireBytesIn, float64(rep.WireBytesIn)/float64(rep.Delivered))
 	}
 	fmt.Fprintf(&b, "delivery ms  %s\n", rep.LatencyMs)
+	if rep.MeMs != nil {
+		fmt.Fprintf(&b, "/api/me ms   %s (during the login storm: %v)\n", *rep.MeMs, rep.StormStatuses)
+	}
 	if rep.Acked > 0 {
 		fmt.Fprintf(&b, "ack ms       %s\n", rep.AckMs)
 	}

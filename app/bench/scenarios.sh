@@ -8,6 +8,7 @@
 #   BASELINE=<git revision> bash app/bench/scenarios.sh S1 S2   also runs Causerie as built at that revision
 #                                                              (in S1, S2 and S3)
 #
+# S1-login-storm runs S1 beside a storm of wrong logins (with BASELINE, the earlier build too).
 # S1-deflate runs S1 with WS_COMPRESSION=1 and clients that offer permessage-deflate, beside S1 without.
 #
 # Needs taskset (util-linux) and about two minutes per scenario. S5 (several nodes) also needs psql, and
@@ -122,6 +123,16 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
       if [ -n "${BASELINE:-}" ]; then
         BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0
         measure S2-causerie-baseline -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
+      fi ;;
+    S1-login-storm) # S1 while 16 goroutines post wrong logins, GET /api/me timed every 50 ms: with the login
+      # limits, with the bcrypt slots alone (LOGIN_FAILURES=0), without the storm, and the BASELINE build
+      s1="-conns 1000 -senders 1 -rate 100 -duration 15s -ramp 2s"
+      start_causerie RATE_LIMIT=0; measure S1-no-storm $s1 -login-storm 0; stop_server
+      start_causerie RATE_LIMIT=0; measure S1-login-storm $s1 -login-storm 16; stop_server
+      start_causerie RATE_LIMIT=0 LOGIN_FAILURES=0; measure S1-login-storm-slots-only $s1 -login-storm 16; stop_server
+      if [ -n "${BASELINE:-}" ]; then
+        BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0
+        measure S1-login-storm-baseline $s1 -login-storm 16; stop_server
       fi ;;
     S1-deflate) # S1 with permessage-deflate negotiated on every connection, beside S1 without; with S1's
       # 100-byte texts (frames under the 256 bytes the server compresses) and with 1000-byte texts
