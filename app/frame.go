@@ -122,15 +122,21 @@ func EncodeMessageAck(clientID string, object []byte) []byte {
 	return append(b, '}')
 }
 
-// EncodeError returns an error frame; clientID, when set, names the client frame it answers.
-func EncodeError(code, message, clientID string) []byte {
-	// Structs of strings always marshal, so the error is impossible here and below.
+// EncodeError returns an error frame; clientID, when set, names the client frame it answers, and retry,
+// when over a limit, says how long to wait (retry_after_ms).
+func EncodeError(code, message, clientID string, retry time.Duration) []byte {
+	var retryMs int64
+	if retry > 0 {
+		retryMs = max(retry.Milliseconds(), 1)
+	}
+	// Structs of strings and numbers always marshal, so the error is impossible here and below.
 	b, _ := json.Marshal(struct {
-		Type    string `json:"type"`
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		ID      string `json:"id,omitempty"`
-	}{FrameError, code, message, clientID})
+		Type       string `json:"type"`
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		ID         string `json:"id,omitempty"`
+		RetryAfter int64  `json:"retry_after_ms,omitempty"`
+	}{FrameError, code, message, clientID, retryMs})
 	return b
 }
 

@@ -138,3 +138,97 @@ func TestOrdinaryLoginsAreNotThrottled(t *testing.T) {
 		}
 	}
 }
+
+// All of a user's connections, and REST posts, share one budget of RATE_LIMIT frames per second: more
+// sockets do not buy more messages.
+func TestMessageBudgetIsPerUser(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "1", "RATE_BURST": "5"})
+	ada := s.Register(t, "ada@example.com")
+	tabs := make([]*servertest.Client, 4)
+	for i := range tabs {
+		tabs[i] = s.Connect(t, ada)
+	}
+	for i, c := range tabs {
+		for j := range 5 {
+			c.Send(map[string]string{"type": "message", "id": fmt.Sprintf("t%d-%d", i, j), "text": "hi"})
+		}
+	}
+	acked, limited := 0, 0
+	for _, c := range tabs {
+		for range 5 {
+			f := c.Read()
+			for f["type"] == "message" { // the other tabs' messages
+				f = c.Read()
+			}
+			switch {
+			case f["type"] == "ack":
+				acked++
+			case f["code"] == "rate_limited" && f["retry_after_ms"].(float64) > 0:
+				limited++
+			default:
+				t.Fatalf("got %v", f)
+			}
+		}
+	}
+	// 5 in the burst, and a sixth if a second went by while sending.
+	if acked > 6 || acked+limited != 20 {
+		t.Errorf("4 connections of one user sent 20 messages at once: %d acked, %d rate_limited; want at most 6 acked", acked, limited)
+	}
+	status, body := s.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "from a script"})
+	if status != http.StatusTooManyRequests || body["error"].(map[string]any)["code"] != "rate_limited" {
+		t.Errorf("a REST post with the budget spent: %d %v, want 429 rate_limited", status, body)
+	}
+	if status, _ := s.Do(t, http.MethodPost, "/api/rooms/general/messages", s.Register(t, "bob@example.com").Token, map[string]string{"text": "hello"}); status != http.StatusCreated {
+		t.Errorf("another user's post: %d, want 201", status)
+	}
+}
+
+// Three tabs chatting at 5 messages a second in all, a JSON ping now and then, never meet the defaults.
+func TestOrdinaryChatNeverMeetsTheBudget(t *testing.T) {
+	s := servertest.Start(t, nil)
+	ada := s.Register(t, "ada@example.com")
+	tabs := []*servertest.Client{s.Connect(t, ada), s.Connect(t, ada), s.Connect(t, ada)}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 15 {
+		<-tick.C
+		tabs[i%3].Send(map[string]string{"type": "message", "id": fmt.Sprint("m", i), "text": "bonjour"})
+		if i%5 == 0 {
+			tabs[i%3].Send(map[string]string{"type": "ping"})
+		}
+	}
+	tabs[0].Send(map[string]string{"type": "ping"})
+	for f := tabs[0].Read(); f["type"] != "pong"; f = tabs[0].Read() {
+		if f["type"] == "error" {
+			t.Fatalf("got %v", f)
+		}
+	}
+	for i, c := range tabs[1:] {
+		c.Send(map[string]string{"type": "ping"})
+		for f := c.Read(); f["type"] != "pong"; f = c.Read() {
+			if f["type"] == "error" {
+				t.Fatalf("tab %d got %v", i+2, f)
+			}
+		}
+	}
+}
+
+// Pings have a budget of their own per connection: a client pinging in a loop gets a few pongs, and its
+// messages still go through.
+func TestPingsHaveABudget(t *testing.T) {
+	s := servertest.Start(t, nil)
+	c := s.Connect(t, s.Register(t, "ada@example.com"))
+	for range 200 {
+		c.Send(map[string]string{"type": "ping"})
+	}
+	c.Send(map[string]string{"type": "message", "id": "after", "text": "still here"})
+	pongs := 0
+	for f := c.Read(); f["type"] != "ack"; f = c.Read() {
+		if f["type"] == "pong" {
+			pongs++
+		}
+	}
+	if pongs > 25 {
+		t.Errorf("200 pings at once got %d pongs, want the budget's 20 or so", pongs)
+	}
+}

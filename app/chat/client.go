@@ -57,9 +57,9 @@ type Client struct {
 	hub      *Hub
 	maxQueue int
 	batch    bool
-	// limiter is nil when frames are not rate limited. Only the reader goroutine uses it.
-	limiter *rate.Limiter
-	expiry  *time.Timer
+	// pings is the connection's budget of pings, made at the first ping. Only the reader goroutine uses it.
+	pings  *rate.Limiter
+	expiry *time.Timer
 
 	mu     sync.Mutex
 	queue  [][]byte
@@ -243,6 +243,9 @@ func (c *Client) dropLocked() {
 // Pong asks the writer to answer a ping from the peer with payload. A ping that comes before the pong of the
 // previous one went out replaces it: RFC 6455 section 5.5.3 lets an endpoint answer the most recent only.
 func (c *Client) Pong(payload []byte) {
+	if !c.pingAllowed() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeTaken || c.dropped { // until the close frame is written, pings are answered (RFC 6455 5.5.2)
@@ -250,6 +253,15 @@ func (c *Client) Pong(payload []byte) {
 	}
 	c.pong, c.pongData = true, append(c.pongData[:0], payload...)
 	c.startWriterLocked()
+}
+
+// pingAllowed spends one of the connection's pings; past its budget a ping is dropped, not answered.
+// Only the reader goroutine calls it.
+func (c *Client) pingAllowed() bool {
+	if c.pings == nil {
+		c.pings = rate.NewLimiter(pingsPerSecond, pingBurst)
+	}
+	return c.pings.Allow()
 }
 
 // requestPing asks the writer to send a ping frame.

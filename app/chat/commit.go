@@ -211,7 +211,7 @@ func (p *pipeline) answer(req *appendReq, res appendResult) {
 	}
 	if res.err != nil {
 		p.log.Error("store message", "conn", req.from.ID, "room", req.msg.Room, "err", res.err)
-		req.from.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.msg.ClientID))
+		req.from.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.msg.ClientID, 0))
 		return
 	}
 	req.from.answer(app.EncodeMessageAck(req.msg.ClientID, res.object))

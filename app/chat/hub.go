@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
 )
@@ -71,7 +69,8 @@ type Options struct {
 	HistoryLimit int
 	// ResumeMax caps a replay; past it the replay says complete:false.
 	ResumeMax int
-	// RateLimit is the frames per second a connection may send (0: unlimited), with bursts of RateBurst.
+	// RateLimit is the frames per second a user may send, all connections on this node and REST posts
+	// together (0: unlimited), with bursts of RateBurst. Pings have a budget of their own.
 	RateLimit float64
 	RateBurst int
 	// MaxRooms caps the rooms of one connection.
@@ -100,6 +99,7 @@ type Hub struct {
 	// can tell it raced with one.
 	presenceCalls atomic.Uint64
 	stats         Stats
+	budgets       *budgets
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
@@ -121,7 +121,7 @@ func New(opts Options) *Hub {
 	if opts.Timings == nil {
 		opts.Timings = noTimings{}
 	}
-	h := &Hub{opts: opts, log: opts.Log}
+	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst)}
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
@@ -194,9 +194,6 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 		maxQueue: h.opts.QueueBytes,
 		batch:    s.Batch,
 		rooms:    make(map[string]struct{}, len(joins)),
-	}
-	if h.opts.RateLimit > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(h.opts.RateLimit), h.opts.RateBurst)
 	}
 	// Stored under h.mu, so that Shutdown, which sets closing under it, sees every client it must close.
 	h.mu.Lock()
@@ -316,7 +313,7 @@ func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
 
 // expire ends a connection whose token expired without an auth frame renewing it.
 func (h *Hub) expire(c *Client) {
-	c.enqueue(app.EncodeError(app.CodeExpired, "your token expired; get a fresh one and reconnect", ""))
+	c.enqueue(app.EncodeError(app.CodeExpired, "your token expired; get a fresh one and reconnect", "", 0))
 	c.Close(CloseTokenExpired, "token expired")
 }
 
@@ -349,6 +346,7 @@ func (h *Hub) Run(ctx context.Context) {
 				v.(*Client).retireIfIdle()
 				return true
 			})
+			h.budgets.sweep(time.Now())
 		case <-t.C:
 			// Real time, not opts.Now: LastRead comes from the wall clock of the socket.
 			deadline := time.Now().Add(-h.opts.PongWait)

@@ -13,8 +13,14 @@ import (
 // Receive handles one text frame from c. Refused frames get an error frame; nothing here closes c.
 func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 	in, err := app.DecodeInbound(data)
-	if (err != nil || in.Type != app.FramePing) && c.limiter != nil && !c.limiter.Allow() {
-		h.refuse(c, app.Errorf(app.CodeRateLimited, "over %g frames per second: frame dropped", h.opts.RateLimit), in.ID)
+	if err == nil && in.Type == app.FramePing {
+		if c.pingAllowed() {
+			c.enqueue(app.PongFrame)
+		}
+		return
+	}
+	if ok, wait := h.budgets.take(c.User.UserID, time.Now()); !ok {
+		h.refuse(c, app.Limited(app.CodeRateLimited, wait, "over %g frames per second, all your connections together: frame dropped", h.opts.RateLimit), in.ID)
 		return
 	}
 	if err != nil {
@@ -32,8 +38,6 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 		err = h.typing(c, in.Room)
 	case app.FrameAuth:
 		err = h.reauth(c, in)
-	case app.FramePing:
-		c.enqueue(app.PongFrame)
 	case "":
 		err = app.Errorf(app.CodeUnknownType, "type is required")
 	default:
@@ -56,7 +60,7 @@ func (h *Hub) refuse(c *Client, err error, clientID string) {
 		e = app.Errorf(app.CodeInternal, "internal error; try again")
 	}
 	h.stats.badFrame(e.Code)
-	c.enqueue(app.EncodeError(e.Code, e.Message, clientID))
+	c.enqueue(app.EncodeError(e.Code, e.Message, clientID, e.RetryAfter))
 }
 
 func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
@@ -96,6 +100,9 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	}
 	if len(clientID) > app.MaxClientIDBytes {
 		return app.Message{}, false, app.Errorf(app.CodeInvalid, "id must be at most %d bytes", app.MaxClientIDBytes)
+	}
+	if ok, wait := h.budgets.take(user.UserID, time.Now()); !ok {
+		return app.Message{}, false, app.Limited(app.CodeRateLimited, wait, "over %g messages per second, all your connections together", h.opts.RateLimit)
 	}
 	h.stats.MessagesReceived.Add(1)
 	req := &appendReq{msg: h.message(user, room, text, clientID), done: make(chan appendResult, 1)}
