@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/auth"
 	"github.com/causerie/causerie/app/servertest"
 )
 
@@ -112,5 +115,33 @@ func TestClientAddress(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A token whose account does not exist (deleted, or a secret shared with another deployment) opens
+// nothing: not a WebSocket, which would put it in presence, nor a route.
+func TestTokenOfNoAccount(t *testing.T) {
+	s := servertest.Start(t, nil)
+	s.Register(t, "ada@example.com")
+	ghost, err := auth.NewTokens([]byte(s.Config.JWTSecret), time.Hour, time.Now).Issue(app.User{ID: 999, Name: "ghost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, err := s.TryDial("/ws?token="+ghost, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("WebSocket upgrade: %v, want 401", resp)
+	}
+	for _, r := range []struct{ method, path string }{
+		{http.MethodGet, "/api/rooms"},
+		{http.MethodGet, "/api/rooms/general/messages"},
+		{http.MethodPost, "/api/rooms/general/messages"},
+		{http.MethodGet, "/api/me"},
+	} {
+		var body any
+		if r.method == http.MethodPost {
+			body = map[string]string{"text": "boo"}
+		}
+		if status, _ := s.Do(t, r.method, r.path, ghost, body); status != http.StatusUnauthorized {
+			t.Errorf("%s %s: %d, want 401", r.method, r.path, status)
+		}
 	}
 }

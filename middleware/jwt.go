@@ -3,7 +3,9 @@
 package middleware
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
 	echojwt "github.com/labstack/echo-jwt/v4"
 	"github.com/labstack/echo/v4"
@@ -42,4 +44,27 @@ func JWT(tokens TokenParser) echo.MiddlewareFunc {
 func Identity(c echo.Context) app.Identity {
 	id, _ := c.Get(identityKey).(app.Identity)
 	return id
+}
+
+// UserLookup finds a user by id.
+type UserLookup interface {
+	UserByID(ctx context.Context, id int64) (app.User, error)
+}
+
+// KnownUser refuses, with 401, a token whose user no longer exists: a token outlives its account until it
+// expires, and a connection in a deleted user's name would appear in presence and fail to store. Run it
+// after JWT.
+func KnownUser(users UserLookup) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			_, err := users.UserByID(c.Request().Context(), Identity(c).UserID)
+			switch {
+			case app.ErrorCode(err) == app.CodeNotFound:
+				return app.Errorf(app.CodeUnauthorized, "this token's account no longer exists")
+			case err != nil:
+				return fmt.Errorf("look up the token's user: %w", err)
+			}
+			return next(c)
+		}
+	}
 }

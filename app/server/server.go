@@ -177,7 +177,9 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	}))
 	e.Use(echomw.BodyLimit(bodyLimit))
 
-	jwt := middleware.JWT(tokens)
+	// Every route behind a token also checks that the token's user still exists.
+	token, known := middleware.JWT(tokens), middleware.KnownUser(s.db)
+	jwt := func(next echo.HandlerFunc) echo.HandlerFunc { return token(known(next)) }
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
 	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now,
 		Failures: s.failures, MaxFailures: s.cfg.LoginFailures}
