@@ -3,7 +3,9 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -34,13 +36,46 @@ type Rooms struct {
 	Messages MessageReader
 }
 
-// List returns every room with its users online: GET /api/rooms.
+// Pages of GET /api/rooms: one user could otherwise make the list as long as it likes.
+const (
+	defaultRoomPage = 100
+	maxRoomPage     = 500
+)
+
+type roomPage struct {
+	Rooms []app.RoomInfo `json:"rooms"`
+	// Total is how many rooms there are in all; Next, when set, is the after of the next page.
+	Total int    `json:"total"`
+	Next  string `json:"next,omitempty"`
+}
+
+// List returns a page of the rooms, by name, with their users online: GET /api/rooms?limit=&after=.
 func (r *Rooms) List(c echo.Context) error {
+	limit, err := intParam(c, "limit", defaultRoomPage, 1, maxRoomPage)
+	if err != nil {
+		return err
+	}
+	after := c.QueryParam("after")
+	if after != "" && !app.ValidRoom(after) {
+		return app.Errorf(app.CodeInvalid, "after must be a room name, the next of the previous page")
+	}
 	rooms, err := r.Hub.Rooms(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string][]app.RoomInfo{"rooms": rooms})
+	page := roomPage{Total: len(rooms)}
+	start, _ := slices.BinarySearchFunc(rooms, after, func(ri app.RoomInfo, name string) int {
+		return strings.Compare(ri.Name, name)
+	})
+	if start < len(rooms) && rooms[start].Name == after {
+		start++
+	}
+	end := min(start+limit, len(rooms))
+	page.Rooms = rooms[start:end]
+	if end < len(rooms) {
+		page.Next = rooms[end-1].Name
+	}
+	return c.JSON(http.StatusOK, page)
 }
 
 // History returns a page of a room's messages, oldest first: GET /api/rooms/:room/messages.

@@ -404,3 +404,39 @@ func TestEmptyRoomsAreForgotten(t *testing.T) {
 		}
 	})
 }
+
+// GET /api/rooms comes in pages: a user who made thousands of rooms cannot make every list that long.
+func TestRoomListPages(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
+	ada := s.Register(t, "ada@example.com")
+	var want []string
+	for i := range 7 {
+		name := fmt.Sprintf("room-%d", i)
+		if status, body := s.Do(t, http.MethodPost, "/api/rooms/"+name+"/messages", ada.Token, map[string]string{"text": "hi"}); status != http.StatusCreated {
+			t.Fatalf("post to %s: %d %v", name, status, body)
+		}
+		want = append(want, name)
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		status, body := s.Do(t, http.MethodGet, "/api/rooms?limit=3&after="+after, ada.Token, nil)
+		if status != http.StatusOK || body["total"].(float64) != 7 || len(body["rooms"].([]any)) > 3 || pages > 3 {
+			t.Fatalf("page %d: %d %v", pages, status, body)
+		}
+		for _, r := range body["rooms"].([]any) {
+			got = append(got, r.(map[string]any)["name"].(string))
+		}
+		next, ok := body["next"].(string)
+		if !ok {
+			break
+		}
+		after = next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pages held %v, want %v", got, want)
+	}
+	if status, _ := s.Do(t, http.MethodGet, "/api/rooms?limit=501", ada.Token, nil); status != http.StatusBadRequest {
+		t.Errorf("limit=501: %d, want 400", status)
+	}
+}
