@@ -232,3 +232,38 @@ func TestPingsHaveABudget(t *testing.T) {
 		t.Errorf("200 pings at once got %d pongs, want the budget's 20 or so", pongs)
 	}
 }
+
+// A user creates at most ROOMS_PER_HOUR rooms (a room is created by its first message), over REST or a
+// WebSocket; posting in rooms that have messages is not counted.
+func TestRoomCreationsAreCapped(t *testing.T) {
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"ROOMS_PER_HOUR": "3", "RATE_LIMIT": "0"})
+		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		post := func(u servertest.User, room string) (int, map[string]any) {
+			return s.Do(t, http.MethodPost, "/api/rooms/"+room+"/messages", u.Token, map[string]string{"text": "hi"})
+		}
+		for i := range 3 {
+			if status, body := post(ada, fmt.Sprint("ada-", i)); status != http.StatusCreated {
+				t.Fatalf("room %d: %d %v", i, status, body)
+			}
+		}
+		if status, body := post(ada, "ada-3"); status != http.StatusTooManyRequests || body["error"].(map[string]any)["code"] != "rate_limited" {
+			t.Errorf("a fourth room: %d %v, want 429 rate_limited", status, body)
+		}
+		c := s.Connect(t, ada, "&rooms=ada-4")
+		c.Send(map[string]string{"type": "message", "room": "ada-4", "text": "hi", "id": "w1"})
+		if f := c.Read(); f["code"] != "rate_limited" {
+			t.Errorf("a fifth room over the WebSocket: %v, want rate_limited", f)
+		}
+		// Rooms that have messages take any number of messages, and another user has a cap of their own.
+		if status, _ := post(ada, "ada-0"); status != http.StatusCreated {
+			t.Errorf("a room ada made: %d, want 201", status)
+		}
+		if status, _ := post(bob, "ada-1"); status != http.StatusCreated {
+			t.Errorf("bob in ada's room: %d, want 201", status)
+		}
+		if status, _ := post(bob, "bob-0"); status != http.StatusCreated {
+			t.Errorf("bob's first room: %d, want 201", status)
+		}
+	})
+}

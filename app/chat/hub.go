@@ -75,10 +75,19 @@ type Options struct {
 	RateBurst int
 	// MaxRooms caps the rooms of one connection.
 	MaxRooms int
+	// RoomsPerHour caps the rooms one user creates (by storing their first message) in an hour, counted by
+	// Creations; 0 is no cap.
+	RoomsPerHour int
+	Creations    Counter
 	// Presence may be nil (a single node). PresenceTTL is how long a stopped node's users stay present;
 	// the hub refreshes this node's every third of it.
 	Presence    Presence
 	PresenceTTL time.Duration
+}
+
+// Counter counts events per key over a window (app/throttle), in this process or for every node.
+type Counter interface {
+	Add(ctx context.Context, key string) (n int64, left time.Duration, err error)
 }
 
 // Hub routes messages between clients. It is safe for concurrent use.
@@ -103,6 +112,8 @@ type Hub struct {
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
+	// stored holds the names of rooms known to have messages: a message to one of them creates nothing.
+	stored sync.Map
 	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 

@@ -3,6 +3,8 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +78,9 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	if !c.inRoom(in.Room) {
 		return app.Errorf(app.CodeNotJoined, "not in room %q; join it first", in.Room)
 	}
+	if err := h.checkCreation(ctx, c.User.UserID, in.Room); err != nil {
+		return err
+	}
 	h.stats.MessagesReceived.Add(1)
 	h.log.Info("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
 	// The ack (or the error) comes from the pipeline once the message is stored and published; meanwhile
@@ -104,6 +109,9 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	if ok, wait := h.budgets.take(user.UserID, time.Now()); !ok {
 		return app.Message{}, false, app.Limited(app.CodeRateLimited, wait, "over %g messages per second, all your connections together", h.opts.RateLimit)
 	}
+	if err := h.checkCreation(ctx, user.UserID, room); err != nil {
+		return app.Message{}, false, err
+	}
 	h.stats.MessagesReceived.Add(1)
 	req := &appendReq{msg: h.message(user, room, text, clientID), done: make(chan appendResult, 1)}
 	if err := h.pipe.submit(ctx, req); err != nil {
@@ -115,6 +123,31 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	case <-ctx.Done(): // done is buffered: the pipeline's late answer does not block it
 		return app.Message{}, false, ctx.Err()
 	}
+}
+
+// checkCreation counts a message to a room without messages, which creates the room, against its author's
+// RoomsPerHour. A room known to have messages costs nothing; one not known yet, a read of the store.
+// A counter that does not answer (Redis down) refuses nothing: creating rooms is not worth an outage.
+func (h *Hub) checkCreation(ctx context.Context, user int64, room string) error {
+	if h.opts.RoomsPerHour <= 0 || room == app.DefaultRoom {
+		return nil
+	}
+	if _, ok := h.stored.Load(room); ok {
+		return nil
+	}
+	last, err := h.opts.Store.LastID(ctx, room)
+	if err != nil {
+		return fmt.Errorf("chat: does room %q exist: %w", room, err)
+	}
+	if last > 0 {
+		h.stored.Store(room, struct{}{})
+		return nil
+	}
+	n, left, err := h.opts.Creations.Add(ctx, "rooms:user:"+strconv.FormatInt(user, 10))
+	if err == nil && n > int64(h.opts.RoomsPerHour) {
+		return app.Limited(app.CodeRateLimited, left, "you created %d rooms in the last hour, the most one user may (ROOMS_PER_HOUR): post in a room that has messages", h.opts.RoomsPerHour)
+	}
+	return nil
 }
 
 func (h *Hub) checkText(text string) error {

@@ -79,6 +79,9 @@ type Config struct {
 	RateBurst int
 	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
 	MaxRooms int
+	// RoomsPerHour caps the rooms one user creates, by posting the first message of a room, in an hour
+	// (ROOMS_PER_HOUR, default 30; 0 is no cap). Counted in Redis with REDIS_URL.
+	RoomsPerHour int
 	// LoginFailures is how many failed logins an account may have in LoginWindow before its logins are
 	// refused until the window ends; a client address may have ten times as many (LOGIN_FAILURES, default
 	// 5; 0 turns the limit off).
@@ -138,6 +141,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimit:        p.float("RATE_LIMIT", 20),
 		RateBurst:        p.int("RATE_BURST", 40, 1, 1<<20),
 		MaxRooms:         p.int("MAX_ROOMS", 50, 1, 10000),
+		RoomsPerHour:     p.int("ROOMS_PER_HOUR", 30, 0, 1<<20),
 		LoginFailures:    p.int("LOGIN_FAILURES", 5, 0, 1<<20),
 		LoginWindow:      p.duration("LOGIN_WINDOW", 15*time.Minute),
 		MaxConnsPerUser:  p.int("MAX_CONNS_PER_USER", 20, 0, 1<<20),

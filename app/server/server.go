@@ -64,8 +64,10 @@ type Deps struct {
 	Bus   Bus
 	// Presence is nil on a single node.
 	Presence chat.Presence
-	// Failures counts failed logins: in this process, or in Redis for every node.
-	Failures handlers.Throttle
+	// Failures counts failed logins, and Creations the rooms users create: in this process, or in Redis
+	// for every node.
+	Failures  handlers.Throttle
+	Creations chat.Counter
 }
 
 // Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
@@ -87,6 +89,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 	}
 	if cfg.RedisURL == "" {
 		d.Bus, d.Failures = bus.NewMemory(), throttle.NewMemory(cfg.LoginWindow, time.Now)
+		d.Creations = throttle.NewMemory(time.Hour, time.Now)
 		return d, nil
 	}
 	rb, err := bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
@@ -96,6 +99,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 	}
 	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
 	d.Failures = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.LoginWindow)
+	d.Creations = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, time.Hour)
 	return d, nil
 }
 
@@ -145,6 +149,8 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		MaxRooms:        cfg.MaxRooms,
+		RoomsPerHour:    cfg.RoomsPerHour,
+		Creations:       deps.Creations,
 		Presence:        deps.Presence,
 		PresenceTTL:     cfg.PresenceTTL,
 	})
