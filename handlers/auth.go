@@ -66,9 +66,10 @@ type Auth struct {
 	Tokens    TokenIssuer
 	Passwords PasswordHasher
 	Now       func() time.Time
-	// Failures counts failed logins per account and per client address; MaxFailures is how many an
-	// account may have in a window (an address ten times as many, for the people behind one address)
-	// before its logins are refused until the window ends. 0 turns the limit off.
+	// Failures counts login attempts in a window: MaxFailures per account from one address, ten times as
+	// many per account from anywhere, twenty times as many per address (for the people behind one). A
+	// success clears the account's counts; past a count, logins are refused until the window ends, the
+	// right password too. 0 turns the limits off.
 	Failures    Throttle
 	MaxFailures int
 }
@@ -154,10 +155,12 @@ func (a *Auth) Login(c echo.Context) error {
 	if len(in.Password) > maxPasswordBytes {
 		return app.Errorf(app.CodeInvalid, "password must be at most %d bytes", maxPasswordBytes)
 	}
+	if len(in.Email) > maxEmailBytes { // no account has one, and it would be a key of the counts below
+		return app.Errorf(app.CodeInvalid, "email must be at most %d bytes", maxEmailBytes)
+	}
 	ctx := c.Request().Context()
-	// Keyed by the e-mail as typed, account or not, so that the answer tells nothing of which exist.
-	keys := []string{"login:account:" + strings.ToLower(strings.TrimSpace(in.Email)), "login:addr:" + c.RealIP()}
-	if err := a.checkFailures(ctx, keys); err != nil {
+	email := strings.ToLower(strings.TrimSpace(in.Email))
+	if err := a.countAttempt(ctx, email, addrKey(c.RealIP())); err != nil {
 		return err
 	}
 	u, err := a.Users.UserByEmail(ctx, strings.TrimSpace(in.Email))
@@ -169,47 +172,44 @@ func (a *Auth) Login(c echo.Context) error {
 		return err
 	}
 	if !ok {
-		a.countFailure(ctx, keys)
 		return app.Errorf(app.CodeUnauthorized, "wrong e-mail or password")
 	}
-	if a.MaxFailures > 0 {
-		_ = a.Failures.Reset(ctx, keys[0]) // at worst the account keeps its failures until the window ends
+	if a.MaxFailures > 0 { // at worst the account keeps its counts until the window ends
+		_ = a.Failures.Reset(ctx, pairKey(email, addrKey(c.RealIP())))
+		_ = a.Failures.Reset(ctx, "login:account:"+email)
 	}
 	return a.respondWithToken(c, http.StatusOK, u)
 }
 
-// checkFailures refuses a login for an account, then an address, that has had too many failures in the
-// current window, with the time left in it. A throttle that does not answer (Redis down) refuses nothing:
-// an outage must not lock every user out, and the bcrypt slots still bound the work.
-func (a *Auth) checkFailures(ctx context.Context, keys []string) error {
+func pairKey(email, addr string) string { return "login:pair:" + email + "|" + addr }
+
+// countAttempt counts a login attempt before its password is checked, so that attempts sent at once are
+// counted at once, and refuses it past a count, with the time left in the window. Keyed by the e-mail as
+// typed, account or not, so that the answer tells nothing of which exist. The pair of account and address
+// is refused first: one address cannot lock an account out for everyone, only itself, until ten have
+// tried. A throttle that does not answer (Redis down) refuses nothing: an outage must not lock every user
+// out, and the bcrypt slots still bound the work.
+func (a *Auth) countAttempt(ctx context.Context, email, addr string) error {
 	if a.MaxFailures <= 0 {
 		return nil
 	}
-	for i, key := range keys {
-		limit := int64(a.MaxFailures)
-		if i > 0 {
-			limit *= 10
-		}
-		if n, left, err := a.Failures.Count(ctx, key); err == nil && n >= limit {
-			what := "this account"
-			if i > 0 {
-				what = "your address"
-			}
-			return app.Limited(app.CodeRateLimited, left, "too many failed logins for %s: try again in %s",
-				what, left.Round(time.Second))
+	limits := []struct {
+		key, what string
+		max       int
+	}{
+		{pairKey(email, addr), "this account from your address", a.MaxFailures},
+		{"login:account:" + email, "this account", 10 * a.MaxFailures},
+		{"login:addr:" + addr, "your address", 20 * a.MaxFailures},
+	}
+	for _, l := range limits {
+		n, left, err := a.Failures.Add(ctx, l.key)
+		if err == nil && n > int64(l.max) {
+			left = max(left, time.Second)
+			return app.Limited(app.CodeRateLimited, left, "too many login attempts for %s: try again in %s",
+				l.what, left.Round(time.Second))
 		}
 	}
 	return nil
-}
-
-// countFailure counts a failed login against the account and the address.
-func (a *Auth) countFailure(ctx context.Context, keys []string) {
-	if a.MaxFailures <= 0 {
-		return
-	}
-	for _, key := range keys {
-		_, _, _ = a.Failures.Add(ctx, key) // see checkFailures: a throttle that does not answer refuses nothing
-	}
 }
 
 // Me returns the user the token speaks for: GET /api/me.

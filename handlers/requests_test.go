@@ -109,10 +109,17 @@ func TestClientAddress(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
+			seen := false
 			for line := range strings.SplitSeq(s.Logs(), "\n") {
-				if strings.Contains(line, "case=xff") && !strings.Contains(line, tc.want) {
-					t.Errorf("log line %q, want %s", line, tc.want)
+				if strings.Contains(line, "case=xff") {
+					seen = true
+					if !strings.Contains(line, tc.want) {
+						t.Errorf("log line %q, want %s", line, tc.want)
+					}
 				}
+			}
+			if !seen {
+				t.Error("no log line for the request")
 			}
 		})
 	}

@@ -127,11 +127,17 @@ func (h *WS) Serve(c echo.Context) error {
 		Joins: joins,
 		Batch: c.QueryParam("batch") == "1",
 	}
-	addr := c.RealIP()
+	addr := addrKey(c.RealIP())
 	if err := h.conns.admit(session.User.UserID, addr, h.MaxConnsPerUser, h.MaxConnsPerIP); err != nil {
 		return err
 	}
 	release := func() { h.conns.release(session.User.UserID, addr) }
+	handedOff := false // to start, which releases the connection when it ends
+	defer func() {
+		if !handedOff { // the handshake was refused, or panicked (Echo's recovery would swallow it)
+			release()
+		}
+	}()
 	var extensions string
 	deflate := false
 	if h.Compressor != nil {
@@ -151,14 +157,13 @@ func (h *WS) Serve(c echo.Context) error {
 		// Past the handshake, x/net/websocket is done with: frames are read and written by wsframe, on
 		// the hijacked connection.
 		Handler: func(*websocket.Conn) {
-			started = true
+			started, handedOff = true, true
 			c.Response().Status = http.StatusSwitchingProtocols
 			h.start(w.reader, live, deflate, session, release)
 		},
 	}.ServeHTTP(w, c.Request())
 	if !started { // the library refused the handshake; the socket is ours to close
 		_ = live.Close()
-		release()
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +18,7 @@ type RequestObserver interface {
 
 // Metrics reports every request's duration to obs.
 func Metrics(obs RequestObserver) echo.MiddlewareFunc {
+	var routes routeSet
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -25,7 +27,7 @@ func Metrics(obs RequestObserver) echo.MiddlewareFunc {
 				c.Error(err) // so that the status observed is the one sent
 			}
 			route := c.Path()
-			if route == "" || c.Response().Status == http.StatusNotFound && !registered(c, route) {
+			if route == "" || c.Response().Status == http.StatusNotFound && !routes.has(c.Echo(), route) {
 				route = "unmatched"
 			}
 			obs.ObserveRequest(MethodLabel(c.Request().Method), route, c.Response().Status, time.Since(start))
@@ -34,15 +36,21 @@ func Metrics(obs RequestObserver) echo.MiddlewareFunc {
 	}
 }
 
-// registered reports whether route is a pattern the router holds: on a path no route takes, Echo may
-// leave the raw path in c.Path().
-func registered(c echo.Context, route string) bool {
-	for _, r := range c.Echo().Routes() {
-		if r.Path == route {
-			return true
+// routeSet holds the patterns the router has, read at the first request that needs them: on a path no route
+// takes, Echo may leave the raw path in c.Path(). Routes are all added before the server serves.
+type routeSet struct {
+	once  sync.Once
+	paths map[string]bool
+}
+
+func (s *routeSet) has(e *echo.Echo, route string) bool {
+	s.once.Do(func() {
+		s.paths = map[string]bool{}
+		for _, r := range e.Routes() {
+			s.paths[r.Path] = true
 		}
-	}
-	return false
+	})
+	return s.paths[route]
 }
 
 // MethodLabel is method when it is one of HTTP's standard methods, and "other" otherwise.

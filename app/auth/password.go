@@ -6,12 +6,16 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/causerie/causerie/app"
 )
 
 // Passwords hashes and checks passwords at a fixed bcrypt cost. At most one bcrypt runs per core but one
-// at a time: bcrypt is made to take the CPU, and a storm of logins must leave a core to the chat.
+// at a time (one on a single core, which Go's scheduler still shares with the chat): bcrypt is made to take
+// the CPU, and a storm of logins must leave a core to the chat.
 type Passwords struct {
 	cost int
 	// dummy is compared against when the account does not exist, so that an unknown e-mail and a wrong
@@ -30,11 +34,19 @@ func NewPasswords(cost int) (*Passwords, error) {
 	return &Passwords{cost: cost, dummy: dummy, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}, nil
 }
 
-// acquire waits for a bcrypt slot, or for ctx to end.
+// slotWait bounds the wait for a bcrypt slot: past it, a storm of logins is answered with 429 rather than
+// queued for minutes ahead of everyone else's.
+const slotWait = 5 * time.Second
+
+// acquire waits for a bcrypt slot, at most slotWait, or until ctx ends.
 func (p *Passwords) acquire(ctx context.Context) error {
+	t := time.NewTimer(slotWait)
+	defer t.Stop()
 	select {
 	case p.slots <- struct{}{}:
 		return nil
+	case <-t.C:
+		return app.Limited(app.CodeRateLimited, slotWait, "the server is busy checking passwords: try again in a few seconds")
 	case <-ctx.Done():
 		return fmt.Errorf("auth: wait for a bcrypt slot: %w", ctx.Err())
 	}

@@ -57,9 +57,11 @@ type Client struct {
 	hub      *Hub
 	maxQueue int
 	batch    bool
-	// pings is the connection's budget of pings, made at the first ping. Only the reader goroutine uses it.
-	pings  *rate.Limiter
-	expiry *time.Timer
+	// pings is the connection's budget of pings, made at the first ping; quietUntil is when a frame over
+	// the user's budget gets an error frame again. Only the reader goroutine uses them.
+	pings      *rate.Limiter
+	quietUntil time.Time
+	expiry     *time.Timer
 
 	mu     sync.Mutex
 	queue  [][]byte

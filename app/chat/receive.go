@@ -22,7 +22,13 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 		return
 	}
 	if ok, wait := h.budgets.take(c.User.UserID, time.Now()); !ok {
-		h.refuse(c, app.Limited(app.CodeRateLimited, wait, "over %g frames per second, all your connections together: frame dropped", h.opts.RateLimit), in.ID)
+		// One error per wait: answering every dropped frame would let a flood buy a frame back for each.
+		if now := time.Now(); !now.Before(c.quietUntil) {
+			c.quietUntil = now.Add(wait)
+			h.refuse(c, app.Limited(app.CodeRateLimited, wait, "over %g frames per second, all your connections together: frames dropped until retry_after_ms", h.opts.RateLimit), in.ID)
+		} else {
+			h.stats.badFrame(app.CodeRateLimited)
+		}
 		return
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -296,19 +297,17 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 func (p *parser) networks(name string) []*net.IPNet {
 	var out []*net.IPNet
 	for _, item := range p.list(name) {
-		if !strings.Contains(item, "/") {
-			if ip := net.ParseIP(item); ip != nil && ip.To4() != nil {
-				item += "/32"
-			} else {
-				item += "/128"
-			}
+		prefix, err := netip.ParsePrefix(item)
+		if addr, aerr := netip.ParseAddr(item); aerr == nil { // an address is a range of one
+			addr = addr.Unmap()
+			prefix, err = addr.Prefix(addr.BitLen())
 		}
-		_, n, err := net.ParseCIDR(item)
 		if err != nil {
-			p.fail(name, fmt.Sprintf("%q is not an IP address or a CIDR range such as 10.0.0.0/8", strings.TrimSuffix(strings.TrimSuffix(item, "/32"), "/128")))
+			p.fail(name, fmt.Sprintf("%q is not an IP address or a CIDR range such as 10.0.0.0/8", item))
 			continue
 		}
-		out = append(out, n)
+		prefix = prefix.Masked()
+		out = append(out, &net.IPNet{IP: prefix.Addr().AsSlice(), Mask: net.CIDRMask(prefix.Bits(), prefix.Addr().BitLen())})
 	}
 	return out
 }

@@ -164,7 +164,7 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
-	e.IPExtractor = clientIP(s.cfg.TrustedProxies)
+	e.IPExtractor, e.SchemeExtractor = clientIP(s.cfg.TrustedProxies)
 
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLog(s.log))
@@ -231,16 +231,18 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 }
 
 // clientIP reads a client's address from the socket, or, when the socket is one of trusted proxies, from
-// the X-Forwarded-For they add: anyone can send that header, so it is believed only from them.
-func clientIP(trusted []*net.IPNet) echo.IPExtractor {
+// the X-Forwarded-For they add: anyone can send that header, so it is believed only from them. The scheme
+// (for the Origin check) comes from their X-Forwarded-Proto; with none listed, from that of a loopback or
+// private peer, Echo's default, as a page cannot set the header anyway.
+func clientIP(trusted []*net.IPNet) (echo.IPExtractor, echo.SchemeExtractor) {
 	if len(trusted) == 0 {
-		return echo.ExtractIPDirect()
+		return echo.ExtractIPDirect(), nil
 	}
 	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	for _, n := range trusted {
 		opts = append(opts, echo.TrustIPRange(n))
 	}
-	return echo.ExtractIPFromXFFHeader(opts...)
+	return echo.ExtractIPFromXFFHeader(opts...), echo.ExtractSchemeFromHeaders(opts...)
 }
 
 // opsHandler serves /metrics, and Go's profiler with pprof, on the operations port (METRICS_ADDR).
@@ -281,7 +283,8 @@ func (s *Server) Serve(ctx context.Context, ln, ops net.Listener) error {
 	go func() { served <- hs.Serve(netconn.Listen(ln)) }()
 	var opsServer *http.Server
 	if ops != nil {
-		opsServer = &http.Server{Handler: s.ops, ReadHeaderTimeout: s.cfg.RequestTimeout, ErrorLog: hs.ErrorLog}
+		opsServer = &http.Server{Handler: s.ops, ReadHeaderTimeout: s.cfg.RequestTimeout, ReadTimeout: s.cfg.RequestTimeout,
+			IdleTimeout: 2 * time.Minute, ErrorLog: hs.ErrorLog}
 		go func() {
 			if err := opsServer.Serve(ops); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("serve METRICS_ADDR", "err", err)
@@ -290,6 +293,9 @@ func (s *Server) Serve(ctx context.Context, ln, ops net.Listener) error {
 	}
 	select {
 	case err := <-served:
+		if opsServer != nil {
+			_ = opsServer.Close()
+		}
 		return fmt.Errorf("server: serve: %w", err)
 	case <-ctx.Done():
 	}
