@@ -72,6 +72,11 @@ type Auth struct {
 	// right password too. 0 turns the limits off.
 	Failures    Throttle
 	MaxFailures int
+	// Registrations counts accounts created per client address over an hour; MaxRegistrations is how
+	// many an address may create (0: no limit): each account brings limits of its own, so accounts made
+	// by the hundred would add up to none.
+	Registrations    Throttle
+	MaxRegistrations int
 }
 
 type credentials struct {
@@ -120,6 +125,14 @@ func (a *Auth) Register(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if a.MaxRegistrations > 0 {
+		n, left, err := a.Registrations.Add(c.Request().Context(), "register:addr:"+addrKey(c.RealIP()))
+		if err == nil && n > int64(a.MaxRegistrations) { // a counter that does not answer refuses nothing
+			left = max(left, time.Second)
+			return app.Limited(app.CodeRateLimited, left, "%d accounts were created from your address in the last hour, the most one may (REGISTRATIONS_PER_IP): try again in %s",
+				a.MaxRegistrations, left.Round(time.Minute))
+		}
 	}
 	hash, err := a.Passwords.Hash(c.Request().Context(), in.Password)
 	if err != nil {

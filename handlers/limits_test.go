@@ -321,3 +321,24 @@ func TestControlPingsHaveABudget(t *testing.T) {
 		t.Errorf("200 pings got %d pongs, want the budget's 20 or fewer", pongs)
 	}
 }
+
+// An address registers at most REGISTRATIONS_PER_IP accounts an hour; a family of five never meets the
+// default.
+func TestRegistrationsPerAddress(t *testing.T) {
+	t.Run("over the cap", func(t *testing.T) {
+		s := servertest.Start(t, map[string]string{"REGISTRATIONS_PER_IP": "3"})
+		for i := range 3 {
+			s.Register(t, fmt.Sprintf("user%d@example.com", i))
+		}
+		status, body := s.Do(t, http.MethodPost, "/api/register", "", map[string]string{"email": "more@example.com", "password": "password123"})
+		if status != http.StatusTooManyRequests || body["error"].(map[string]any)["code"] != "rate_limited" {
+			t.Errorf("a fourth account: %d %v, want 429 rate_limited", status, body)
+		}
+	})
+	t.Run("a family", func(t *testing.T) {
+		s := servertest.Start(t, nil)
+		for _, name := range []string{"mum", "dad", "lea", "tom", "granny"} {
+			s.Register(t, name+"@example.com")
+		}
+	})
+}

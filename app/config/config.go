@@ -83,6 +83,9 @@ type Config struct {
 	// RoomsPerHour caps the rooms one user creates, by posting the first message of a room, in an hour
 	// (ROOMS_PER_HOUR, default 30; 0 is no cap). Counted in Redis with REDIS_URL.
 	RoomsPerHour int
+	// RegistrationsPerIP caps the accounts registered from one client address in an hour
+	// (REGISTRATIONS_PER_IP, default 20; 0 is no cap). Counted in Redis with REDIS_URL.
+	RegistrationsPerIP int
 	// LoginFailures is how many failed logins an account may have in LoginWindow before its logins are
 	// refused until the window ends; a client address may have ten times as many (LOGIN_FAILURES, default
 	// 5; 0 turns the limit off).
@@ -118,41 +121,42 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Host:             getenv("HOST"),
-		Port:             p.int("PORT", 8181, 0, 65535),
-		DataDir:          p.string("DATA_DIR", "./data"),
-		DatabaseURL:      strings.TrimSpace(getenv("DATABASE_URL")),
-		DatabaseMaxConns: p.int("DATABASE_MAX_CONNS", 10, 1, 1000),
-		RedisURL:         strings.TrimSpace(getenv("REDIS_URL")),
-		RedisPrefix:      p.string("REDIS_PREFIX", "causerie:"),
-		NodeID:           p.string("NODE_ID", ""),
-		PresenceTTL:      p.duration("PRESENCE_TTL", 15*time.Second),
-		JWTSecret:        getenv("JWT_SECRET"),
-		TokenTTL:         p.duration("TOKEN_TTL", 24*time.Hour),
-		BcryptCost:       p.int("BCRYPT_COST", 10, 4, 31),
-		AllowedOrigins:   p.list("ALLOWED_ORIGINS"),
-		TrustedProxies:   p.networks("TRUSTED_PROXIES"),
-		MaxMessageBytes:  p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
-		QueueBytes:       p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
-		Compression:      p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
-		PingInterval:     p.duration("PING_INTERVAL", 25*time.Second),
-		PongWait:         p.duration("PONG_WAIT", 60*time.Second),
-		HistoryLimit:     p.int("HISTORY_LIMIT", 50, 0, 200),
-		ResumeMax:        p.int("RESUME_MAX", 1000, 1, 100000),
-		RateLimit:        p.float("RATE_LIMIT", 20),
-		RateBurst:        p.int("RATE_BURST", 40, 1, 1<<20),
-		MaxRooms:         p.int("MAX_ROOMS", 50, 1, 10000),
-		RoomsPerHour:     p.int("ROOMS_PER_HOUR", 30, 0, 1<<20),
-		LoginFailures:    p.int("LOGIN_FAILURES", 5, 0, 1<<20),
-		LoginWindow:      p.duration("LOGIN_WINDOW", 15*time.Minute),
-		MaxConnsPerUser:  p.int("MAX_CONNS_PER_USER", 20, 0, 1<<20),
-		MaxConnsPerIP:    p.int("MAX_CONNS_PER_IP", 1000, 0, 1<<20),
-		RequestTimeout:   p.duration("REQUEST_TIMEOUT", 30*time.Second),
-		ShutdownTimeout:  p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		Pprof:            p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",
-		MetricsAddr:      strings.TrimSpace(getenv("METRICS_ADDR")),
-		LogFormat:        p.oneOf("LOG_FORMAT", "text", "text", "json"),
-		LogLevel:         p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		Host:               getenv("HOST"),
+		Port:               p.int("PORT", 8181, 0, 65535),
+		DataDir:            p.string("DATA_DIR", "./data"),
+		DatabaseURL:        strings.TrimSpace(getenv("DATABASE_URL")),
+		DatabaseMaxConns:   p.int("DATABASE_MAX_CONNS", 10, 1, 1000),
+		RedisURL:           strings.TrimSpace(getenv("REDIS_URL")),
+		RedisPrefix:        p.string("REDIS_PREFIX", "causerie:"),
+		NodeID:             p.string("NODE_ID", ""),
+		PresenceTTL:        p.duration("PRESENCE_TTL", 15*time.Second),
+		JWTSecret:          getenv("JWT_SECRET"),
+		TokenTTL:           p.duration("TOKEN_TTL", 24*time.Hour),
+		BcryptCost:         p.int("BCRYPT_COST", 10, 4, 31),
+		AllowedOrigins:     p.list("ALLOWED_ORIGINS"),
+		TrustedProxies:     p.networks("TRUSTED_PROXIES"),
+		MaxMessageBytes:    p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
+		QueueBytes:         p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
+		Compression:        p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
+		PingInterval:       p.duration("PING_INTERVAL", 25*time.Second),
+		PongWait:           p.duration("PONG_WAIT", 60*time.Second),
+		HistoryLimit:       p.int("HISTORY_LIMIT", 50, 0, 200),
+		ResumeMax:          p.int("RESUME_MAX", 1000, 1, 100000),
+		RateLimit:          p.float("RATE_LIMIT", 20),
+		RateBurst:          p.int("RATE_BURST", 40, 1, 1<<20),
+		MaxRooms:           p.int("MAX_ROOMS", 50, 1, 10000),
+		RoomsPerHour:       p.int("ROOMS_PER_HOUR", 30, 0, 1<<20),
+		RegistrationsPerIP: p.int("REGISTRATIONS_PER_IP", 20, 0, 1<<20),
+		LoginFailures:      p.int("LOGIN_FAILURES", 5, 0, 1<<20),
+		LoginWindow:        p.duration("LOGIN_WINDOW", 15*time.Minute),
+		MaxConnsPerUser:    p.int("MAX_CONNS_PER_USER", 20, 0, 1<<20),
+		MaxConnsPerIP:      p.int("MAX_CONNS_PER_IP", 1000, 0, 1<<20),
+		RequestTimeout:     p.duration("REQUEST_TIMEOUT", 30*time.Second),
+		ShutdownTimeout:    p.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		Pprof:              p.oneOf("DEBUG_PPROF", "0", "0", "1") == "1",
+		MetricsAddr:        strings.TrimSpace(getenv("METRICS_ADDR")),
+		LogFormat:          p.oneOf("LOG_FORMAT", "text", "text", "json"),
+		LogLevel:           p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		if c.RedisURL != "" {

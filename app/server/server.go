@@ -49,7 +49,7 @@ type Server struct {
 	echo *echo.Echo
 	ops  http.Handler // what METRICS_ADDR serves
 
-	failures handlers.Throttle
+	failures, hourly handlers.Throttle
 }
 
 // Bus is the bus as the server uses it: the hub's, and /healthz's.
@@ -66,8 +66,9 @@ type Deps struct {
 	Presence chat.Presence
 	// Failures counts failed logins, and Creations the rooms users create: in this process, or in Redis
 	// for every node.
-	Failures  handlers.Throttle
-	Creations chat.Counter
+	Failures handlers.Throttle
+	// Hourly counts: rooms created, accounts registered.
+	Creations handlers.Throttle
 }
 
 // Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
@@ -155,7 +156,7 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		PresenceTTL:     cfg.PresenceTTL,
 	})
 	m.Watch(hub.Stats())
-	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures}
+	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures, hourly: deps.Creations}
 	s.routes(tokens, passwords, m)
 	return s, nil
 }
@@ -188,7 +189,8 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	jwt := func(next echo.HandlerFunc) echo.HandlerFunc { return token(known(next)) }
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
 	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now,
-		Failures: s.failures, MaxFailures: s.cfg.LoginFailures}
+		Failures: s.failures, MaxFailures: s.cfg.LoginFailures,
+		Registrations: s.hourly, MaxRegistrations: s.cfg.RegistrationsPerIP}
 	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerUser: s.cfg.MaxConnsPerUser, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
 	if s.cfg.Compression {
 		ws.Compressor = wsframe.NewCompressor()
