@@ -843,6 +843,7 @@ function renderPresence() {
     li.dataset.userId = key;
     if (state.user && state.user.id != null && key === String(state.user.id)) li.dataset.self = 'true';
     li.textContent = name || 'unknown';
+    li.dir = 'auto';
     return li;
   });
   els.presence.replaceChildren(...items);
@@ -884,7 +885,8 @@ function clearTyping(room) {
 
 function renderTyping() {
   const room = currentRoom();
-  const names = room ? [...room.typing.values()].map((e) => e.name) : [];
+  // Each name between Unicode isolates (FSI … PDI): a right-to-left name must not reorder the sentence.
+  const names = room ? [...room.typing.values()].map((e) => `\u2068${e.name}\u2069`) : [];
   let text = '';
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
@@ -1475,6 +1477,8 @@ function createLine(author, text, own) {
   const who = document.createElement('span');
   who.className = own ? AUTHOR_OWN : AUTHOR_OTHER;
   who.textContent = author || 'unknown';
+  // dir=auto isolates names and texts: one written right to left must not reorder what stands beside it.
+  who.dir = 'auto';
   const time = document.createElement('time');
   time.className = own ? TIME_OWN : TIME_OTHER;
   meta.append(who, time);
@@ -1482,6 +1486,7 @@ function createLine(author, text, own) {
   const body = document.createElement('p');
   body.className = TEXT;
   body.textContent = text;
+  body.dir = 'auto';
 
   bubble.append(meta, body);
   line.append(bubble);

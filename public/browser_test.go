@@ -422,6 +422,13 @@ func TestRoomsPresenceAndTyping(t *testing.T) {
 	if got := eval[string](bob, `document.querySelector('#typing').textContent`); strings.Contains(got, "bob") {
 		t.Errorf("bob sees himself typing: %q", got)
 	}
+	// Names and texts are isolated, so that one written right to left cannot reorder what stands beside it.
+	if got := eval[string](ada, `document.querySelector('#typing').textContent`); got != "\u2068bob\u2069 is typing…" {
+		t.Errorf("typing line %q, want bob's name between isolates", got)
+	}
+	if isolated := eval[bool](ada, `[...document.querySelectorAll('#messages .msg-author, #messages .msg-text, #presence li')].every(e => e.dir === 'auto')`); !isolated {
+		t.Error("a name or a text without dir=auto")
+	}
 }
 
 // With WS_COMPRESSION=1, Chromium negotiates permessage-deflate and the page works as without: long
