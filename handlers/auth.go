@@ -58,6 +58,7 @@ type Throttle interface {
 	Add(ctx context.Context, key string) (n int64, left time.Duration, err error)
 	Count(ctx context.Context, key string) (n int64, left time.Duration, err error)
 	Reset(ctx context.Context, key string) error
+	Undo(ctx context.Context, key string) error
 }
 
 // Auth serves registration, login and the current user.
@@ -131,7 +132,7 @@ func (a *Auth) Register(c echo.Context) error {
 		if err == nil && n > int64(a.MaxRegistrations) { // a counter that does not answer refuses nothing
 			left = max(left, time.Second)
 			return app.Limited(app.CodeRateLimited, left, "%d accounts were created from your address in the last hour, the most one may (REGISTRATIONS_PER_IP): try again in %s",
-				a.MaxRegistrations, left.Round(time.Minute))
+				a.MaxRegistrations, ceilSecond(left))
 		}
 	}
 	hash, err := a.Passwords.Hash(c.Request().Context(), in.Password)
@@ -187,14 +188,22 @@ func (a *Auth) Login(c echo.Context) error {
 	if !ok {
 		return app.Errorf(app.CodeUnauthorized, "wrong e-mail or password")
 	}
-	if a.MaxFailures > 0 { // at worst the account keeps its counts until the window ends
+	if a.MaxFailures > 0 { // at worst the counts stay until the window ends
 		_ = a.Failures.Reset(ctx, pairKey(email, addrKey(c.RealIP())))
 		_ = a.Failures.Reset(ctx, "login:account:"+email)
+		// The address's count takes back this attempt only, so that an office's logins do not add up to a
+		// lockout: resetting it would let a guesser clear it by logging into an account of its own.
+		_ = a.Failures.Undo(ctx, "login:addr:"+addrKey(c.RealIP()))
 	}
 	return a.respondWithToken(c, http.StatusOK, u)
 }
 
 func pairKey(email, addr string) string { return "login:pair:" + email + "|" + addr }
+
+// ceilSecond rounds d up to a whole second, as Retry-After is, so that the message says the same.
+func ceilSecond(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
+}
 
 // countAttempt counts a login attempt before its password is checked, so that attempts sent at once are
 // counted at once, and refuses it past a count, with the time left in the window. Keyed by the e-mail as
@@ -219,7 +228,7 @@ func (a *Auth) countAttempt(ctx context.Context, email, addr string) error {
 		if err == nil && n > int64(l.max) {
 			left = max(left, time.Second)
 			return app.Limited(app.CodeRateLimited, left, "too many login attempts for %s: try again in %s",
-				l.what, left.Round(time.Second))
+				l.what, ceilSecond(left))
 		}
 	}
 	return nil

@@ -342,3 +342,17 @@ func TestRegistrationsPerAddress(t *testing.T) {
 		}
 	})
 }
+
+// Logins that succeed do not add up against their address: an office behind one address logs in all
+// morning and never meets the per-address limit.
+func TestSuccessfulLoginsDoNotAddUpPerAddress(t *testing.T) {
+	s := servertest.Start(t, map[string]string{"LOGIN_FAILURES": "1"}) // 20 attempts per address
+	for i := range 3 {
+		s.Register(t, fmt.Sprintf("colleague%d@example.com", i))
+	}
+	for i := range 30 {
+		if status, code, _ := login(t, s, fmt.Sprintf("colleague%d@example.com", i%3), "password123"); status != http.StatusOK {
+			t.Fatalf("login %d: %d %s, want 200", i+1, status, code)
+		}
+	}
+}

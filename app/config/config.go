@@ -73,10 +73,10 @@ type Config struct {
 	HistoryLimit int
 	// ResumeMax caps the messages replayed to a client resuming a room (RESUME_MAX, default 1000).
 	ResumeMax int
-	// RateLimit is how many frames per second one connection may send (RATE_LIMIT, default 20; 0 turns
-	// the limit off).
+	// RateLimit is how many frames per second one user may send, all connections on this node and REST
+	// posts together (RATE_LIMIT, default 20; 0 turns the limit off).
 	RateLimit float64
-	// RateBurst is how many frames a connection may send at once above RateLimit (RATE_BURST, default 40).
+	// RateBurst is how many frames a user may send at once above RateLimit (RATE_BURST, default 40).
 	RateBurst int
 	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
 	MaxRooms int
@@ -86,9 +86,9 @@ type Config struct {
 	// RegistrationsPerIP caps the accounts registered from one client address in an hour
 	// (REGISTRATIONS_PER_IP, default 20; 0 is no cap). Counted in Redis with REDIS_URL.
 	RegistrationsPerIP int
-	// LoginFailures is how many failed logins an account may have in LoginWindow before its logins are
-	// refused until the window ends; a client address may have ten times as many (LOGIN_FAILURES, default
-	// 5; 0 turns the limit off).
+	// LoginFailures is how many login attempts one account may have from one address in LoginWindow, ten
+	// times as many from anywhere, twenty times as many per address (successes taken back), before logins
+	// are refused until the window ends (LOGIN_FAILURES, default 5; 0 turns the limits off).
 	LoginFailures int
 	// LoginWindow is the window LoginFailures counts over (LOGIN_WINDOW, default 15m).
 	LoginWindow time.Duration

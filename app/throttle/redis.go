@@ -54,6 +54,20 @@ func (r *Redis) Count(ctx context.Context, key string) (int64, time.Duration, er
 	return n, max(ttl.Val(), 0), nil
 }
 
+// undo decrements a key that exists and is above zero, leaving its window as it is.
+var undo = redis.NewScript(`
+if (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`)
+
+// Undo takes back one event of key's current window, if it has one.
+func (r *Redis) Undo(ctx context.Context, key string) error {
+	if err := undo.Run(ctx, r.client, []string{r.prefix + key}).Err(); err != nil {
+		return fmt.Errorf("throttle: undo: %w", err)
+	}
+	return nil
+}
+
 // Reset forgets key's count.
 func (r *Redis) Reset(ctx context.Context, key string) error {
 	if err := r.client.Del(ctx, r.prefix+key).Err(); err != nil {

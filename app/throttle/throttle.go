@@ -57,6 +57,16 @@ func (m *Memory) Count(_ context.Context, key string) (int64, time.Duration, err
 	return c.n, c.end.Sub(now), nil
 }
 
+// Undo takes back one event of key's current window, if it has one.
+func (m *Memory) Undo(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.counts[key]; c != nil && c.n > 0 {
+		c.n--
+	}
+	return nil
+}
+
 // Reset forgets key's count.
 func (m *Memory) Reset(_ context.Context, key string) error {
 	m.mu.Lock()

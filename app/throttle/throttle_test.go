@@ -16,6 +16,7 @@ type window interface {
 	Add(ctx context.Context, key string) (int64, time.Duration, error)
 	Count(ctx context.Context, key string) (int64, time.Duration, error)
 	Reset(ctx context.Context, key string) error
+	Undo(ctx context.Context, key string) error
 }
 
 // eachWindow runs test on a Memory and, with TEST_REDIS_URL, on a Redis; expire ends the current windows.
@@ -60,6 +61,12 @@ func TestWindowCountsAndEnds(t *testing.T) {
 		}
 		if n, _, _ := w.Count(ctx, "other"); n != 0 {
 			t.Errorf("another key counts %d", n)
+		}
+		if err := w.Undo(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if n, _, _ := w.Count(ctx, "k"); n != 2 {
+			t.Errorf("after Undo: %d, want 2", n)
 		}
 		if err := w.Reset(ctx, "k"); err != nil {
 			t.Fatal(err)
