@@ -56,7 +56,6 @@ const (
 // Throttle counts events per key over a fixed window (app/throttle): failed logins, here.
 type Throttle interface {
 	Add(ctx context.Context, key string) (n int64, left time.Duration, err error)
-	Count(ctx context.Context, key string) (n int64, left time.Duration, err error)
 	Reset(ctx context.Context, key string) error
 	Undo(ctx context.Context, key string) error
 }

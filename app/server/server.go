@@ -64,11 +64,10 @@ type Deps struct {
 	Bus   Bus
 	// Presence is nil on a single node.
 	Presence chat.Presence
-	// Failures counts failed logins, and Creations the rooms users create: in this process, or in Redis
-	// for every node.
+	// Failures counts login attempts over LOGIN_WINDOW, and Hourly the rooms users create and the
+	// accounts registered per address over an hour: in this process, or in Redis for every node.
 	Failures handlers.Throttle
-	// Hourly counts: rooms created, accounts registered.
-	Creations handlers.Throttle
+	Hourly   handlers.Throttle
 }
 
 // Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
@@ -90,7 +89,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 	}
 	if cfg.RedisURL == "" {
 		d.Bus, d.Failures = bus.NewMemory(), throttle.NewMemory(cfg.LoginWindow, time.Now)
-		d.Creations = throttle.NewMemory(time.Hour, time.Now)
+		d.Hourly = throttle.NewMemory(time.Hour, time.Now)
 		return d, nil
 	}
 	rb, err := bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
@@ -100,7 +99,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 	}
 	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
 	d.Failures = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.LoginWindow)
-	d.Creations = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, time.Hour)
+	d.Hourly = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, time.Hour)
 	return d, nil
 }
 
@@ -151,12 +150,12 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		RateBurst:       cfg.RateBurst,
 		MaxRooms:        cfg.MaxRooms,
 		RoomsPerHour:    cfg.RoomsPerHour,
-		Creations:       deps.Creations,
+		Creations:       deps.Hourly,
 		Presence:        deps.Presence,
 		PresenceTTL:     cfg.PresenceTTL,
 	})
 	m.Watch(hub.Stats())
-	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures, hourly: deps.Creations}
+	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures, hourly: deps.Hourly}
 	s.routes(tokens, passwords, m)
 	return s, nil
 }

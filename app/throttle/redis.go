@@ -36,24 +36,6 @@ func (r *Redis) Add(ctx context.Context, key string) (int64, time.Duration, erro
 	return res[0], time.Duration(max(res[1], 0)) * time.Millisecond, nil
 }
 
-// Count returns the count in key's current window and the time left in it, without adding.
-func (r *Redis) Count(ctx context.Context, key string) (int64, time.Duration, error) {
-	pipe := r.client.Pipeline()
-	get := pipe.Get(ctx, r.prefix+key)
-	ttl := pipe.PTTL(ctx, r.prefix+key)
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-		return 0, 0, fmt.Errorf("throttle: count: %w", err)
-	}
-	n, err := get.Int64()
-	if err == redis.Nil {
-		return 0, 0, nil
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("throttle: count: %w", err)
-	}
-	return n, max(ttl.Val(), 0), nil
-}
-
 // undo decrements a key that exists and is above zero, leaving its window as it is.
 var undo = redis.NewScript(`
 if (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then redis.call('DECR', KEYS[1]) end

@@ -45,18 +45,6 @@ func (m *Memory) Add(_ context.Context, key string) (int64, time.Duration, error
 	return c.n, c.end.Sub(now), nil
 }
 
-// Count returns the count in key's current window and the time left in it, without adding.
-func (m *Memory) Count(_ context.Context, key string) (int64, time.Duration, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	c := m.counts[key]
-	if c == nil || !now.Before(c.end) {
-		return 0, 0, nil
-	}
-	return c.n, c.end.Sub(now), nil
-}
-
 // Undo takes back one event of key's current window, if it has one.
 func (m *Memory) Undo(_ context.Context, key string) error {
 	m.mu.Lock()
