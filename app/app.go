@@ -70,9 +70,27 @@ type User struct {
 
 // Identity is who a verified token speaks for.
 type Identity struct {
-	UserID    int64
-	Name      string
-	ExpiresAt time.Time
+	UserID int64
+	Name   string
+	// Session is the login the token belongs to (its jti), and Generation how many refreshes it is into
+	// it: see Session.
+	Session    string
+	Generation int64
+	ExpiresAt  time.Time
+}
+
+// Session is one login. Every token issued for it names it; it ends at ExpiresAt, or when its user
+// logs out (the store then forgets it). A refresh moves Generation on: the tokens of the generation
+// before stay valid until PreviousUntil, those of earlier ones no longer.
+type Session struct {
+	ID            string
+	UserID        int64
+	Generation    int64
+	PreviousUntil time.Time
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	// UserName is the user's name as the store has it, read with the session.
+	UserName string
 }
 
 // Author is how a message names its sender on the wire.

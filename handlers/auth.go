@@ -28,9 +28,17 @@ type UserStore interface {
 	UserByID(ctx context.Context, id int64) (app.User, error)
 }
 
-// TokenIssuer signs tokens for users.
-type TokenIssuer interface {
-	Issue(u app.User) (string, error)
+// SessionManager begins, refreshes and ends sessions (auth.Sessions): every token belongs to one.
+type SessionManager interface {
+	Start(ctx context.Context, u app.User) (string, error)
+	Refresh(ctx context.Context, id app.Identity) (string, error)
+	End(ctx context.Context, session string) error
+	EndAll(ctx context.Context, userID int64) ([]string, error)
+}
+
+// SocketCloser closes the connections of ended sessions, on every node (the hub).
+type SocketCloser interface {
+	EndSessions(ids ...string)
 }
 
 // PasswordHasher hashes and checks passwords.
@@ -60,10 +68,11 @@ type Throttle interface {
 	Undo(ctx context.Context, key string) error
 }
 
-// Auth serves registration, login and the current user.
+// Auth serves registration, login, log out and the current user.
 type Auth struct {
 	Users     UserStore
-	Tokens    TokenIssuer
+	Sessions  SessionManager
+	Sockets   SocketCloser
 	Passwords PasswordHasher
 	Now       func() time.Time
 	// Failures counts login attempts in a window: MaxFailures per account from one address, ten times as
@@ -147,7 +156,7 @@ func (a *Auth) Register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.respondWithToken(c, http.StatusCreated, u)
+	return a.startSession(c, http.StatusCreated, u)
 }
 
 // Login checks an e-mail and password and returns a token: POST /api/login. An unknown e-mail and a
@@ -194,7 +203,7 @@ func (a *Auth) Login(c echo.Context) error {
 		// lockout: resetting it would let a guesser clear it by logging into an account of its own.
 		_ = a.Failures.Undo(ctx, "login:addr:"+addrKey(c.RealIP()))
 	}
-	return a.respondWithToken(c, http.StatusOK, u)
+	return a.startSession(c, http.StatusOK, u)
 }
 
 func pairKey(email, addr string) string { return "login:pair:" + email + "|" + addr }
@@ -242,13 +251,39 @@ func (a *Auth) Me(c echo.Context) error {
 	return c.JSON(http.StatusOK, u)
 }
 
-// Refresh returns a fresh token for the token's user: POST /api/token/refresh.
+// Refresh returns a fresh token of the same session: POST /api/token/refresh. The token it replaces keeps
+// working for auth.RefreshGrace, then no longer.
 func (a *Auth) Refresh(c echo.Context) error {
 	u, err := a.tokenUser(c)
 	if err != nil {
 		return err
 	}
-	return a.respondWithToken(c, http.StatusOK, u)
+	token, err := a.Sessions.Refresh(c.Request().Context(), middleware.Identity(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, session{Token: token, User: u})
+}
+
+// Logout ends the token's session, and closes its connections on every node: POST /api/logout.
+func (a *Auth) Logout(c echo.Context) error {
+	id := middleware.Identity(c).Session
+	if err := a.Sessions.End(c.Request().Context(), id); err != nil {
+		return err
+	}
+	a.Sockets.EndSessions(id)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// LogoutAll ends every session of the token's user, this one too, and closes their connections on every
+// node: POST /api/logout/all, for a lost device or a leaked token.
+func (a *Auth) LogoutAll(c echo.Context) error {
+	ids, err := a.Sessions.EndAll(c.Request().Context(), middleware.Identity(c).UserID)
+	if err != nil {
+		return err
+	}
+	a.Sockets.EndSessions(ids...)
+	return c.NoContent(http.StatusNoContent)
 }
 
 // tokenUser loads the user the request's token speaks for; a deleted user is unauthorized.
@@ -260,8 +295,9 @@ func (a *Auth) tokenUser(c echo.Context) (app.User, error) {
 	return u, err
 }
 
-func (a *Auth) respondWithToken(c echo.Context, status int, u app.User) error {
-	token, err := a.Tokens.Issue(u)
+// startSession begins a session for u and answers with its first token.
+func (a *Auth) startSession(c echo.Context, status int, u app.User) error {
+	token, err := a.Sessions.Start(c.Request().Context(), u)
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,7 @@ func TestClientAddress(t *testing.T) {
 func TestTokenOfNoAccount(t *testing.T) {
 	s := servertest.Start(t, nil)
 	s.Register(t, "ada@example.com")
-	ghost, err := auth.NewTokens([]byte(s.Config.JWTSecret), time.Hour, time.Now).Issue(app.User{ID: 999, Name: "ghost"})
+	ghost, err := auth.NewTokens([]byte(s.Config.JWTSecret), time.Now).Issue(app.Identity{UserID: 999, Name: "ghost", Session: "ghost", ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ package middleware
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	echojwt "github.com/labstack/echo-jwt/v4"
 	"github.com/labstack/echo/v4"
@@ -13,27 +12,33 @@ import (
 	"github.com/causerie/causerie/app"
 )
 
-// TokenParser verifies a token and says whom it speaks for.
-type TokenParser interface {
-	Parse(token string) (app.Identity, error)
+// TokenVerifier verifies a token, and that its session still exists, and says whom it speaks for.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (app.Identity, error)
 }
 
 const identityKey = "causerie.identity"
 
 // JWT gates a route behind a token, read from "Authorization: Bearer <token>" or from the "token" query
-// parameter (what browsers and Postman can send on a WebSocket upgrade). Verification is tokens'; every
-// failure is a 401 in the usual error body.
-func JWT(tokens TokenParser) echo.MiddlewareFunc {
+// parameter (what browsers and Postman can send on a WebSocket upgrade). Verification is tokens': the
+// signature, the expiry, and the session in the store, so that a token of a user who logged out, or who
+// no longer exists, is refused. A refused token is a 401 in the usual error body; a store that fails to
+// answer, a 500.
+func JWT(tokens TokenVerifier) echo.MiddlewareFunc {
 	return echojwt.WithConfig(echojwt.Config{
 		ContextKey:  identityKey,
 		TokenLookup: "header:Authorization:Bearer ,query:token",
-		ParseTokenFunc: func(_ echo.Context, token string) (any, error) {
-			return tokens.Parse(token)
+		ParseTokenFunc: func(c echo.Context, token string) (any, error) {
+			return tokens.Verify(c.Request().Context(), token)
 		},
 		ErrorHandler: func(_ echo.Context, err error) error {
 			var e *app.Error
-			if errors.As(err, &e) {
+			var failed *echojwt.TokenParsingError
+			switch {
+			case errors.As(err, &e):
 				return e
+			case errors.As(err, &failed):
+				return failed.Err
 			}
 			return app.Errorf(app.CodeUnauthorized, "missing token: send Authorization: Bearer <token> or ?token=<token>")
 		},
@@ -44,27 +49,4 @@ func JWT(tokens TokenParser) echo.MiddlewareFunc {
 func Identity(c echo.Context) app.Identity {
 	id, _ := c.Get(identityKey).(app.Identity)
 	return id
-}
-
-// UserLookup finds a user by id.
-type UserLookup interface {
-	UserByID(ctx context.Context, id int64) (app.User, error)
-}
-
-// KnownUser refuses, with 401, a token whose user no longer exists: a token outlives its account until it
-// expires, and a connection in a deleted user's name would appear in presence and fail to store. Run it
-// after JWT.
-func KnownUser(users UserLookup) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			_, err := users.UserByID(c.Request().Context(), Identity(c).UserID)
-			switch {
-			case app.ErrorCode(err) == app.CodeNotFound:
-				return app.Errorf(app.CodeUnauthorized, "this token's account no longer exists")
-			case err != nil:
-				return fmt.Errorf("look up the token's user: %w", err)
-			}
-			return next(c)
-		}
-	}
 }

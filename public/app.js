@@ -52,6 +52,7 @@ const REFRESH_RETRY_MS = 15000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
+const LOGOUT_ALL_FAILED = 'Logged out here, but the server could not be reached: your other devices are still logged in. Log in and try again.';
 
 const LINE_OTHER = 'msg flex max-w-[85%] flex-col items-start self-start';
 const LINE_OWN = 'msg flex max-w-[85%] flex-col items-end self-end';
@@ -104,7 +105,10 @@ const els = {
   messageForm: document.getElementById('message-form'),
   input: document.getElementById('message-input'),
   send: document.getElementById('send-button'),
+  accountMenu: document.getElementById('account-menu'),
+  accountButton: document.getElementById('account-button'),
   logout: document.getElementById('logout-button'),
+  logoutAll: document.getElementById('logout-all-button'),
 };
 
 const state = {
@@ -496,6 +500,49 @@ function startSession(token, user) {
   showChat();
   scheduleRefresh();
   connect();
+}
+
+// logOut ends this session here, then on the server (with everywhere, every session of the account:
+// other browsers and devices), which closes the session's sockets in other tabs and on other devices
+// with 4001. Offline, the session ends here only, and the server's ends at SESSION_MAX.
+async function logOut(everywhere) {
+  els.accountMenu.open = false;
+  const token = state.token;
+  // First here: the server's 4001 on this tab's own socket must not start a refresh.
+  endSession('');
+  if (!token) return;
+  const session = state.session;
+  let ok = false;
+  try {
+    const res = await api('POST', everywhere ? '/api/logout/all' : '/api/logout', undefined, token);
+    ok = res.ok || res.status === 401;
+  } catch {
+    ok = false;
+  }
+  if (everywhere && !ok && session === state.session) showAuthError(LOGOUT_ALL_FAILED);
+}
+
+// adoptStoredToken follows what another tab of this browser stored: its log out, or the fresh token of a
+// refresh (the token this tab holds stops working a little after another tab refreshed it).
+function adoptStoredToken(event) {
+  if (event.key !== TOKEN_KEY || !state.token) return;
+  if (!event.newValue) {
+    endSession('');
+    return;
+  }
+  if (event.newValue === state.token) return;
+  const mine = tokenClaims(state.token);
+  const theirs = tokenClaims(event.newValue);
+  if (!theirs || !mine || theirs.sub !== mine.sub) return;
+  state.token = event.newValue;
+  scheduleRefresh();
+  if (theirs.jti === mine.jti) {
+    sendAuth();
+  } else if (state.ws) {
+    // Another session: a connection keeps the session it opened with, so open one on the new.
+    stopSocket();
+    connect();
+  }
 }
 
 // endSession closes the socket with 1000, forgets the token and shows the form, with message in the
@@ -1643,7 +1690,15 @@ function boot() {
   });
   els.presenceToggle.addEventListener('click', togglePresence);
   els.messages.addEventListener('scroll', onScroll, { passive: true });
-  els.logout.addEventListener('click', () => endSession(''));
+  els.logout.addEventListener('click', () => logOut(false));
+  els.logoutAll.addEventListener('click', () => logOut(true));
+  els.accountMenu.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && els.accountMenu.open) {
+      els.accountMenu.open = false;
+      els.accountButton.focus();
+    }
+  });
+  window.addEventListener('storage', adoptStoredToken);
   els.reconnect.addEventListener('click', () => {
     state.attempt = 0;
     connect();

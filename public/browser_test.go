@@ -297,6 +297,49 @@ func TestWrongPasswordShowsAnError(t *testing.T) {
 	}
 }
 
+// "Log out everywhere", reached with the keyboard from the account menu, ends the page's session and every
+// other session of the account: a client elsewhere gets session_ended and 4001, and the page shows the
+// form with nothing of the session left in storage.
+func TestLogOutEverywhere(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	ada := s.Register(t, "ada@example.com")
+	elsewhere := s.Connect(t, ada)
+	p := openTab(t, browser, s.URL, 1280, 800)
+	p.do(
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "password123\r"),
+	)
+	p.waitConnected()
+	p.do(chromedp.Focus(chromedp.ID("account-button")), chromedp.KeyEvent("\r"))
+	p.waitJS(`document.querySelector('#account-menu').open`)
+	p.do(chromedp.Focus(chromedp.ID("logout-all-button")), chromedp.KeyEvent("\r"))
+	p.waitJS(`!document.querySelector('#auth').hidden`)
+
+	for {
+		f, err := elsewhere.TryRead(servertest.Timeout)
+		if err != nil {
+			t.Fatalf("the other session's socket: %v before session_ended", err)
+		}
+		if f["type"] == "error" && f["code"] == "session_ended" {
+			break
+		}
+	}
+	if code := elsewhere.CloseCode(); code != 4001 {
+		t.Errorf("the other session's socket closed with %d, want 4001", code)
+	}
+	if status, _ := s.Do(t, "GET", "/api/me", ada.Token, nil); status != 401 {
+		t.Errorf("the other session's token: GET /api/me = %d, want 401", status)
+	}
+	if stored := eval[int](p, `localStorage.length`); stored != 0 {
+		t.Errorf("%d items left in storage after log out", stored)
+	}
+	if msg := eval[string](p, `document.querySelector('#auth-error').textContent`); msg != "" {
+		t.Errorf("the form says %q after a log out that worked", msg)
+	}
+}
+
 // Two users in two browser contexts and a third on a plain WebSocket (the Postman path) chat; the text of
 // a message is never run as HTML.
 func TestTwoUsersAndAWebSocketClientChat(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/auth"
+	"github.com/causerie/causerie/app/store"
 )
 
 var ctx = context.Background()
@@ -63,14 +64,23 @@ func TestPasswordsOver72Bytes(t *testing.T) {
 func TestTokensRoundTripAndExpire(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	tokens := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), time.Hour, clock)
-	s, err := tokens.Issue(app.User{ID: 42, Name: "ada"})
+	tokens := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), clock)
+	want := app.Identity{UserID: 42, Name: "ada", Session: "s1", Generation: 3, ExpiresAt: now.Add(time.Hour)}
+	s, err := tokens.Issue(want)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id, err := tokens.Parse(s)
-	if err != nil || id.UserID != 42 || id.Name != "ada" || !id.ExpiresAt.Equal(now.Add(time.Hour)) {
-		t.Fatalf("Parse = %+v, %v", id, err)
+	if err != nil || id.UserID != want.UserID || id.Name != want.Name || id.Session != want.Session ||
+		id.Generation != want.Generation || !id.ExpiresAt.Equal(want.ExpiresAt) {
+		t.Fatalf("Parse = %+v, %v; want %+v", id, err, want)
+	}
+	noSession, err := tokens.Issue(app.Identity{UserID: 42, Name: "ada", ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokens.Parse(noSession); app.ErrorCode(err) != app.CodeUnauthorized {
+		t.Errorf("a token without a session (jti): err = %v, want unauthorized", err)
 	}
 	now = now.Add(time.Hour + time.Second)
 	_, err = tokens.Parse(s)
@@ -105,8 +115,8 @@ func TestSecretIsCreatedOnceWithMode0600(t *testing.T) {
 }
 
 func BenchmarkTokenParse(b *testing.B) {
-	tokens := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), time.Hour, time.Now)
-	s, err := tokens.Issue(app.User{ID: 42, Name: "ada"})
+	tokens := auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), time.Now)
+	s, err := tokens.Issue(app.Identity{UserID: 42, Name: "ada", Session: "s1", ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -115,5 +125,114 @@ func BenchmarkTokenParse(b *testing.B) {
 		if _, err := tokens.Parse(s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// sessionsAt returns Sessions over a real SQLite store, with a clock the test moves, and a user.
+func sessionsAt(t *testing.T, now *time.Time) (*auth.Sessions, app.User) {
+	t.Helper()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "causerie.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	u, err := db.CreateUser(ctx, app.User{Email: "ada@example.com", Name: "ada", PasswordHash: "h", CreatedAt: *now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return *now }
+	return &auth.Sessions{Tokens: auth.NewTokens([]byte("0123456789abcdef0123456789abcdef"), clock), Store: db,
+		TTL: time.Hour, Max: 3 * time.Hour, Now: clock}, u
+}
+
+func verifies(s *auth.Sessions, token string) bool {
+	_, err := s.Verify(ctx, token)
+	return err == nil
+}
+
+func TestSessionRefreshRotates(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s, u := sessionsAt(t, &now)
+	first, err := s.Start(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Verify(ctx, first)
+	if err != nil || id.UserID != u.ID || id.Name != "ada" || id.Session == "" {
+		t.Fatalf("Verify(first) = %+v, %v", id, err)
+	}
+	second, err := s.Refresh(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another tab refreshes with the first token meanwhile: it gets the same generation, and moves nothing.
+	again, err := s.Refresh(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]string{"second": second, "again": again} {
+		got, err := s.Verify(ctx, token)
+		if err != nil || got.Session != id.Session || got.Generation != 1 {
+			t.Errorf("%s token: %+v, %v; want generation 1 of the session", name, got, err)
+		}
+	}
+	if !verifies(s, first) {
+		t.Error("the replaced token fails within the grace")
+	}
+	now = now.Add(auth.RefreshGrace + time.Second)
+	if verifies(s, first) {
+		t.Error("the replaced token still works after the grace")
+	}
+	if !verifies(s, second) {
+		t.Error("the new token fails")
+	}
+}
+
+func TestSessionEnds(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s, u := sessionsAt(t, &now)
+	a, _ := s.Start(ctx, u)
+	b, _ := s.Start(ctx, u)
+	c, _ := s.Start(ctx, u)
+	idA, _ := s.Verify(ctx, a)
+	if err := s.End(ctx, idA.Session); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(ctx, a); app.ErrorCode(err) != app.CodeUnauthorized {
+		t.Errorf("token of an ended session: err = %v, want unauthorized", err)
+	}
+	if !verifies(s, b) || !verifies(s, c) {
+		t.Error("ending one session ended others")
+	}
+	ended, err := s.EndAll(ctx, u.ID)
+	if err != nil || len(ended) != 2 {
+		t.Fatalf("EndAll = %v, %v; want the two sessions left", ended, err)
+	}
+	if verifies(s, b) || verifies(s, c) {
+		t.Error("a token works after EndAll")
+	}
+}
+
+// No token outlives SESSION_MAX, however often it is refreshed.
+func TestSessionMax(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	start := now
+	s, u := sessionsAt(t, &now)
+	token, _ := s.Start(ctx, u)
+	for now.Sub(start) < s.Max {
+		id, err := s.Verify(ctx, token)
+		if err != nil {
+			t.Fatalf("after %s: %v", now.Sub(start), err)
+		}
+		if id.ExpiresAt.After(start.Add(s.Max)) {
+			t.Fatalf("a token expires at %s, past the session's end", id.ExpiresAt)
+		}
+		if token, err = s.Refresh(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(40 * time.Minute)
+	}
+	if verifies(s, token) {
+		t.Error("a token works past SESSION_MAX")
 	}
 }

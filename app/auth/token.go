@@ -11,26 +11,26 @@ import (
 	"github.com/causerie/causerie/app"
 )
 
-// Tokens issues and verifies HS256 JWTs. It is safe for concurrent use.
+// Tokens signs and verifies HS256 JWTs; whether the session a token names still exists is Sessions'
+// affair. It is safe for concurrent use.
 type Tokens struct {
 	secret []byte
-	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
 }
 
-// claims is the token body: sub is the user id as a decimal string.
+// claims is the token body: sub is the user id as a decimal string, jti the session, gen its generation.
 type claims struct {
-	Name string `json:"name"`
+	Name       string `json:"name"`
+	Generation int64  `json:"gen"`
 	jwt.RegisteredClaims
 }
 
-// NewTokens returns Tokens signing with secret; tokens expire ttl after issue. now is the clock (time.Now
-// in production), injected so tests can move time.
-func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
+// NewTokens returns Tokens signing with secret. now is the clock (time.Now in production), injected so
+// tests can move time.
+func NewTokens(secret []byte, now func() time.Time) *Tokens {
 	return &Tokens{
 		secret: secret,
-		ttl:    ttl,
 		now:    now,
 		// Pinning the method stops both "alg":"none" and the RS256/HS256 key-confusion attack;
 		// requiring exp stops tokens that never expire.
@@ -43,15 +43,16 @@ func NewTokens(secret []byte, ttl time.Duration, now func() time.Time) *Tokens {
 	}
 }
 
-// Issue returns a signed token for u.
-func (t *Tokens) Issue(u app.User) (string, error) {
-	now := t.now()
+// Issue returns a signed token for id, valid until id.ExpiresAt.
+func (t *Tokens) Issue(id app.Identity) (string, error) {
 	c := claims{
-		Name: u.Name,
+		Name:       id.Name,
+		Generation: id.Generation,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   strconv.FormatInt(u.ID, 10),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+			Subject:   strconv.FormatInt(id.UserID, 10),
+			ID:        id.Session,
+			IssuedAt:  jwt.NewNumericDate(t.now()),
+			ExpiresAt: jwt.NewNumericDate(id.ExpiresAt),
 		},
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
@@ -76,5 +77,8 @@ func (t *Tokens) Parse(token string) (app.Identity, error) {
 	if err != nil || id <= 0 {
 		return app.Identity{}, app.Errorf(app.CodeUnauthorized, "invalid token subject")
 	}
-	return app.Identity{UserID: id, Name: c.Name, ExpiresAt: c.ExpiresAt.Time}, nil
+	if c.ID == "" { // a token of a version without sessions, which no log out could end
+		return app.Identity{}, app.Errorf(app.CodeUnauthorized, "the token names no session: log in again")
+	}
+	return app.Identity{UserID: id, Name: c.Name, Session: c.ID, Generation: c.Generation, ExpiresAt: c.ExpiresAt.Time}, nil
 }

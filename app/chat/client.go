@@ -17,8 +17,9 @@ const (
 	CloseInternal  = 1011
 	// CloseServiceRestart tells a client of one node of several to reconnect at once: another node serves it.
 	CloseServiceRestart = 1012
-	CloseTokenExpired   = 4001
-	CloseSlowClient     = 4100
+	// CloseUnauthorized ends a connection whose token expired, or whose session ended (a log out).
+	CloseUnauthorized = 4001
+	CloseSlowClient   = 4100
 )
 
 // Conn is the transport under a client, implemented over WebSocket by the handlers package. The hub calls

@@ -42,9 +42,9 @@ type Timings interface {
 	BusLag(took time.Duration)
 }
 
-// TokenParser verifies the fresh token of an auth frame.
-type TokenParser interface {
-	Parse(token string) (app.Identity, error)
+// TokenVerifier verifies the fresh token of an auth frame, and that its session still exists.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (app.Identity, error)
 }
 
 // ErrShuttingDown is returned by Register once Shutdown has begun.
@@ -54,8 +54,11 @@ var ErrShuttingDown = errors.New("chat: shutting down")
 type Options struct {
 	Store  MessageStore
 	Bus    bus.Bus
-	Tokens TokenParser
-	Log    *slog.Logger
+	Tokens TokenVerifier
+	// Sessions may be nil; with it, the hub closes the connections of sessions that ended while the bus
+	// may have lost the news (see EndSessions).
+	Sessions SessionChecker
+	Log      *slog.Logger
 	// Timings may be nil.
 	Timings Timings
 	// NodeID names this node in bus events and logs; empty draws a random one.
@@ -117,6 +120,9 @@ type Hub struct {
 	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 
+	// sessionCheck asks Run to look for connections of ended sessions.
+	sessionCheck chan struct{}
+
 	mu       sync.Mutex
 	closing  bool
 	sessions sync.WaitGroup
@@ -132,7 +138,7 @@ func New(opts Options) *Hub {
 	if opts.Timings == nil {
 		opts.Timings = noTimings{}
 	}
-	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst)}
+	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst), sessionCheck: make(chan struct{}, 1)}
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
@@ -153,8 +159,13 @@ func (b busHandler) Event(ev bus.Event) {
 	if ev.Node == b.h.opts.NodeID {
 		return
 	}
-	if ev.Room == "" { // another node claimed a stopped one: see refreshPresence
+	if ev.Room == "" && ev.Payload != nil {
+		b.h.closeSessions(decodeEnded(ev.Payload))
+		return
+	}
+	if ev.Room == "" { // another node claimed a stopped one (refreshPresence), or lost a bus event
 		b.h.resync()
+		b.h.checkSessions()
 		return
 	}
 	if ev.Sent != 0 {
@@ -163,8 +174,12 @@ func (b busHandler) Event(ev bus.Event) {
 	b.h.dispatch(ev, nil)
 }
 
-// Resync catches every room up from the store.
-func (b busHandler) Resync() { b.h.resync() }
+// Resync catches every room up from the store, and closes the connections of sessions that ended
+// meanwhile.
+func (b busHandler) Resync() {
+	b.h.resync()
+	b.h.checkSessions()
+}
 
 // publish delivers ev to this node's connections and hands it to the bus for the others. done is as
 // for dispatch.
@@ -325,7 +340,7 @@ func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
 // expire ends a connection whose token expired without an auth frame renewing it.
 func (h *Hub) expire(c *Client) {
 	c.enqueue(app.EncodeError(app.CodeExpired, "your token expired; get a fresh one and reconnect", "", 0))
-	c.Close(CloseTokenExpired, "token expired")
+	c.Close(CloseUnauthorized, "token expired")
 }
 
 // writerLinger is how often idle writers are sent away: a connection's writer goroutine lives between
@@ -333,7 +348,8 @@ func (h *Hub) expire(c *Client) {
 const writerLinger = time.Second
 
 // Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires
-// idle writers, and refreshes this node's presence, until ctx ends. One loop serves all clients so that
+// idle writers, refreshes this node's presence, and closes the connections of ended sessions when the
+// bus may have lost the news, until ctx ends. One loop serves all clients so that
 // an idle connection costs no timer and no goroutine.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
@@ -352,6 +368,8 @@ func (h *Hub) Run(ctx context.Context) {
 			return
 		case <-refresh:
 			h.refreshPresence(ctx)
+		case <-h.sessionCheck:
+			h.closeEndedSessions(ctx)
 		case <-sweep.C:
 			h.clients.Range(func(_, v any) bool {
 				v.(*Client).retireIfIdle()

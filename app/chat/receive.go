@@ -45,7 +45,7 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 	case app.FrameTyping:
 		err = h.typing(c, in.Room)
 	case app.FrameAuth:
-		err = h.reauth(c, in)
+		err = h.reauth(ctx, c, in)
 	case "":
 		err = app.Errorf(app.CodeUnknownType, "type is required")
 	default:
@@ -298,14 +298,15 @@ func (h *Hub) typing(c *Client, name string) error {
 	return nil
 }
 
-// reauth replaces the expiry of c's token with that of a fresh token for the same user.
-func (h *Hub) reauth(c *Client, in app.Inbound) error {
-	id, err := h.opts.Tokens.Parse(in.Token)
+// reauth replaces the expiry of c's token with that of a fresh token of the same session: a connection
+// belongs to one session, which a log out closes.
+func (h *Hub) reauth(ctx context.Context, c *Client, in app.Inbound) error {
+	id, err := h.opts.Tokens.Verify(ctx, in.Token)
 	if err != nil {
 		return err
 	}
-	if id.UserID != c.User.UserID {
-		return app.Errorf(app.CodeUnauthorized, "the token is for another user")
+	if id.UserID != c.User.UserID || id.Session != c.User.Session {
+		return app.Errorf(app.CodeUnauthorized, "the token is for another session: reconnect with it")
 	}
 	c.expiry.Reset(time.Until(id.ExpiresAt))
 	c.enqueue(app.EncodeAck(app.Ack{For: app.FrameAuth, ID: in.ID, ExpiresAt: &id.ExpiresAt}))

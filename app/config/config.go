@@ -46,6 +46,8 @@ type Config struct {
 	JWTSecret string
 	// TokenTTL is how long a token is valid after it is issued (TOKEN_TTL, default 24h).
 	TokenTTL time.Duration
+	// SessionMax is how long a login lasts, refreshes included (SESSION_MAX, default 720h: 30 days).
+	SessionMax time.Duration
 	// BcryptCost is the bcrypt work factor for new passwords (BCRYPT_COST, default 10, 4 to 31).
 	BcryptCost int
 	// AllowedOrigins are the browser origins, besides the server's own host, that may open a WebSocket
@@ -132,6 +134,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PresenceTTL:        p.duration("PRESENCE_TTL", 15*time.Second),
 		JWTSecret:          getenv("JWT_SECRET"),
 		TokenTTL:           p.duration("TOKEN_TTL", 24*time.Hour),
+		SessionMax:         p.duration("SESSION_MAX", 30*24*time.Hour),
 		BcryptCost:         p.int("BCRYPT_COST", 10, 4, 31),
 		AllowedOrigins:     p.list("ALLOWED_ORIGINS"),
 		TrustedProxies:     p.networks("TRUSTED_PROXIES"),

@@ -130,12 +130,14 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens := auth.NewTokens(secret, cfg.TokenTTL, time.Now)
+	sessions := &auth.Sessions{Tokens: auth.NewTokens(secret, time.Now), Store: deps.Store,
+		TTL: cfg.TokenTTL, Max: cfg.SessionMax, Now: time.Now}
 	m := metrics.New(cfg.NodeID)
 	hub := chat.New(chat.Options{
 		Store:           deps.Store,
 		Bus:             deps.Bus,
-		Tokens:          tokens,
+		Tokens:          sessions,
+		Sessions:        deps.Store,
 		Log:             log,
 		Timings:         m,
 		NodeID:          cfg.NodeID,
@@ -156,11 +158,11 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 	})
 	m.Watch(hub.Stats())
 	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures, hourly: deps.Hourly}
-	s.routes(tokens, passwords, m)
+	s.routes(sessions, passwords, m)
 	return s, nil
 }
 
-func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metrics.Metrics) {
+func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *metrics.Metrics) {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
@@ -183,11 +185,9 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	}))
 	e.Use(echomw.BodyLimit(bodyLimit))
 
-	// Every route behind a token also checks that the token's user still exists.
-	token, known := middleware.JWT(tokens), middleware.KnownUser(s.db)
-	jwt := func(next echo.HandlerFunc) echo.HandlerFunc { return token(known(next)) }
+	jwt := middleware.JWT(sessions)
 	origin := middleware.CheckOrigin(s.cfg.AllowedOrigins)
-	accounts := &handlers.Auth{Users: s.db, Tokens: tokens, Passwords: passwords, Now: time.Now,
+	accounts := &handlers.Auth{Users: s.db, Sessions: sessions, Sockets: s.hub, Passwords: passwords, Now: time.Now,
 		Failures: s.failures, MaxFailures: s.cfg.LoginFailures,
 		Registrations: s.hourly, MaxRegistrations: s.cfg.RegistrationsPerIP}
 	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerUser: s.cfg.MaxConnsPerUser, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
@@ -202,6 +202,8 @@ func (s *Server) routes(tokens *auth.Tokens, passwords *auth.Passwords, m *metri
 	e.POST("/api/login", accounts.Login)
 	e.GET("/api/me", accounts.Me, jwt)
 	e.POST("/api/token/refresh", accounts.Refresh, jwt)
+	e.POST("/api/logout", accounts.Logout, jwt)
+	e.POST("/api/logout/all", accounts.LogoutAll, jwt)
 	e.GET("/api/rooms", rooms.List, jwt)
 	e.GET("/api/rooms/:room/messages", rooms.History, jwt)
 	e.POST("/api/rooms/:room/messages", rooms.Publish, jwt)

@@ -471,7 +471,22 @@ func (b *syncBuffer) String() string {
 // connection of its own, so tests can check what was stored without going through the code under test.
 func QueryRow(t testing.TB, s *Server, query string, args ...any) *sql.Row {
 	t.Helper()
-	driver, dsn := "sqlite", "file:"+s.Config.DataDir+"/causerie.db?mode=ro"
+	return database(t, s, "?mode=ro").QueryRow(query, args...)
+}
+
+// Exec runs a statement against the server's database through a connection of its own, as another node
+// (or an operator) would, behind the server's back.
+func Exec(t testing.TB, s *Server, statement string, args ...any) {
+	t.Helper()
+	if _, err := database(t, s, "").Exec(statement, args...); err != nil {
+		t.Fatalf("%s: %v", statement, err)
+	}
+}
+
+// database opens the server's database; sqliteMode is added to the SQLite file's URL.
+func database(t testing.TB, s *Server, sqliteMode string) *sql.DB {
+	t.Helper()
+	driver, dsn := "sqlite", "file:"+s.Config.DataDir+"/causerie.db"+sqliteMode
 	if s.Config.DatabaseURL != "" {
 		driver, dsn = "pgx", s.Config.DatabaseURL
 	}
@@ -480,7 +495,7 @@ func QueryRow(t testing.TB, s *Server, query string, args ...any) *sql.Row {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db.QueryRow(query, args...)
+	return db
 }
 
 // Get returns the body of a GET that must answer 200.

@@ -1,4 +1,4 @@
-// Package store keeps users and messages in SQL. The DB type is the same for every dialect; dialects
+// Package store keeps users, their sessions and messages in SQL. The DB type is the same for every dialect; dialects
 // differ only in how they are opened and in query text. Driver errors are turned into *app.Error codes
 // here (a unique violation becomes app.CodeConflict), so callers never see a driver type.
 //
@@ -79,6 +79,9 @@ type queries struct {
 	messagesOldest, messagesNewest, lastID string
 	rooms                                  string
 	usersWithoutNameKey, setNameKey        string
+	createSession, dropExpiredSessions     string
+	session, rotateSession                 string
+	deleteSession, deleteSessions          string
 }
 
 func newQueries(dl dialect) queries {
@@ -101,6 +104,14 @@ func newQueries(dl dialect) queries {
 		usersWithoutNameKey: r(`SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id`),
 		setNameKey: r(`UPDATE users SET name_key = ? WHERE id = ? AND name_key IS NULL
 			AND NOT EXISTS (SELECT 1 FROM users AS other WHERE other.name_key = ?)`),
+		createSession: r(`INSERT INTO sessions (id, user_id, generation, previous_until, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?)`),
+		dropExpiredSessions: r(`DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?`),
+		session: r(`SELECT s.user_id, s.generation, s.previous_until, s.created_at, s.expires_at, u.name
+			FROM sessions AS s JOIN users AS u ON u.id = s.user_id WHERE s.id = ?`),
+		rotateSession:  r(`UPDATE sessions SET generation = generation + 1, previous_until = ? WHERE id = ? AND generation = ?`),
+		deleteSession:  r(`DELETE FROM sessions WHERE id = ?`),
+		deleteSessions: r(`DELETE FROM sessions WHERE user_id = ? RETURNING id`),
 	}
 }
 
@@ -479,6 +490,120 @@ func (d *DB) user(ctx context.Context, query string, arg any) (app.User, error) 
 	}
 	u.CreatedAt = time.UnixMilli(created).UTC()
 	return u, nil
+}
+
+// CreateSession stores s, and forgets the sessions of its user that have expired: they would only
+// accumulate, one a login.
+func (d *DB) CreateSession(ctx context.Context, s app.Session) error {
+	if _, err := d.write.ExecContext(ctx, d.q.dropExpiredSessions, s.UserID, s.CreatedAt.UnixMilli()); err != nil {
+		return fmt.Errorf("store: drop expired sessions: %w", err)
+	}
+	_, err := d.write.ExecContext(ctx, d.q.createSession, s.ID, s.UserID, s.Generation,
+		s.PreviousUntil.UnixMilli(), s.CreatedAt.UnixMilli(), s.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// Session returns the session with that id, with its user's name, or an app.CodeNotFound error when
+// there is none (it ended, or never was).
+func (d *DB) Session(ctx context.Context, id string) (app.Session, error) {
+	s := app.Session{ID: id}
+	var previous, created, expires int64
+	err := d.read.QueryRowContext(ctx, d.q.session, id).Scan(&s.UserID, &s.Generation, &previous, &created, &expires, &s.UserName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.Session{}, app.Errorf(app.CodeNotFound, "no such session")
+	}
+	if err != nil {
+		return app.Session{}, fmt.Errorf("store: get session: %w", err)
+	}
+	s.PreviousUntil = time.UnixMilli(previous).UTC()
+	s.CreatedAt = time.UnixMilli(created).UTC()
+	s.ExpiresAt = time.UnixMilli(expires).UTC()
+	return s, nil
+}
+
+// RotateSession moves session id from generation from to the next, whose previous generation stays valid
+// until previousUntil. It reports false, and changes nothing, when the session is gone or is no longer
+// at generation from (another refresh came first).
+func (d *DB) RotateSession(ctx context.Context, id string, from int64, previousUntil time.Time) (bool, error) {
+	res, err := d.write.ExecContext(ctx, d.q.rotateSession, previousUntil.UnixMilli(), id, from)
+	if err != nil {
+		return false, fmt.Errorf("store: rotate session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: rotate session: %w", err)
+	}
+	return n == 1, nil
+}
+
+// DeleteSession ends session id; ending one that is gone is no error.
+func (d *DB) DeleteSession(ctx context.Context, id string) error {
+	if _, err := d.write.ExecContext(ctx, d.q.deleteSession, id); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSessions ends every session of user userID and returns their ids.
+func (d *DB) DeleteSessions(ctx context.Context, userID int64) ([]string, error) {
+	rows, err := d.write.QueryContext(ctx, d.q.deleteSessions, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete sessions: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: delete sessions: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: delete sessions: %w", err)
+	}
+	return ids, nil
+}
+
+// LiveSessions returns those of ids whose session exists and has not expired at now.
+func (d *DB) LiveSessions(ctx context.Context, ids []string, now time.Time) (map[string]bool, error) {
+	live := make(map[string]bool, len(ids))
+	err := inChunks(len(ids), func(i, j int) error {
+		args := make([]any, 0, 1+j-i)
+		args = append(args, now.UnixMilli())
+		for _, id := range ids[i:j] {
+			args = append(args, id)
+		}
+		rows, err := d.read.QueryContext(ctx, liveSessions.text(d.dialect, j-i), args...)
+		if err != nil {
+			return fmt.Errorf("store: live sessions: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return fmt.Errorf("store: live sessions: %w", err)
+			}
+			live[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: live sessions: %w", err)
+		}
+		return nil
+	})
+	return live, err
+}
+
+// liveSessions finds which of a list of sessions exist and have not expired at its first argument.
+var liveSessions = batchQuery{
+	name:  "live sessions",
+	head:  `SELECT id FROM sessions WHERE expires_at > ? AND id IN (`,
+	first: `?`,
+	row:   `?`,
+	tail:  `)`,
 }
 
 // maxAppendAttempts is how many times AppendMessages runs a batch whose client ids turn out to be
