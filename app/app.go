@@ -79,6 +79,13 @@ type Identity struct {
 	ExpiresAt  time.Time
 }
 
+// Spent is what a user spends of the limits per user: connections open, and messages sent over some
+// interval.
+type Spent struct {
+	Conns int
+	Sent  int
+}
+
 // Session is one login. Every token issued for it names it; it ends at ExpiresAt, or when its user
 // logs out (the store then forgets it). A refresh moves Generation on: the tokens of the generation
 // before stay valid until PreviousUntil, those of earlier ones no longer.

@@ -61,9 +61,15 @@ const (
 	maxEmailBytes    = 254
 )
 
-// Throttle counts events per key over a fixed window (app/throttle): failed logins, here.
+// Throttle counts events per key over a fixed window (app/throttle): registrations, here.
 type Throttle interface {
 	Add(ctx context.Context, key string) (n int64, left time.Duration, err error)
+}
+
+// Attempts counts attempts per key, which past a number of free ones wait growing delays
+// (app/throttle): logins, here.
+type Attempts interface {
+	Try(ctx context.Context, key string, free int) (wait time.Duration, err error)
 	Reset(ctx context.Context, key string) error
 	Undo(ctx context.Context, key string) error
 }
@@ -75,11 +81,11 @@ type Auth struct {
 	Sockets   SocketCloser
 	Passwords PasswordHasher
 	Now       func() time.Time
-	// Failures counts login attempts in a window: MaxFailures per account from one address, ten times as
-	// many per account from anywhere, twenty times as many per address (for the people behind one). A
-	// success clears the account's counts; past a count, logins are refused until the window ends, the
-	// right password too. 0 turns the limits off.
-	Failures    Throttle
+	// Failures counts login attempts: MaxFailures per account from one address, ten times as many per
+	// account from anywhere, twenty times as many per address (for the people behind one), free; past
+	// them, each attempt sets a wait for the next, growing from a minute to the window (the right password
+	// waits too). A success clears the account's counts. 0 turns the limits off.
+	Failures    Attempts
 	MaxFailures int
 	// Registrations counts accounts created per client address over an hour; MaxRegistrations is how
 	// many an address may create (0: no limit): each account brings limits of its own, so accounts made
@@ -214,29 +220,29 @@ func ceilSecond(d time.Duration) time.Duration {
 }
 
 // countAttempt counts a login attempt before its password is checked, so that attempts sent at once are
-// counted at once, and refuses it past a count, with the time left in the window. Keyed by the e-mail as
-// typed, account or not, so that the answer tells nothing of which exist. The pair of account and address
-// is refused first: one address cannot lock an account out for everyone, only itself, until ten have
-// tried. A throttle that does not answer (Redis down) refuses nothing: an outage must not lock every user
-// out, and the bcrypt slots still bound the work.
+// counted at once, and refuses it while an earlier attempt's delay runs, with the time left. Keyed by the
+// e-mail as typed, account or not, so that the answer tells nothing of which exist. The pair of account
+// and address is refused first: one address cannot lock an account out for everyone, only itself, until
+// ten have tried. A throttle that does not answer (Redis down) refuses nothing: an outage must not lock
+// every user out, and the bcrypt slots still bound the work.
 func (a *Auth) countAttempt(ctx context.Context, email, addr string) error {
 	if a.MaxFailures <= 0 {
 		return nil
 	}
 	limits := []struct {
 		key, what string
-		max       int
+		free      int
 	}{
 		{pairKey(email, addr), "this account from your address", a.MaxFailures},
 		{"login:account:" + email, "this account", 10 * a.MaxFailures},
 		{"login:addr:" + addr, "your address", 20 * a.MaxFailures},
 	}
 	for _, l := range limits {
-		n, left, err := a.Failures.Add(ctx, l.key)
-		if err == nil && n > int64(l.max) {
-			left = max(left, time.Second)
-			return app.Limited(app.CodeRateLimited, left, "too many login attempts for %s: try again in %s",
-				l.what, ceilSecond(left))
+		wait, err := a.Failures.Try(ctx, l.key, l.free)
+		if err == nil && wait > 0 {
+			wait = max(wait, time.Second)
+			return app.Limited(app.CodeRateLimited, wait, "too many login attempts for %s: try again in %s",
+				l.what, ceilSecond(wait))
 		}
 	}
 	return nil

@@ -356,3 +356,125 @@ func TestSuccessfulLoginsDoNotAddUpPerAddress(t *testing.T) {
 		}
 	}
 }
+
+// dialUntilRefused dials path on s until the upgrade is refused, closing each connection it gets: the
+// other nodes' figures reach s within an exchange (a second).
+func dialUntilRefused(t *testing.T, s *servertest.Server, path string) {
+	t.Helper()
+	deadline := time.Now().Add(servertest.Timeout)
+	for time.Now().Before(deadline) {
+		c, resp, err := s.TryDial(path, nil)
+		if err != nil {
+			if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("dial: %v (%v), want 429", err, resp)
+			}
+			return
+		}
+		c.Close()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the upgrade was never refused")
+}
+
+// MAX_CONNS_PER_USER holds across nodes: a user at the cap on one node is refused on the other.
+func TestConnectionCapAcrossNodes(t *testing.T) {
+	nodes := servertest.NodeEnvs(t, 2, map[string]string{"MAX_CONNS_PER_USER": "3"})
+	one, two := servertest.Start(t, nodes[0]), servertest.Start(t, nodes[1])
+	ada := one.Register(t, "ada@example.com")
+	for range 3 {
+		one.Connect(t, ada)
+	}
+	dialUntilRefused(t, two, "/ws?token="+ada.Token)
+	refusedUpgrade(t, two, "/ws?token="+ada.Token, "too_many_connections")
+	two.Connect(t, two.Register(t, "bob@example.com"))
+}
+
+// A user with three tabs spread over two nodes, reloading one ten times, never meets the default cap.
+func TestOrdinaryUseNeverMeetsTheCapAcrossNodes(t *testing.T) {
+	envs := servertest.NodeEnvs(t, 2, nil)
+	delete(envs[0], "RATE_LIMIT")
+	delete(envs[1], "RATE_LIMIT")
+	one, two := servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
+	ada := one.Register(t, "ada@example.com")
+	one.Connect(t, ada)
+	one.Connect(t, ada)
+	two.Connect(t, ada)
+	for i := range 10 {
+		node := []*servertest.Server{one, two}[i%2]
+		c, resp, err := node.TryDial("/ws?token="+ada.Token, nil)
+		if err != nil {
+			t.Fatalf("reload %d: %v (%v)", i, err, resp)
+		}
+		c.Close()
+		time.Sleep(150 * time.Millisecond) // a reload storm spans exchanges
+	}
+}
+
+// RATE_LIMIT holds across nodes: two sockets of one user, one per node, each sending under the limit
+// but together over it, are refused. Each node alone would let everything through.
+func TestRateLimitAcrossNodes(t *testing.T) {
+	envs := servertest.NodeEnvs(t, 2, map[string]string{"RATE_LIMIT": "10", "RATE_BURST": "10"})
+	one, two := servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
+	ada := one.Register(t, "ada@example.com")
+	sockets := []*servertest.Client{one.Connect(t, ada), two.Connect(t, ada)}
+	// 8 messages a second on each socket, for 4 seconds: under 10 each, 16 together.
+	const perSocket = 32
+	for i := range perSocket {
+		for j, c := range sockets {
+			c.Send(map[string]string{"type": "message", "text": fmt.Sprint(j, "-", i), "id": fmt.Sprint(j, "-", i)})
+		}
+		time.Sleep(125 * time.Millisecond)
+	}
+	acked, limited := 0, 0
+	for _, c := range sockets {
+		for acked+limited < 2*perSocket {
+			f, err := c.TryRead(time.Second)
+			if err != nil {
+				break // a frame over the limit gets one error per wait, not one each
+			}
+			switch {
+			case f["type"] == "ack":
+				acked++
+			case f["type"] == "error" && f["code"] == "rate_limited":
+				limited++
+			}
+		}
+	}
+	if limited == 0 {
+		t.Fatalf("%d messages acknowledged and none refused: each node counted its own socket alone", acked)
+	}
+	// 10 of burst and 10 a second for 4 seconds, and what an exchange lets through on each node.
+	if acked > 10+10*4+2*10 {
+		t.Errorf("%d messages acknowledged, want at most about 70", acked)
+	}
+	t.Logf("%d acknowledged, %d rate_limited error frames", acked, limited)
+}
+
+// A user with three tabs over two nodes, each chatting at 5 messages a second, never meets the default
+// rate limit, all nodes counted together.
+func TestOrdinaryChatNeverMeetsTheRateLimitAcrossNodes(t *testing.T) {
+	envs := servertest.NodeEnvs(t, 2, nil)
+	delete(envs[0], "RATE_LIMIT")
+	delete(envs[1], "RATE_LIMIT")
+	one, two := servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
+	ada := one.Register(t, "ada@example.com")
+	tabs := []*servertest.Client{one.Connect(t, ada), one.Connect(t, ada), two.Connect(t, ada)}
+	const perTab = 15 // 3 seconds at 5 a second
+	for i := range perTab {
+		for j, c := range tabs {
+			c.Send(map[string]string{"type": "message", "text": fmt.Sprint(j, "-", i), "id": fmt.Sprint(j, "-", i)})
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for j, c := range tabs {
+		for acked := 0; acked < perTab; {
+			f := c.Read()
+			switch f["type"] {
+			case "ack":
+				acked++
+			case "error":
+				t.Fatalf("tab %d: %v", j, f)
+			}
+		}
+	}
+}

@@ -31,6 +31,9 @@ type Hub interface {
 	Unregister(c *chat.Client)
 	Receive(ctx context.Context, c *chat.Client, data []byte)
 	CountBadFrame(code string)
+	// Admit counts a connection of a user against the cap per user, on every node; Release takes it back.
+	Admit(ctx context.Context, user int64) error
+	Release(user int64)
 }
 
 const (
@@ -52,50 +55,42 @@ type WS struct {
 	// Compressor, when set, accepts permessage-deflate from clients that offer it and compresses their
 	// frames; nil turns compression off.
 	Compressor *wsframe.Compressor
-	// MaxConnsPerUser and MaxConnsPerIP cap this node's WebSockets of one user and from one client
-	// address; 0 is no cap.
-	MaxConnsPerUser, MaxConnsPerIP int
+	// MaxConnsPerIP caps this node's WebSockets from one client address; 0 is no cap. The cap per user
+	// is the hub's (Admit), as it holds across nodes.
+	MaxConnsPerIP int
 
-	conns admission
+	addrs admission
 }
 
 // connRetry is the Retry-After of a WebSocket refused over a cap: connections end when their pages do.
 const connRetry = 5 * time.Second
 
-// admission counts this node's WebSockets per user and per client address.
+// admission counts this node's WebSockets per client address.
 type admission struct {
 	mu    sync.Mutex
-	users map[int64]int
 	addrs map[string]int
 }
 
-// admit counts a connection of user from addr, or refuses it with a too_many_connections error when
-// either is at its cap. A connection admitted is released with release.
-func (a *admission) admit(user int64, addr string, maxUser, maxAddr int) error {
+// admit counts a connection from addr, or refuses it with a too_many_connections error when the address
+// is at its cap. A connection admitted is released with release.
+func (a *admission) admit(addr string, maxAddr int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.users == nil {
-		a.users, a.addrs = map[int64]int{}, map[string]int{}
+	if a.addrs == nil {
+		a.addrs = map[string]int{}
 	}
-	switch {
-	case maxUser > 0 && a.users[user] >= maxUser:
-		return app.Limited(app.CodeTooManyConns, connRetry, "you have %d connections open, the most one user may (MAX_CONNS_PER_USER); close one", maxUser)
-	case maxAddr > 0 && a.addrs[addr] >= maxAddr:
+	if maxAddr > 0 && a.addrs[addr] >= maxAddr {
 		return app.Limited(app.CodeTooManyConns, connRetry, "%d connections are open from your address, the most it may (MAX_CONNS_PER_IP)", maxAddr)
 	}
-	a.users[user]++
 	a.addrs[addr]++
 	return nil
 }
 
-func (a *admission) release(user int64, addr string) {
+func (a *admission) release(addr string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.users[user]--; a.users[user] <= 0 {
-		delete(a.users, user) // an idle server keeps no entry per past user
-	}
 	if a.addrs[addr]--; a.addrs[addr] <= 0 {
-		delete(a.addrs, addr)
+		delete(a.addrs, addr) // an idle server keeps no entry per past address
 	}
 }
 
@@ -128,10 +123,17 @@ func (h *WS) Serve(c echo.Context) error {
 		Batch: c.QueryParam("batch") == "1",
 	}
 	addr := addrKey(c.RealIP())
-	if err := h.conns.admit(session.User.UserID, addr, h.MaxConnsPerUser, h.MaxConnsPerIP); err != nil {
+	if err := h.addrs.admit(addr, h.MaxConnsPerIP); err != nil {
 		return err
 	}
-	release := func() { h.conns.release(session.User.UserID, addr) }
+	if err := h.Hub.Admit(c.Request().Context(), session.User.UserID); err != nil {
+		h.addrs.release(addr)
+		return err
+	}
+	release := func() {
+		h.Hub.Release(session.User.UserID)
+		h.addrs.release(addr)
+	}
 	handedOff := false // to start, which releases the connection when it ends
 	defer func() {
 		if !handedOff { // the handshake was refused, or panicked (Echo's recovery would swallow it)

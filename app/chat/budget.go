@@ -1,25 +1,79 @@
 package chat
 
 import (
+	"context"
+	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/causerie/causerie/app"
 )
 
-// budgets gives each user of this node one rate limiter, shared by all of the user's connections and REST
-// posts: a limit per connection let twenty sockets of one user send twenty times the limit.
-type budgets struct {
-	limit rate.Limit // 0: no limit
-	burst int
-
-	// mu guards users.
-	mu    sync.Mutex
-	users map[int64]*rate.Limiter
+// Usage shares with the other nodes what each user spends here, and says what they spend there
+// (app/usage, over Redis): see Exchange there.
+type Usage interface {
+	Exchange(ctx context.Context, mine map[int64]app.Spent, since int64) (others map[int64]app.Spent, next int64, err error)
 }
 
-func newBudgets(perSecond float64, burst int) *budgets {
-	return &budgets{limit: rate.Limit(perSecond), burst: burst, users: map[int64]*rate.Limiter{}}
+// exchangeTimeout bounds one exchange with the other nodes; exchangeEvery is how often this node has one.
+const (
+	exchangeTimeout = time.Second
+	exchangeEvery   = time.Second
+)
+
+// budgets keeps what each user of this node spends of the limits per user: one rate limiter shared by
+// all of the user's connections and REST posts (a limit per connection let twenty sockets of one user
+// send twenty times the limit), and the count of the user's connections. With a Usage, the other nodes'
+// spending counts too: what a user sends elsewhere is charged to the limiter here, and their connections
+// elsewhere count against the cap, each known within an exchange.
+type budgets struct {
+	limit    rate.Limit // 0: no limit
+	burst    int
+	maxConns int // 0: no cap
+	usage    Usage
+
+	mu    sync.Mutex
+	users map[int64]*spender
+	// since is the clock of the last exchange, for the next (see Usage).
+	since int64
+}
+
+// spender is one user's spending on this node.
+type spender struct {
+	lim   *rate.Limiter // nil without a rate limit
+	conns int
+	sent  int // since the last exchange
+	// reported is conns as the last exchange that had this user told the others, at reportedAt.
+	reported   int
+	reportedAt time.Time
+	// elsewhere is the other nodes' figures, learned at checked (zero: never).
+	elsewhere app.Spent
+	checked   time.Time
+}
+
+// rewriteEvery is how often a user's unchanged figures are written again, well within usage.Keep.
+const rewriteEvery = 30 * time.Second
+
+// fresh reports whether what s knows of the other nodes is recent enough for admit to go by.
+func (s *spender) fresh(now time.Time) bool { return now.Sub(s.checked) <= 2*exchangeEvery }
+
+func newBudgets(perSecond float64, burst, maxConns int, usage Usage) *budgets {
+	return &budgets{limit: rate.Limit(perSecond), burst: burst, maxConns: maxConns, usage: usage, users: map[int64]*spender{}}
+}
+
+// userLocked returns user's spender, made on first use. b.mu must be held.
+func (b *budgets) userLocked(user int64) *spender {
+	s := b.users[user]
+	if s == nil {
+		s = &spender{}
+		if b.limit > 0 {
+			s.lim = rate.NewLimiter(b.limit, b.burst)
+		}
+		b.users[user] = s
+	}
+	return s
 }
 
 // take spends one of user's frames and reports whether there was one, or how long until there is.
@@ -28,30 +82,128 @@ func (b *budgets) take(user int64, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	b.mu.Lock()
-	lim := b.users[user]
-	if lim == nil {
-		lim = rate.NewLimiter(b.limit, b.burst)
-		b.users[user] = lim
-	}
-	b.mu.Unlock()
-	if lim.AllowN(now, 1) {
+	defer b.mu.Unlock()
+	s := b.userLocked(user)
+	if s.lim.AllowN(now, 1) {
+		s.sent++
 		return true, 0
 	}
-	r := lim.ReserveN(now, 1)
+	r := s.lim.ReserveN(now, 1)
 	wait := r.DelayFrom(now)
 	r.CancelAt(now)
 	return false, wait
 }
 
-// sweep forgets the limiters that are full again: a new one would be the same, and a server that has seen
-// many users keeps none of them.
+// connRetry is the Retry-After of a connection refused over the cap: connections end when their pages do.
+const connRetry = 5 * time.Second
+
+// admit counts a connection of user, or refuses it with a too_many_connections error when the user has
+// the most connections one may, on every node. A user whose connections elsewhere this node has not
+// learned of in the last two exchanges is looked up first, so that the cap holds from the first
+// connection; should the other nodes not answer, it counts what it knows. Each connection admitted is released with release.
+func (b *budgets) admit(ctx context.Context, user int64) error {
+	if b.maxConns <= 0 {
+		return nil
+	}
+	b.mu.Lock()
+	s := b.userLocked(user)
+	lookUp := b.usage != nil && !s.fresh(time.Now())
+	b.mu.Unlock()
+	var elsewhere app.Spent
+	if lookUp {
+		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+		// since = MaxInt64: connections only, no messages are charged by a look-up.
+		others, _, err := b.usage.Exchange(ctx, map[int64]app.Spent{user: {}}, math.MaxInt64)
+		cancel()
+		if err == nil {
+			elsewhere = others[user]
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s = b.userLocked(user) // a sweep may have dropped it meanwhile
+	if lookUp && !s.fresh(time.Now()) {
+		s.elsewhere, s.checked = elsewhere, time.Now()
+	}
+	if s.conns+s.elsewhere.Conns >= b.maxConns {
+		return app.Limited(app.CodeTooManyConns, connRetry, "you have %d connections open, the most one user may (MAX_CONNS_PER_USER); close one", b.maxConns)
+	}
+	s.conns++
+	return nil
+}
+
+// release takes back a connection admit counted.
+func (b *budgets) release(user int64) {
+	if b.maxConns <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s := b.users[user]; s != nil && s.conns > 0 {
+		s.conns--
+	}
+}
+
+// sweep forgets the users with no connection here, nothing left to tell the other nodes, and a full
+// limiter: a new spender would be the same, and a server that has seen many users keeps none of them.
 func (b *budgets) sweep(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for user, lim := range b.users {
-		if lim.TokensAt(now) >= float64(b.burst) {
+	for user, s := range b.users {
+		if s.conns == 0 && s.reported == 0 && s.sent == 0 && (s.lim == nil || s.lim.TokensAt(now) >= float64(b.burst)) {
 			delete(b.users, user)
 		}
+	}
+}
+
+// exchange renews this node's heartbeat with the other nodes, tells them what changed of its users'
+// spending since the last exchange, and learns what those users spend there: their messages elsewhere are
+// charged to the limiters here, their connections elsewhere kept for admit. Without a Usage it does
+// nothing.
+func (b *budgets) exchange(ctx context.Context, now time.Time) error {
+	if b.usage == nil {
+		return nil
+	}
+	b.mu.Lock()
+	mine := map[int64]app.Spent{}
+	for user, s := range b.users {
+		if s.sent > 0 || s.conns != s.reported || (s.conns > 0 && now.Sub(s.reportedAt) >= rewriteEvery) {
+			mine[user] = app.Spent{Conns: s.conns, Sent: s.sent}
+			s.sent = 0
+		}
+	}
+	since := b.since
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
+	others, next, err := b.usage.Exchange(ctx, mine, since)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.since = next
+	for user, told := range mine {
+		s := b.users[user]
+		if s == nil {
+			continue
+		}
+		s.reported, s.reportedAt = told.Conns, now
+		s.elsewhere, s.checked = others[user], now
+		if s.lim != nil {
+			charge(s.lim, s.elsewhere.Sent, b.burst, now)
+		}
+	}
+	return nil
+}
+
+// charge takes n tokens from lim, into debt if need be, as if they had been spent here: a reservation
+// takes at most burst at a time.
+func charge(lim *rate.Limiter, n, burst int, now time.Time) {
+	for n > 0 {
+		k := min(n, burst)
+		lim.ReserveN(now, k)
+		n -= k
 	}
 }
 

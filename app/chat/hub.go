@@ -78,6 +78,10 @@ type Options struct {
 	RateBurst int
 	// MaxRooms caps the rooms of one connection.
 	MaxRooms int
+	// MaxConnsPerUser caps the connections of one user (0: no cap), on every node with Usage.
+	MaxConnsPerUser int
+	// Usage may be nil (a single node); with it, RateLimit and MaxConnsPerUser hold across nodes.
+	Usage Usage
 	// RoomsPerHour caps the rooms one user creates (by storing their first message) in an hour, counted by
 	// Creations; 0 is no cap.
 	RoomsPerHour int
@@ -138,7 +142,7 @@ func New(opts Options) *Hub {
 	if opts.Timings == nil {
 		opts.Timings = noTimings{}
 	}
-	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst), sessionCheck: make(chan struct{}, 1)}
+	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst, opts.MaxConnsPerUser, opts.Usage), sessionCheck: make(chan struct{}, 1)}
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
@@ -356,6 +360,9 @@ func (h *Hub) Run(ctx context.Context) {
 	defer t.Stop()
 	sweep := time.NewTicker(writerLinger)
 	defer sweep.Stop()
+	if h.opts.Usage != nil {
+		go h.exchangeUsage(ctx)
+	}
 	var refresh <-chan time.Time
 	if h.opts.Presence != nil {
 		heartbeat := time.NewTicker(h.opts.PresenceTTL / 3)
@@ -392,6 +399,35 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 	}
 }
+
+// exchangeUsage trades what users spend here for what they spend on the other nodes, every
+// exchangeEvery, until ctx ends: on a goroutine of its own, so that a slow Redis delays no ping.
+func (h *Hub) exchangeUsage(ctx context.Context) {
+	t := time.NewTicker(exchangeEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := h.budgets.exchange(ctx, time.Now())
+			if err != nil && !failing {
+				h.log.Warn("usage: exchange with the other nodes failed; limits per user count this node alone until it works", "err", err)
+			} else if err == nil && failing {
+				h.log.Info("usage: exchange with the other nodes works again")
+			}
+			failing = err != nil
+		}
+	}
+}
+
+// Admit counts a connection of a user, or refuses it with a too_many_connections error when the user
+// has MaxConnsPerUser connections open, on every node with Usage. Release takes it back.
+func (h *Hub) Admit(ctx context.Context, user int64) error { return h.budgets.admit(ctx, user) }
+
+// Release takes back a connection Admit counted.
+func (h *Hub) Release(user int64) { h.budgets.release(user) }
 
 func (h *Hub) isClosing() bool {
 	h.mu.Lock()

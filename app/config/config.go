@@ -75,8 +75,8 @@ type Config struct {
 	HistoryLimit int
 	// ResumeMax caps the messages replayed to a client resuming a room (RESUME_MAX, default 1000).
 	ResumeMax int
-	// RateLimit is how many frames per second one user may send, all connections on this node and REST
-	// posts together (RATE_LIMIT, default 20; 0 turns the limit off).
+	// RateLimit is how many frames per second one user may send, all connections and REST posts
+	// together, on every node (RATE_LIMIT, default 20; 0 turns the limit off).
 	RateLimit float64
 	// RateBurst is how many frames a user may send at once above RateLimit (RATE_BURST, default 40).
 	RateBurst int
@@ -88,14 +88,16 @@ type Config struct {
 	// RegistrationsPerIP caps the accounts registered from one client address in an hour
 	// (REGISTRATIONS_PER_IP, default 20; 0 is no cap). Counted in Redis with REDIS_URL.
 	RegistrationsPerIP int
-	// LoginFailures is how many login attempts one account may have from one address in LoginWindow, ten
-	// times as many from anywhere, twenty times as many per address (successes taken back), before logins
-	// are refused until the window ends (LOGIN_FAILURES, default 5; 0 turns the limits off).
+	// LoginFailures is how many login attempts one account may have from one address for free, ten times
+	// as many from anywhere, twenty times as many per address (successes taken back); past them each
+	// attempt makes the next wait, from LoginWindow/15 doubling up to LoginWindow (LOGIN_FAILURES, default
+	// 5; 0 turns the limits off).
 	LoginFailures int
-	// LoginWindow is the window LoginFailures counts over (LOGIN_WINDOW, default 15m).
+	// LoginWindow is how long attempts are remembered after the last one, and the longest wait
+	// (LOGIN_WINDOW, default 15m).
 	LoginWindow time.Duration
-	// MaxConnsPerUser caps one user's WebSockets on this node (MAX_CONNS_PER_USER, default 20: many tabs
-	// and devices, and the sockets of a reload storm not yet closed; 0 is no cap).
+	// MaxConnsPerUser caps one user's WebSockets on every node together (MAX_CONNS_PER_USER, default 20:
+	// many tabs and devices, and the sockets of a reload storm not yet closed; 0 is no cap).
 	MaxConnsPerUser int
 	// MaxConnsPerIP caps the WebSockets from one client address on this node (MAX_CONNS_PER_IP, default
 	// 1000: an office or a campus behind one address; 0 is no cap). See TrustedProxies.

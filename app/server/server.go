@@ -25,6 +25,7 @@ import (
 	"github.com/causerie/causerie/app/presence"
 	"github.com/causerie/causerie/app/store"
 	"github.com/causerie/causerie/app/throttle"
+	"github.com/causerie/causerie/app/usage"
 	"github.com/causerie/causerie/app/wsframe"
 	"github.com/causerie/causerie/handlers"
 	"github.com/causerie/causerie/middleware"
@@ -49,7 +50,8 @@ type Server struct {
 	echo *echo.Echo
 	ops  http.Handler // what METRICS_ADDR serves
 
-	failures, hourly handlers.Throttle
+	failures handlers.Attempts
+	hourly   handlers.Throttle
 }
 
 // Bus is the bus as the server uses it: the hub's, and /healthz's.
@@ -62,13 +64,18 @@ type Bus interface {
 type Deps struct {
 	Store *store.DB
 	Bus   Bus
-	// Presence is nil on a single node.
+	// Presence and Usage are nil on a single node.
 	Presence chat.Presence
+	Usage    chat.Usage
 	// Failures counts login attempts over LOGIN_WINDOW, and Hourly the rooms users create and the
 	// accounts registered per address over an hour: in this process, or in Redis for every node.
-	Failures handlers.Throttle
+	Failures handlers.Attempts
 	Hourly   handlers.Throttle
 }
+
+// usageStale is how long a process's figures of what its users spend count for the others after its last
+// exchange: three of its exchanges, so that one late exchange does not drop them.
+const usageStale = 3 * time.Second
 
 // Open opens the store (PostgreSQL with DATABASE_URL, else SQLite in DATA_DIR), and the bus and the
 // presence directory (Redis with REDIS_URL, else in-process and none). The caller closes them with
@@ -98,6 +105,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		return Deps{}, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
+	d.Usage = usage.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, usageStale)
 	d.Failures = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.LoginWindow)
 	d.Hourly = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, time.Hour)
 	return d, nil
@@ -151,6 +159,8 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		RateLimit:       cfg.RateLimit,
 		RateBurst:       cfg.RateBurst,
 		MaxRooms:        cfg.MaxRooms,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		Usage:           deps.Usage,
 		RoomsPerHour:    cfg.RoomsPerHour,
 		Creations:       deps.Hourly,
 		Presence:        deps.Presence,
@@ -190,7 +200,7 @@ func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *m
 	accounts := &handlers.Auth{Users: s.db, Sessions: sessions, Sockets: s.hub, Passwords: passwords, Now: time.Now,
 		Failures: s.failures, MaxFailures: s.cfg.LoginFailures,
 		Registrations: s.hourly, MaxRegistrations: s.cfg.RegistrationsPerIP}
-	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerUser: s.cfg.MaxConnsPerUser, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
+	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
 	if s.cfg.Compression {
 		ws.Compressor = wsframe.NewCompressor()
 	}

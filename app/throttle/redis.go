@@ -36,13 +36,48 @@ func (r *Redis) Add(ctx context.Context, key string) (int64, time.Duration, erro
 	return res[0], time.Duration(max(res[1], 0)) * time.Millisecond, nil
 }
 
-// undo decrements a key that exists and is above zero, leaving its window as it is.
-var undo = redis.NewScript(`
-if (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then redis.call('DECR', KEYS[1]) end
+// try counts an attempt of a key unless the key waits out a delay, which it returns (ms) instead; a
+// key's count ends a window after its last attempt counted. See delay for the waits.
+var try = redis.NewScript(`
+local free, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = tonumber(redis.call('HGET', KEYS[1], 'until') or '0') - now
+if wait > 0 then return wait end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if n >= free then
+  local d = math.floor(window / 15)
+  for i = free + 1, n do
+    if d >= window then break end
+    d = d * 2
+  end
+  redis.call('HSET', KEYS[1], 'until', now + math.min(d, window))
+end
+redis.call('PEXPIRE', KEYS[1], window)
 return 0
 `)
 
-// Undo takes back one event of key's current window, if it has one.
+// Try counts an attempt for key, or returns how long key must still wait, without counting it, when an
+// attempt before set a delay: as Memory.Try, for every node.
+func (r *Redis) Try(ctx context.Context, key string, free int) (time.Duration, error) {
+	wait, err := try.Run(ctx, r.client, []string{r.prefix + key}, free, r.window.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("throttle: try: %w", err)
+	}
+	return time.Duration(wait) * time.Millisecond, nil
+}
+
+// undo decrements a key that exists and is above zero, leaving its window as it is.
+var undo = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  if (tonumber(redis.call('HGET', KEYS[1], 'n') or '0')) > 0 then redis.call('HINCRBY', KEYS[1], 'n', -1) end
+elseif (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+`)
+
+// Undo takes back one event of key's current window (of Add or Try), if it has one.
 func (r *Redis) Undo(ctx context.Context, key string) error {
 	if err := undo.Run(ctx, r.client, []string{r.prefix + key}).Err(); err != nil {
 		return fmt.Errorf("throttle: undo: %w", err)

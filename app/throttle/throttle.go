@@ -1,6 +1,7 @@
-// Package throttle counts events per key over fixed windows: in this process for one node (Memory), or in
+// Package throttle counts events per key over windows: in this process for one node (Memory), or in
 // Redis for every node of a deployment (Redis), so that guessing passwords through several nodes costs the
-// same as through one.
+// same as through one. Add counts over fixed windows (so many an hour); Try counts attempts that, past a
+// number of free ones, wait growing delays (failed logins).
 package throttle
 
 import (
@@ -23,6 +24,22 @@ type Memory struct {
 type count struct {
 	n   int64
 	end time.Time
+	// until is the end of the delay Try set.
+	until time.Time
+}
+
+// delay is the wait Try sets after attempt n of a key with free attempts, in a window of window: from a
+// fifteenth of the window after the last free attempt, doubling with each attempt after it, up to the
+// window. With 15 minutes: 1, 2, 4, 8, then 15 minutes.
+func delay(n int64, free int, window time.Duration) time.Duration {
+	if n < int64(free) {
+		return 0
+	}
+	d := window / 15
+	for i := int64(free); i < n && d < window; i++ {
+		d *= 2
+	}
+	return min(d, window)
 }
 
 // NewMemory returns a Memory whose windows last window; now is the clock (time.Now outside tests).
@@ -43,6 +60,28 @@ func (m *Memory) Add(_ context.Context, key string) (int64, time.Duration, error
 	}
 	c.n++
 	return c.n, c.end.Sub(now), nil
+}
+
+// Try counts an attempt for key, or returns how long key must still wait, without counting it, when an
+// attempt before set a delay. Past free attempts, each attempt counted sets a delay (see delay) that
+// the next must wait out. A key's count ends a window after its last attempt counted.
+func (m *Memory) Try(_ context.Context, key string, free int) (time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.sweepLocked(now)
+	c := m.counts[key]
+	if c == nil || !now.Before(c.end) {
+		c = &count{}
+		m.counts[key] = c
+	}
+	if now.Before(c.until) {
+		return c.until.Sub(now), nil
+	}
+	c.n++
+	c.end = now.Add(m.window)
+	c.until = now.Add(delay(c.n, free, m.window))
+	return 0, nil
 }
 
 // Undo takes back one event of key's current window, if it has one.

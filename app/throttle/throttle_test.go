@@ -79,3 +79,55 @@ func TestWindowCountsAndEnds(t *testing.T) {
 		}
 	})
 }
+
+type tries interface {
+	Try(ctx context.Context, key string, free int) (time.Duration, error)
+	Reset(ctx context.Context, key string) error
+}
+
+// Past the free attempts, each attempt sets a delay the next must wait out, doubling from a fifteenth of
+// the window; attempts while waiting are not counted, and Reset ends the wait.
+func TestTryDelaysGrow(t *testing.T) {
+	const span = 1500 * time.Millisecond // delays of 100, 200, 400 ms
+	run := func(t *testing.T, w tries, advance func(time.Duration)) {
+		ctx := context.Background()
+		for i := range 3 {
+			if wait, err := w.Try(ctx, "k", 3); wait != 0 || err != nil {
+				t.Fatalf("free attempt %d: wait %v, %v", i+1, wait, err)
+			}
+		}
+		for _, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+			wait, err := w.Try(ctx, "k", 3)
+			if err != nil || wait <= want/2 || wait > want {
+				t.Fatalf("attempt in a delay of %v: wait %v, %v", want, wait, err)
+			}
+			advance(wait)
+			if wait, err := w.Try(ctx, "k", 3); wait != 0 || err != nil {
+				t.Fatalf("attempt after the delay of %v: wait %v, %v", want, wait, err)
+			}
+		}
+		if wait, _ := w.Try(ctx, "other", 3); wait != 0 {
+			t.Errorf("another key waits %v", wait)
+		}
+		if err := w.Reset(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if wait, _ := w.Try(ctx, "k", 3); wait != 0 {
+			t.Errorf("after Reset: wait %v", wait)
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		now := time.Unix(1_800_000_000, 0)
+		run(t, throttle.NewMemory(span, func() time.Time { return now }), func(d time.Duration) { now = now.Add(d) })
+	})
+	t.Run("redis", func(t *testing.T) {
+		url, prefix := bustest.Redis(t)
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := redis.NewClient(opts)
+		t.Cleanup(func() { client.Close() })
+		run(t, throttle.NewRedis(client, prefix, span), func(d time.Duration) { time.Sleep(d + 5*time.Millisecond) })
+	})
+}
