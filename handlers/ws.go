@@ -62,9 +62,6 @@ type WS struct {
 	addrs admission
 }
 
-// connRetry is the Retry-After of a WebSocket refused over a cap: connections end when their pages do.
-const connRetry = 5 * time.Second
-
 // admission counts this node's WebSockets per client address.
 type admission struct {
 	mu    sync.Mutex
@@ -80,7 +77,7 @@ func (a *admission) admit(addr string, maxAddr int) error {
 		a.addrs = map[string]int{}
 	}
 	if maxAddr > 0 && a.addrs[addr] >= maxAddr {
-		return app.Limited(app.CodeTooManyConns, connRetry, "%d connections are open from your address, the most it may (MAX_CONNS_PER_IP)", maxAddr)
+		return app.Limited(app.CodeTooManyConns, chat.ConnRetry, "%d connections are open from your address, the most it may (MAX_CONNS_PER_IP)", maxAddr)
 	}
 	a.addrs[addr]++
 	return nil

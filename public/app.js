@@ -52,7 +52,7 @@ const REFRESH_RETRY_MS = 15000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
-const LOGOUT_ALL_FAILED = 'Logged out here, but the server could not be reached: your other devices are still logged in. Log in and try again.';
+const LOGOUT_ALL_FAILED = 'Logged out here, but your other devices could not be logged out (the server could not be reached, or this session had already ended). Log in and try again.';
 
 const LINE_OTHER = 'msg flex max-w-[85%] flex-col items-start self-start';
 const LINE_OWN = 'msg flex max-w-[85%] flex-col items-end self-end';
@@ -296,6 +296,7 @@ function refreshToken() {
       if (session !== state.session) return 'stale';
       if (res.status === 401) return 'unauthorized';
       if (!res.ok || !res.data || typeof res.data.token !== 'string' || !res.data.token) return 'unknown';
+      const before = tokenExpiry(token);
       state.token = res.data.token;
       if (res.data.user && typeof res.data.user === 'object') {
         const user = normaliseUser(res.data.user);
@@ -303,7 +304,10 @@ function refreshToken() {
         showMe();
       }
       save();
-      scheduleRefresh();
+      // Near the session's end (SESSION_MAX) a refresh no longer moves the expiry: refreshing again
+      // would gain nothing, so the token runs out and the page asks for a log in.
+      const after = tokenExpiry(state.token);
+      if (before === null || after === null || after > before) scheduleRefresh();
       sendAuth();
       return 'ok';
     } catch {
@@ -338,7 +342,7 @@ function sendAuth() {
 
 // api calls a JSON route. It resolves with the status and the parsed body (null when there is none)
 // and rejects only when the server cannot be reached.
-async function api(method, path, body, token) {
+async function api(method, path, body, token, options = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -347,6 +351,7 @@ async function api(method, path, body, token) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     cache: 'no-store',
+    ...options,
   });
   let data = null;
   try {
@@ -514,8 +519,9 @@ async function logOut(everywhere) {
   const session = state.session;
   let ok = false;
   try {
-    const res = await api('POST', everywhere ? '/api/logout/all' : '/api/logout', undefined, token);
-    ok = res.ok || res.status === 401;
+    const res = await api('POST', everywhere ? '/api/logout/all' : '/api/logout', undefined, token, { keepalive: true });
+    // A 401 ends this session's part (it was over already), but not the other devices'.
+    ok = res.ok || (!everywhere && res.status === 401);
   } catch {
     ok = false;
   }
@@ -527,22 +533,17 @@ async function logOut(everywhere) {
 function adoptStoredToken(event) {
   if (event.key !== TOKEN_KEY || !state.token) return;
   if (!event.newValue) {
-    endSession('');
+    endSession(SESSION_ENDED);
     return;
   }
   if (event.newValue === state.token) return;
+  // Only a token of this session: a connection belongs to the session it opened with.
   const mine = tokenClaims(state.token);
   const theirs = tokenClaims(event.newValue);
-  if (!theirs || !mine || theirs.sub !== mine.sub) return;
+  if (!theirs || !mine || theirs.sub !== mine.sub || theirs.jti !== mine.jti) return;
   state.token = event.newValue;
   scheduleRefresh();
-  if (theirs.jti === mine.jti) {
-    sendAuth();
-  } else if (state.ws) {
-    // Another session: a connection keeps the session it opened with, so open one on the new.
-    stopSocket();
-    connect();
-  }
+  sendAuth();
 }
 
 // endSession closes the socket with 1000, forgets the token and shows the form, with message in the

@@ -7,7 +7,9 @@ import "context"
 // Event is one frame for the connections in Room. Payload is the encoded frame, built once by the
 // publisher and written as is to every socket. Skip names the connection that must not get it (the
 // sender's, which gets an ack instead), SkipUser a user none of whose connections must (a typing user);
-// zero values skip nobody. An event with no Room asks every hub to catch all its rooms up from the store.
+// zero values skip nobody. An event with no Room is for every hub rather than a room's connections: with
+// no Payload it asks them to catch all their rooms up from the store; with one, the Payload says what
+// (sessions that ended, whose connections every hub closes).
 // ID is the message id for message frames and 0 for every other event: ids
 // are numbered per room by the store, which is how a hub puts the messages of several nodes back in
 // order and notices one it missed.

@@ -38,6 +38,9 @@ type budgets struct {
 	users map[int64]*spender
 	// since is the clock of the last exchange, for the next (see Usage).
 	since int64
+	// retell is set when the other nodes may have dropped this node's figures (an exchange failed, or
+	// came too late): the next exchange tells them every user's again.
+	retell bool
 }
 
 // spender is one user's spending on this node.
@@ -52,6 +55,11 @@ type spender struct {
 	elsewhere app.Spent
 	checked   time.Time
 }
+
+// usageLapse is how long between two exchanges of this node the other nodes may have taken it for
+// stopped and dropped its figures (app/server's staleness, with a margin): the next exchange then tells
+// them all again.
+const usageLapse = 2 * time.Second
 
 // rewriteEvery is how often a user's unchanged figures are written again, well within usage.Keep.
 const rewriteEvery = 30 * time.Second
@@ -85,7 +93,9 @@ func (b *budgets) take(user int64, now time.Time) (bool, time.Duration) {
 	defer b.mu.Unlock()
 	s := b.userLocked(user)
 	if s.lim.AllowN(now, 1) {
-		s.sent++
+		if b.usage != nil { // told to the other nodes at the next exchange, which resets it
+			s.sent++
+		}
 		return true, 0
 	}
 	r := s.lim.ReserveN(now, 1)
@@ -94,8 +104,8 @@ func (b *budgets) take(user int64, now time.Time) (bool, time.Duration) {
 	return false, wait
 }
 
-// connRetry is the Retry-After of a connection refused over the cap: connections end when their pages do.
-const connRetry = 5 * time.Second
+// ConnRetry is the Retry-After of a connection refused over a cap: connections end when their pages do.
+const ConnRetry = 5 * time.Second
 
 // admit counts a connection of user, or refuses it with a too_many_connections error when the user has
 // the most connections one may, on every node. A user whose connections elsewhere this node has not
@@ -110,23 +120,22 @@ func (b *budgets) admit(ctx context.Context, user int64) error {
 	lookUp := b.usage != nil && !s.fresh(time.Now())
 	b.mu.Unlock()
 	var elsewhere app.Spent
+	learned := false
 	if lookUp {
 		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
-		// since = MaxInt64: connections only, no messages are charged by a look-up.
-		others, _, err := b.usage.Exchange(ctx, map[int64]app.Spent{user: {}}, math.MaxInt64)
+		// Conns -1 asks without telling; since = MaxInt64 counts connections only, no messages.
+		others, _, err := b.usage.Exchange(ctx, map[int64]app.Spent{user: {Conns: -1}}, math.MaxInt64)
 		cancel()
-		if err == nil {
-			elsewhere = others[user]
-		}
+		elsewhere, learned = others[user], err == nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s = b.userLocked(user) // a sweep may have dropped it meanwhile
-	if lookUp && !s.fresh(time.Now()) {
+	if learned && !s.fresh(time.Now()) {
 		s.elsewhere, s.checked = elsewhere, time.Now()
 	}
 	if s.conns+s.elsewhere.Conns >= b.maxConns {
-		return app.Limited(app.CodeTooManyConns, connRetry, "you have %d connections open, the most one user may (MAX_CONNS_PER_USER); close one", b.maxConns)
+		return app.Limited(app.CodeTooManyConns, ConnRetry, "you have %d connections open, the most one user may (MAX_CONNS_PER_USER); close one", b.maxConns)
 	}
 	s.conns++
 	return nil
@@ -166,8 +175,9 @@ func (b *budgets) exchange(ctx context.Context, now time.Time) error {
 	}
 	b.mu.Lock()
 	mine := map[int64]app.Spent{}
+	retell := b.retell
 	for user, s := range b.users {
-		if s.sent > 0 || s.conns != s.reported || (s.conns > 0 && now.Sub(s.reportedAt) >= rewriteEvery) {
+		if retell || s.sent > 0 || s.conns != s.reported || (s.conns > 0 && now.Sub(s.reportedAt) >= rewriteEvery) {
 			mine[user] = app.Spent{Conns: s.conns, Sent: s.sent}
 			s.sent = 0
 		}
@@ -177,11 +187,13 @@ func (b *budgets) exchange(ctx context.Context, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
 	others, next, err := b.usage.Exchange(ctx, mine, since)
-	if err != nil {
-		return err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err != nil {
+		b.retell = true
+		return err
+	}
+	b.retell = since != 0 && time.Duration(next-since)*time.Millisecond > usageLapse
 	b.since = next
 	for user, told := range mine {
 		s := b.users[user]

@@ -124,8 +124,11 @@ type Hub struct {
 	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 
-	// sessionCheck asks Run to look for connections of ended sessions.
+	// sessionCheck asks watchSessions to look for connections of ended sessions now.
 	sessionCheck chan struct{}
+	// ended holds the sessions this node heard ended, with when (see closeSessions).
+	endedMu sync.Mutex
+	ended   map[string]time.Time
 
 	mu       sync.Mutex
 	closing  bool
@@ -142,7 +145,7 @@ func New(opts Options) *Hub {
 	if opts.Timings == nil {
 		opts.Timings = noTimings{}
 	}
-	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst, opts.MaxConnsPerUser, opts.Usage), sessionCheck: make(chan struct{}, 1)}
+	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst, opts.MaxConnsPerUser, opts.Usage), sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
@@ -236,6 +239,10 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	h.mu.Unlock()
 	c.expiry = time.AfterFunc(time.Until(user.ExpiresAt), func() { h.expire(c) })
 	h.stats.Connections.Add(1)
+	if h.endedLately(user.Session) { // the session ended after its token was checked, before this
+		endSession(c)
+		return c, nil
+	}
 
 	names := make([]string, len(joins))
 	for i, j := range joins {
@@ -352,8 +359,8 @@ func (h *Hub) expire(c *Client) {
 const writerLinger = time.Second
 
 // Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires
-// idle writers, refreshes this node's presence, and closes the connections of ended sessions when the
-// bus may have lost the news, until ctx ends. One loop serves all clients so that
+// idle writers, and refreshes this node's presence, until ctx ends. It starts, on goroutines of their
+// own, the exchange of usage with the other nodes and the watch on ended sessions, which end with ctx. One loop serves all clients so that
 // an idle connection costs no timer and no goroutine.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
@@ -362,6 +369,9 @@ func (h *Hub) Run(ctx context.Context) {
 	defer sweep.Stop()
 	if h.opts.Usage != nil {
 		go h.exchangeUsage(ctx)
+	}
+	if h.opts.Sessions != nil {
+		go h.watchSessions(ctx)
 	}
 	var refresh <-chan time.Time
 	if h.opts.Presence != nil {
@@ -375,8 +385,6 @@ func (h *Hub) Run(ctx context.Context) {
 			return
 		case <-refresh:
 			h.refreshPresence(ctx)
-		case <-h.sessionCheck:
-			h.closeEndedSessions(ctx)
 		case <-sweep.C:
 			h.clients.Range(func(_, v any) bool {
 				v.(*Client).retireIfIdle()

@@ -93,7 +93,7 @@ type Config struct {
 	// attempt makes the next wait, from LoginWindow/15 doubling up to LoginWindow (LOGIN_FAILURES, default
 	// 5; 0 turns the limits off).
 	LoginFailures int
-	// LoginWindow is how long attempts are remembered after the last one, and the longest wait
+	// LoginWindow is how long attempts are remembered after the first one, and the longest wait
 	// (LOGIN_WINDOW, default 15m).
 	LoginWindow time.Duration
 	// MaxConnsPerUser caps one user's WebSockets on every node together (MAX_CONNS_PER_USER, default 20:

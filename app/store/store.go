@@ -106,7 +106,7 @@ func newQueries(dl dialect) queries {
 			AND NOT EXISTS (SELECT 1 FROM users AS other WHERE other.name_key = ?)`),
 		createSession: r(`INSERT INTO sessions (id, user_id, generation, previous_until, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?)`),
-		dropExpiredSessions: r(`DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?`),
+		dropExpiredSessions: r(`DELETE FROM sessions WHERE expires_at <= ?`),
 		session: r(`SELECT s.user_id, s.generation, s.previous_until, s.created_at, s.expires_at, u.name
 			FROM sessions AS s JOIN users AS u ON u.id = s.user_id WHERE s.id = ?`),
 		rotateSession:  r(`UPDATE sessions SET generation = generation + 1, previous_until = ? WHERE id = ? AND generation = ?`),
@@ -492,10 +492,10 @@ func (d *DB) user(ctx context.Context, query string, arg any) (app.User, error) 
 	return u, nil
 }
 
-// CreateSession stores s, and forgets the sessions of its user that have expired: they would only
-// accumulate, one a login.
+// CreateSession stores s, and forgets the sessions that have expired, of every user: they would only
+// accumulate, one a login, and logins come about as often as sessions expire.
 func (d *DB) CreateSession(ctx context.Context, s app.Session) error {
-	if _, err := d.write.ExecContext(ctx, d.q.dropExpiredSessions, s.UserID, s.CreatedAt.UnixMilli()); err != nil {
+	if _, err := d.write.ExecContext(ctx, d.q.dropExpiredSessions, s.CreatedAt.UnixMilli()); err != nil {
 		return fmt.Errorf("store: drop expired sessions: %w", err)
 	}
 	_, err := d.write.ExecContext(ctx, d.q.createSession, s.ID, s.UserID, s.Generation,
@@ -549,20 +549,8 @@ func (d *DB) DeleteSession(ctx context.Context, id string) error {
 
 // DeleteSessions ends every session of user userID and returns their ids.
 func (d *DB) DeleteSessions(ctx context.Context, userID int64) ([]string, error) {
-	rows, err := d.write.QueryContext(ctx, d.q.deleteSessions, userID)
+	ids, err := scanStrings(d.write.QueryContext(ctx, d.q.deleteSessions, userID))
 	if err != nil {
-		return nil, fmt.Errorf("store: delete sessions: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store: delete sessions: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: delete sessions: %w", err)
 	}
 	return ids, nil
@@ -577,20 +565,12 @@ func (d *DB) LiveSessions(ctx context.Context, ids []string, now time.Time) (map
 		for _, id := range ids[i:j] {
 			args = append(args, id)
 		}
-		rows, err := d.read.QueryContext(ctx, liveSessions.text(d.dialect, j-i), args...)
+		found, err := scanStrings(d.read.QueryContext(ctx, liveSessions.text(d.dialect, j-i), args...))
 		if err != nil {
-			return fmt.Errorf("store: live sessions: %w", err)
+			return fmt.Errorf("store: %s: %w", liveSessions.name, err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return fmt.Errorf("store: live sessions: %w", err)
-			}
+		for _, id := range found {
 			live[id] = true
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store: live sessions: %w", err)
 		}
 		return nil
 	})
@@ -856,23 +836,28 @@ func (d *DB) LastID(ctx context.Context, room string) (int64, error) {
 
 // Rooms returns the names of the rooms that have messages, in order.
 func (d *DB) Rooms(ctx context.Context) ([]string, error) {
-	rows, err := d.read.QueryContext(ctx, d.q.rooms)
+	names, err := scanStrings(d.read.QueryContext(ctx, d.q.rooms))
 	if err != nil {
 		return nil, fmt.Errorf("store: list rooms: %w", err)
 	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("store: list rooms: %w", err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list rooms: %w", err)
-	}
 	return names, nil
+}
+
+// scanStrings reads the rows of a query of one text column, and closes them.
+func scanStrings(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 const messageColumns = `room, id, user_id, user_name, text, COALESCE(client_id, ''), created_at`

@@ -37,14 +37,16 @@ func (r *Redis) Add(ctx context.Context, key string) (int64, time.Duration, erro
 }
 
 // try counts an attempt of a key unless the key waits out a delay, which it returns (ms) instead; a
-// key's count ends a window after its last attempt counted. See delay for the waits.
+// key's count ends a window after its first attempt. See delay for the waits.
 var try = redis.NewScript(`
 local free, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('TYPE', KEYS[1]).ok == 'string' then redis.call('DEL', KEYS[1]) end -- a count of Add, before Try
 local wait = tonumber(redis.call('HGET', KEYS[1], 'until') or '0') - now
 if wait > 0 then return wait end
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if n == 1 then redis.call('PEXPIRE', KEYS[1], window) end
 if n >= free then
   local d = math.floor(window / 15)
   for i = free + 1, n do
@@ -53,7 +55,6 @@ if n >= free then
   end
   redis.call('HSET', KEYS[1], 'until', now + math.min(d, window))
 end
-redis.call('PEXPIRE', KEYS[1], window)
 return 0
 `)
 
@@ -71,13 +72,14 @@ func (r *Redis) Try(ctx context.Context, key string, free int) (time.Duration, e
 var undo = redis.NewScript(`
 if redis.call('TYPE', KEYS[1]).ok == 'hash' then
   if (tonumber(redis.call('HGET', KEYS[1], 'n') or '0')) > 0 then redis.call('HINCRBY', KEYS[1], 'n', -1) end
+  redis.call('HDEL', KEYS[1], 'until')
 elseif (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then
   redis.call('DECR', KEYS[1])
 end
 return 0
 `)
 
-// Undo takes back one event of key's current window (of Add or Try), if it has one.
+// Undo takes back one event of key's current window (of Add or Try), if it has one, with the wait it set.
 func (r *Redis) Undo(ctx context.Context, key string) error {
 	if err := undo.Run(ctx, r.client, []string{r.prefix + key}).Err(); err != nil {
 		return fmt.Errorf("throttle: undo: %w", err)

@@ -64,7 +64,8 @@ func (m *Memory) Add(_ context.Context, key string) (int64, time.Duration, error
 
 // Try counts an attempt for key, or returns how long key must still wait, without counting it, when an
 // attempt before set a delay. Past free attempts, each attempt counted sets a delay (see delay) that
-// the next must wait out. A key's count ends a window after its last attempt counted.
+// the next must wait out. A key's count, and its wait, end a window after its first attempt: an account
+// that attackers keep trying is free again each window, as with Add.
 func (m *Memory) Try(_ context.Context, key string, free int) (time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -72,24 +73,28 @@ func (m *Memory) Try(_ context.Context, key string, free int) (time.Duration, er
 	m.sweepLocked(now)
 	c := m.counts[key]
 	if c == nil || !now.Before(c.end) {
-		c = &count{}
+		c = &count{end: now.Add(m.window)}
 		m.counts[key] = c
 	}
 	if now.Before(c.until) {
+		if c.end.Before(c.until) {
+			return c.end.Sub(now), nil
+		}
 		return c.until.Sub(now), nil
 	}
 	c.n++
-	c.end = now.Add(m.window)
 	c.until = now.Add(delay(c.n, free, m.window))
 	return 0, nil
 }
 
-// Undo takes back one event of key's current window, if it has one.
+// Undo takes back one event of key's current window, if it has one, with the wait it set: the attempt
+// Undo takes back passed Try, so any wait there is is its own.
 func (m *Memory) Undo(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.counts[key]; c != nil && c.n > 0 {
 		c.n--
+		c.until = time.Time{}
 	}
 	return nil
 }

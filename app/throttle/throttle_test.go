@@ -83,6 +83,7 @@ func TestWindowCountsAndEnds(t *testing.T) {
 type tries interface {
 	Try(ctx context.Context, key string, free int) (time.Duration, error)
 	Reset(ctx context.Context, key string) error
+	Undo(ctx context.Context, key string) error
 }
 
 // Past the free attempts, each attempt sets a delay the next must wait out, doubling from a fifteenth of
@@ -108,6 +109,13 @@ func TestTryDelaysGrow(t *testing.T) {
 		}
 		if wait, _ := w.Try(ctx, "other", 3); wait != 0 {
 			t.Errorf("another key waits %v", wait)
+		}
+		// An attempt taken back (it succeeded) takes its wait back with it.
+		if err := w.Undo(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if wait, _ := w.Try(ctx, "k", 3); wait != 0 {
+			t.Errorf("after Undo: wait %v, want none", wait)
 		}
 		if err := w.Reset(ctx, "k"); err != nil {
 			t.Fatal(err)

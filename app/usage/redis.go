@@ -61,6 +61,7 @@ local stale, since, keep = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', P .. 'usage-processes', now, me)
+redis.call('ZREMRANGEBYSCORE', P .. 'usage-processes', '-inf', '(' .. (now - stale))
 local alive = {}
 local function isAlive(p)
   if alive[p] == nil then
@@ -78,7 +79,7 @@ for i = 6, #ARGV, 3 do
   if conns > 0 or sent > 0 then
     redis.call('HSET', key, me, conns .. ':' .. sent .. ':' .. now)
     redis.call('PEXPIRE', key, keep)
-  else
+  elseif conns == 0 then
     redis.call('HDEL', key, me)
   end
   local c, s = 0, 0
@@ -104,7 +105,8 @@ return out
 `)
 
 // Exchange renews this process's heartbeat, records mine, this process's figures per user (Sent: the
-// messages since the last exchange; a user with zeros is only asked about), and returns the other
+// messages since the last exchange; a user with zeros has none here any more; Conns -1 only asks about
+// the user and changes nothing), and returns the other
 // processes' sums for the same users, those with nothing elsewhere left out. since is what the previous
 // call returned (0 at first); the returned time is the since of the next call. Call it more often than
 // the staleness, even with nothing to say, or the others stop counting this process's figures.

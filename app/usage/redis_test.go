@@ -59,6 +59,14 @@ func TestExchange(t *testing.T) {
 		t.Errorf("node 1 learns %+v, want node 2's connection (its latest figures, which sent nothing)", got)
 	}
 
+	// Asking about a user changes nothing of what is told of them.
+	if others, _, _ := one.Exchange(ctx, map[int64]app.Spent{7: {Conns: -1}}, 0); others[7] != (app.Spent{Conns: 1}) {
+		t.Errorf("node 1 asks about user 7 and learns %+v, want node 2's connection", others[7])
+	}
+	if others, _, _ := two.Exchange(ctx, map[int64]app.Spent{7: {Conns: -1}}, 0); others[7].Conns != 2 {
+		t.Errorf("after node 1 asked, node 2 learns %+v of user 7: the asking erased node 1's 2 connections", others[7])
+	}
+
 	// Node 2 stops; its next process starts fresh. Once node 2's heartbeat is stale, its figures no
 	// longer count, and the new process's heartbeat does not revive them.
 	time.Sleep(stale + 100*time.Millisecond)

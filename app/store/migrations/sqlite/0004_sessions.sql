@@ -10,3 +10,5 @@ CREATE TABLE sessions (
     expires_at     INTEGER NOT NULL  -- unix milliseconds: created_at + SESSION_MAX
 );
 CREATE INDEX sessions_user ON sessions (user_id);
+-- Logins delete the sessions that expired, of every user, through this index.
+CREATE INDEX sessions_expires ON sessions (expires_at);

@@ -1,0 +1,79 @@
+package chat
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app"
+)
+
+// A connection whose token was checked before its session ended, and that registers after the news, is
+// closed at once: the log out does not miss a handshake in flight.
+func TestRegisterAfterTheSessionEnded(t *testing.T) {
+	h, _ := newTestHub(t)
+	h.EndSessions("s1")
+	conn := &frameConn{}
+	c, err := h.Register(context.Background(), conn, Session{
+		User: app.Identity{UserID: 1, Name: "ada", Session: "s1", ExpiresAt: time.Now().Add(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn.mu.Lock()
+		var got []any
+		for _, f := range conn.frames {
+			got = append(got, f["code"])
+		}
+		conn.mu.Unlock()
+		if len(got) > 0 {
+			if len(got) != 1 || got[0] != app.CodeSessionEnded {
+				t.Fatalf("frames' codes %v, want session_ended alone", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no frame")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.mu.Lock()
+	code := c.closeCode
+	c.mu.Unlock()
+	if code != CloseUnauthorized {
+		t.Errorf("close code %d, want %d", code, CloseUnauthorized)
+	}
+	// Another session of the user is not refused.
+	other, err := h.Register(context.Background(), &frameConn{}, Session{
+		User: app.Identity{UserID: 1, Name: "ada", Session: "s2", ExpiresAt: time.Now().Add(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(other) })
+	if other.Closing() {
+		t.Error("a connection of another session was closed")
+	}
+}
+
+// Without a Usage (one node), a user who sent frames and left is forgotten once their limiter is full.
+func TestBudgetsForgetIdleUsers(t *testing.T) {
+	b := newBudgets(10, 5, 20, nil)
+	now := time.Now()
+	for range 3 {
+		if ok, _ := b.take(7, now); !ok {
+			t.Fatal("refused under the burst")
+		}
+	}
+	if err := b.admit(context.Background(), 8); err != nil {
+		t.Fatal(err)
+	}
+	b.release(8)
+	b.sweep(now.Add(time.Second))
+	if n := len(b.users); n != 0 {
+		t.Errorf("%d users kept after they left and their limiters filled, want 0", n)
+	}
+}
