@@ -15,6 +15,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,22 +29,31 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout))
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-// run starts the server and blocks until ctx ends or SIGINT/SIGTERM arrives. Variables from the
-// environment win over those in an optional .env file in the working directory.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) int {
-	if len(args) > 0 && args[0] == "bench" {
-		return runBench(ctx, args[1:], stdout)
-	}
+// run starts the server and blocks until ctx ends or SIGINT/SIGTERM arrives, or runs the subcommand
+// args name. Variables from the environment win over those in an optional .env file in the working
+// directory. What the user asked for (help, the version, the address served) goes to stdout; logs and
+// errors go to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		fmt.Fprintf(stdout, "causerie: unknown arguments %q; the server is configured with environment variables (see README.md), and \"bench\" runs the load tool\n", args)
+		switch args[0] {
+		case "bench":
+			return runBench(ctx, args[1:], stdout, stderr)
+		case "help", "-h", "-help", "--help":
+			writeHelp(stdout)
+			return 0
+		case "version", "-version", "--version":
+			fmt.Fprintln(stdout, version())
+			return 0
+		}
+		fmt.Fprintf(stderr, "causerie: unknown arguments %q: the server takes its settings from environment variables; \"causerie help\" lists them, and the subcommands\n", args)
 		return 2
 	}
 	dotenv, err := godotenv.Read(".env")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stdout, "causerie: read .env: %v\n", err)
+		fmt.Fprintf(stderr, "causerie: read .env: %v\n", err)
 		return 1
 	}
 	env := func(key string) string {
@@ -53,10 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	cfg, err := config.Load(env)
 	if err != nil {
-		fmt.Fprintf(stdout, "causerie: %v\n", err)
+		fmt.Fprintf(stderr, "causerie: %v\n(\"causerie help\" lists every setting)\n", err)
 		return 1
 	}
-	log := newLogger(cfg, stdout)
+	log := newLogger(cfg, stderr)
 
 	deps, err := server.Open(ctx, cfg, log)
 	if err != nil {
@@ -82,6 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		log.Info("metrics on their own address", "addr", ops.Addr().String())
 	}
+	fmt.Fprintf(stdout, "Causerie is serving on %s (Ctrl-C stops it)\n", pageURL(cfg, ln.Addr()))
 	log.Info("listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "store", storeName(cfg), "bus", busName(cfg))
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -96,9 +108,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // runBench runs the load tool (app/bench) against running servers. It exits 1 when a delivery was lost or
 // duplicated, so scripts and CI can assert on it.
-func runBench(ctx context.Context, args []string, stdout io.Writer) int {
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs.SetOutput(stderr)
 	var urls urlList
 	fs.Var(&urls, "url", "server base URL, repeat to spread connections over nodes (default http://127.0.0.1:8181)")
 	cfg := bench.Config{}
@@ -127,6 +139,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "causerie bench: unknown arguments %q (causerie bench -h lists the flags)\n", fs.Args())
+		return 2
+	}
 	cfg.URLs = urls
 	if len(cfg.URLs) == 0 {
 		cfg.URLs = []string{"http://127.0.0.1:8181"}
@@ -140,7 +156,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 	defer stop()
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(stdout, err)
+		fmt.Fprintf(stderr, "causerie bench: %v\n", err)
 		return 1
 	}
 	if *asJSON {
@@ -152,6 +168,66 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeHelp says what the program is, its subcommands and every setting (config.Settings, the README's
+// table).
+func writeHelp(w io.Writer) {
+	fmt.Fprint(w, `Causerie is a real-time chat server: accounts and tokens over REST, rooms, history and resume over
+WebSocket, the chat page at /. One process keeps its data in SQLite; several share PostgreSQL and Redis.
+
+Usage:
+  causerie              serve, with the settings below (go run main.go, from a checkout)
+  causerie bench ...    the load tool: WebSockets against running servers (causerie bench -h)
+  causerie version      the module version and the revision it was built from
+  causerie help         this text
+
+Settings, from environment variables, or from a .env file in the working directory (copy .env.example);
+variables set in the environment win:
+
+`)
+	config.WriteHelp(w, 100)
+	fmt.Fprint(w, "\nREADME.md has the protocol and a walkthrough; docs/ has the rest.\n")
+}
+
+// version describes the build: the module's version (a tag, or "(devel)" from a checkout) and, when
+// built with go build in a git checkout, the revision and its time.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "causerie (no build information)"
+	}
+	v := "causerie " + info.Main.Version
+	var rev, at, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " with uncommitted changes"
+			}
+		}
+	}
+	if rev == "" {
+		return v + ", no revision recorded (go run, or a build outside a git checkout), " + info.GoVersion
+	}
+	return fmt.Sprintf("%s, revision %s of %s%s, %s", v, rev, at, dirty, info.GoVersion)
+}
+
+// pageURL is the address of the page, as a browser on this machine reaches it.
+func pageURL(cfg config.Config, addr net.Addr) string {
+	host := cfg.Host
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	port := "8181"
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(tcp.Port)
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func storeName(cfg config.Config) string {

@@ -7,11 +7,8 @@ import (
 	"github.com/causerie/causerie/app"
 )
 
-// namesNoRoom reports whether since is empty and every comma-separated item of rooms is blank.
-func namesNoRoom(rooms, since string) bool {
-	if since != "" {
-		return false
-	}
+// namesNoRoom reports whether every comma-separated item of rooms is blank.
+func namesNoRoom(rooms string) bool {
 	for _, item := range strings.Split(rooms, ",") {
 		if strings.TrimSpace(item) != "" {
 			return false
@@ -21,9 +18,9 @@ func namesNoRoom(rooms, since string) bool {
 }
 
 // FuzzParseJoins feeds parseJoins any rooms and since query parameters and any cap. It must not panic;
-// an error is an *app.Error; a success is 1 to max distinct valid rooms, each
-// named by the request (or the default room when the request names none), with a Since only for rooms
-// that since lists, never negative.
+// an error is an *app.Error; a success is 1 to max distinct valid rooms, each named by the request (or
+// the default room when rooms names none), with a Since only for rooms that since lists (a bare id
+// standing for the default room), never negative.
 func FuzzParseJoins(f *testing.F) {
 	f.Add("", "", 50)
 	f.Add("general,jeux", "", 50)
@@ -35,6 +32,8 @@ func FuzzParseJoins(f *testing.F) {
 	f.Add("", "general:-3", 50)
 	f.Add("", "general:1,general:2", 1)
 	f.Add("general", "", 0)
+	f.Add("", "12", 50)
+	f.Add("jeux", " 7 ,jeux:3", 50)
 	f.Fuzz(func(t *testing.T, rooms, since string, max int) {
 		joins, err := parseJoins(rooms, since, max)
 		if err != nil {
@@ -50,7 +49,11 @@ func FuzzParseJoins(f *testing.F) {
 			for _, item := range strings.Split(list, ",") {
 				item = strings.TrimSpace(item)
 				if withID {
-					item, _, _ = strings.Cut(item, ":")
+					room, _, ok := strings.Cut(item, ":")
+					item = room
+					if !ok {
+						item = app.DefaultRoom
+					}
 				}
 				if item == name {
 					return true
@@ -68,7 +71,7 @@ func FuzzParseJoins(f *testing.F) {
 			}
 			seen[j.Room] = true
 			inSince := since != "" && named(since, j.Room, true)
-			if !inSince && !named(rooms, j.Room, false) && !(namesNoRoom(rooms, since) && j.Room == app.DefaultRoom) {
+			if !inSince && !named(rooms, j.Room, false) && !(namesNoRoom(rooms) && j.Room == app.DefaultRoom) {
 				t.Fatalf("parseJoins(%q, %q, %d): room %q that the request does not name", rooms, since, max, j.Room)
 			}
 			if j.Since != nil && (*j.Since < 0 || !inSince) {

@@ -204,3 +204,33 @@ func TestLargeHistoryFrame(t *testing.T) {
 		t.Errorf("history has %d messages, want 20 intact", len(msgs))
 	}
 }
+
+// The rooms named in since are joined besides those of rooms, the default room when rooms names none;
+// a bare id in since is the default room's.
+func TestSinceJoinsToo(t *testing.T) {
+	s := servertest.Start(t, nil)
+	u := s.Register(t, "ada@example.com")
+	for _, room := range []string{"general", "jeux"} {
+		for i := 1; i <= 2; i++ {
+			s.Do(t, http.MethodPost, "/api/rooms/"+room+"/messages", u.Token, map[string]string{"text": fmt.Sprint(room, i)})
+		}
+	}
+	cases := []struct{ query, rooms string }{
+		{"&since=jeux:1", "[general jeux]"},
+		{"&rooms=jeux&since=general:1", "[jeux general]"},
+		{"&since=1", "[general]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.query, func(t *testing.T) {
+			c := s.Dial(t, "/ws?token="+u.Token+tc.query, nil)
+			if w := c.Read(); fmt.Sprint(w["rooms"]) != tc.rooms {
+				t.Fatalf("welcome %v, want the rooms %s", w, tc.rooms)
+			}
+			for f := c.Read(); f["type"] != "resumed"; f = c.Read() {
+				if f["type"] == "message" && f["text"] != fmt.Sprint(f["room"], 2) {
+					t.Errorf("replayed %v, want only the message after id 1", f)
+				}
+			}
+		})
+	}
+}

@@ -301,17 +301,6 @@ func badFrameLabel(code int) string {
 // parseJoins reads the rooms to join at connect from the rooms and since query parameters: the rooms
 // listed (general when none is), then those named in since; since gives each its last message seen.
 func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
-	seen := map[string]*int64{}
-	if since != "" {
-		for _, item := range strings.Split(since, ",") {
-			name, idText, ok := strings.Cut(strings.TrimSpace(item), ":")
-			id, err := strconv.ParseInt(idText, 10, 64)
-			if !ok || err != nil || id < 0 || !app.ValidRoom(name) {
-				return nil, app.Errorf(app.CodeInvalid, "since must list room:id pairs such as general:123,x:45; got %q", item)
-			}
-			seen[name] = &id
-		}
-	}
 	var names []string
 	for _, name := range strings.Split(rooms, ",") {
 		if name = strings.TrimSpace(name); name == "" {
@@ -322,13 +311,24 @@ func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
 		}
 		names = append(names, name)
 	}
-	for _, item := range strings.Split(since, ",") {
-		if name, _, ok := strings.Cut(strings.TrimSpace(item), ":"); ok {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 { // rooms empty or blank (rooms=, rooms=%20): the default room, as with none
+	if len(names) == 0 { // rooms absent, empty or blank (rooms=, rooms=%20): the default room
 		names = []string{app.DefaultRoom}
+	}
+	seen := map[string]*int64{}
+	if since != "" {
+		for _, item := range strings.Split(since, ",") {
+			item = strings.TrimSpace(item)
+			name, idText, ok := strings.Cut(item, ":")
+			if !ok { // a bare id, as the course's clients send it: the default room's
+				name, idText = app.DefaultRoom, item
+			}
+			id, err := strconv.ParseInt(idText, 10, 64)
+			if err != nil || id < 0 || !app.ValidRoom(name) {
+				return nil, app.Errorf(app.CodeInvalid, "since must list room:id pairs such as general:123,x:45 (or one id, for %s); got %q", app.DefaultRoom, item)
+			}
+			seen[name] = &id
+			names = append(names, name) // joined too
+		}
 	}
 	joins := make([]chat.Join, 0, len(names))
 	for _, name := range names {

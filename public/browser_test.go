@@ -1,7 +1,6 @@
 package public_test
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -20,8 +19,8 @@ import (
 	"github.com/causerie/causerie/app/servertest"
 )
 
-// The page is tested in a real headless Chromium (CHROME_PATH, default /usr/bin/chromium), driven over the
-// DevTools protocol, against a real server. Without a browser the tests skip, unless REQUIRE_BROWSER=1
+// The page is tested in a real headless Chromium (CHROME_PATH, else chromium on PATH, else
+// /usr/bin/chromium), driven over the DevTools protocol, against a real server. Without a browser the tests skip, unless REQUIRE_BROWSER=1
 // (as in CI) makes that a failure.
 
 const waitFor = 10 * time.Second
@@ -29,7 +28,14 @@ const waitFor = 10 * time.Second
 // startBrowser starts a headless Chromium with a fresh profile and returns its context.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
-	path := cmp.Or(os.Getenv("CHROME_PATH"), "/usr/bin/chromium")
+	path := os.Getenv("CHROME_PATH")
+	if path == "" {
+		// On PATH, as .ci/run looks for it, else where Debian puts it (a PATH of Go alone lacks /usr/bin).
+		path = "/usr/bin/chromium"
+		if found, err := exec.LookPath("chromium"); err == nil {
+			path = found
+		}
+	}
 	if _, err := exec.LookPath(path); err != nil {
 		if os.Getenv("REQUIRE_BROWSER") == "1" {
 			t.Fatalf("no browser at %s (CHROME_PATH) and REQUIRE_BROWSER=1", path)

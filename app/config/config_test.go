@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,19 +101,45 @@ func TestDocsListEveryVariable(t *testing.T) {
 		}
 		return string(b)
 	}
-	var vars []string
+	var names []string
+	for _, s := range config.Settings {
+		names = append(names, s.Name)
+	}
+	var readVars []string
 	for _, m := range regexp.MustCompile(`(?:getenv|p\.\w+)\("([A-Z][A-Z_]+)"`).FindAllStringSubmatch(read("config.go"), -1) {
-		if !slices.Contains(vars, m[1]) {
-			vars = append(vars, m[1])
+		if !slices.Contains(readVars, m[1]) {
+			readVars = append(readVars, m[1])
 		}
 	}
-	if len(vars) < 20 {
-		t.Fatalf("found only %d variables in config.go: %v", len(vars), vars)
+	slices.Sort(readVars)
+	sorted := slices.Sorted(slices.Values(names))
+	if !slices.Equal(readVars, sorted) {
+		t.Errorf("config.go reads %v;\nSettings lists %v", readVars, sorted)
 	}
+
+	// The README's table is Settings, row for row.
+	var rows []string
+	for _, line := range strings.Split(read("../../README.md"), "\n") {
+		if regexp.MustCompile("^\\| `[A-Z][A-Z_]+` \\|").MatchString(line) {
+			rows = append(rows, line)
+		}
+	}
+	for i, s := range config.Settings {
+		if i >= len(rows) {
+			t.Errorf("README.md's table lacks %s:\n%s", s.Name, s.Row())
+			continue
+		}
+		if rows[i] != s.Row() {
+			t.Errorf("README.md's row %d differs from config.Settings:\nREADME:   %s\nSettings: %s", i+1, rows[i], s.Row())
+		}
+	}
+	for _, extra := range rows[min(len(rows), len(config.Settings)):] {
+		t.Errorf("README.md's table has a row Settings lacks: %s", extra)
+	}
+
 	tableRow := regexp.MustCompile("(?m)^\\| `([A-Z][A-Z_]+)` \\|")
 	envLine := regexp.MustCompile(`(?m)^(?:# )?([A-Z][A-Z_]+)=`)
 	for path, re := range map[string]*regexp.Regexp{
-		"../../README.md":      tableRow,
 		"../../docs/deploy.md": tableRow,
 		"../../.env.example":   envLine,
 	} {
@@ -120,7 +147,7 @@ func TestDocsListEveryVariable(t *testing.T) {
 		for _, m := range re.FindAllStringSubmatch(read(path), -1) {
 			documented[m[1]] = true
 		}
-		for _, v := range vars {
+		for _, v := range names {
 			if !documented[v] {
 				t.Errorf("%s does not document %s", path, v)
 			}
@@ -129,5 +156,36 @@ func TestDocsListEveryVariable(t *testing.T) {
 		for v := range documented {
 			t.Errorf("%s documents %s, which config.go does not read", path, v)
 		}
+	}
+}
+
+// A default the table shows as a value (in backticks) is what Load takes when the variable is unset:
+// setting the variable to it changes nothing.
+func TestSettingsDefaultsAreLoadsDefaults(t *testing.T) {
+	base := map[string]string{"NODE_ID": "n1"} // else a random one
+	load := func(env map[string]string) config.Config {
+		t.Helper()
+		c, err := config.Load(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	want := load(base)
+	literal := regexp.MustCompile("^`([^`]+)`")
+	checked := 0
+	for _, s := range config.Settings {
+		m := literal.FindStringSubmatch(s.Default)
+		if m == nil || s.Name == "NODE_ID" {
+			continue
+		}
+		env := map[string]string{"NODE_ID": "n1", s.Name: m[1]}
+		if got := load(env); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s=%s (its documented default) loads %+v;\nunset, it loads %+v", s.Name, m[1], got, want)
+		}
+		checked++
+	}
+	if checked < 25 {
+		t.Errorf("only %d defaults checked", checked)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux, served only with DEBUG_PPROF=1
+	"os"
 	"path/filepath"
 	"time"
 
@@ -86,7 +88,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 	if cfg.DatabaseURL != "" {
 		d.Store, err = store.OpenPostgres(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	} else {
-		d.Store, err = store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "causerie.db"))
+		path := filepath.Join(cfg.DataDir, "causerie.db")
+		_, statErr := os.Stat(path)
+		if d.Store, err = store.OpenSQLite(ctx, path); err == nil && errors.Is(statErr, fs.ErrNotExist) {
+			// Said out loud: run from another directory, a relative DATA_DIR makes a new, empty database.
+			abs, _ := filepath.Abs(path)
+			log.Info("created a new database (DATA_DIR)", "path", abs)
+		}
 	}
 	if err != nil {
 		if cfg.DatabaseURL != "" {

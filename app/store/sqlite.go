@@ -19,9 +19,19 @@ import (
 // OpenSQLite opens (creating if needed) the SQLite database at path and brings its schema up to date.
 // A database it creates can be read by its owner only (mode 0600), and so can its -wal and -shm files.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
+	// SQLite writes its log and shared memory beside the database: a directory it cannot write to would
+	// fail later, as "unable to open database file (14)".
+	probe, err := os.CreateTemp(dir, ".causerie-write-check-*")
+	if err != nil {
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("store: %s is not writable, and SQLite writes its log beside the database: %w", abs, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
 	// SQLite would create the file 0644; it creates the -wal and -shm files with the mode of the
 	// database file. An existing file keeps the mode its operator gave it.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
