@@ -141,13 +141,16 @@ func EncodeError(code, message, clientID string, retry time.Duration) []byte {
 	return b
 }
 
-// EncodeWelcome returns the first frame a connection gets.
-func EncodeWelcome(user Author, rooms []string) []byte {
+// EncodeWelcome returns the first frame a connection gets: whom it speaks for, its rooms, and the
+// longest text it may send, in UTF-8 bytes (MAX_MESSAGE_BYTES), so that a client can say so before
+// sending.
+func EncodeWelcome(user Author, rooms []string, maxMessageBytes int) []byte {
 	b, _ := json.Marshal(struct {
-		Type  string   `json:"type"`
-		User  Author   `json:"user"`
-		Rooms []string `json:"rooms"`
-	}{FrameWelcome, user, rooms})
+		Type            string   `json:"type"`
+		User            Author   `json:"user"`
+		Rooms           []string `json:"rooms"`
+		MaxMessageBytes int      `json:"max_message_bytes"`
+	}{FrameWelcome, user, rooms, maxMessageBytes})
 	return b
 }
 

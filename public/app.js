@@ -104,6 +104,7 @@ const els = {
   typing: document.getElementById('typing'),
   messageForm: document.getElementById('message-form'),
   input: document.getElementById('message-input'),
+  messageError: document.getElementById('message-error'),
   send: document.getElementById('send-button'),
   accountMenu: document.getElementById('account-menu'),
   accountButton: document.getElementById('account-button'),
@@ -111,8 +112,12 @@ const els = {
   logoutAll: document.getElementById('logout-all-button'),
 };
 
+const utf8 = new TextEncoder();
+
 const state = {
   token: null,
+  maxMessageBytes: 4096, // MAX_MESSAGE_BYTES, until the welcome frame says
+  pinned: true, // the message list was scrolled to its bottom when last scrolled
   user: null, // {id, name}
   // session grows at every log in and log out, so that answers and timers of an old session are dropped.
   session: 0,
@@ -945,6 +950,10 @@ function renderTyping() {
 }
 
 function onInput() {
+  if (els.input.hasAttribute('aria-invalid') && utf8.encode(els.input.value).length <= state.maxMessageBytes) {
+    els.input.removeAttribute('aria-invalid');
+    els.messageError.textContent = '';
+  }
   if (els.input.value.trim() === '') return;
   const room = currentRoom();
   if (!room) return;
@@ -1041,6 +1050,22 @@ function stopSocket() {
   }
 }
 
+// disconnectedText says, in words, why a connection that was open ended; the code goes to the console.
+function disconnectedText(code) {
+  switch (code) {
+    case 1001:
+      return 'The server is restarting. Reconnecting…';
+    case 1012:
+      return 'This server is restarting; reconnecting to another…';
+    case 4001:
+      return 'Your session needs renewing…';
+    case 1006:
+      return 'The connection was lost. Reconnecting…';
+    default:
+      return code >= 4100 && code <= 4199 ? 'This page fell behind the chat. Reconnecting…' : 'Disconnected.';
+  }
+}
+
 // halt stops reconnecting: the pending messages fail and the reconnect button shows.
 function halt(text) {
   failPending('Not sent: the connection was closed.');
@@ -1070,10 +1095,14 @@ async function onClose(event, openedAt) {
   }
   state.leaves.clear();
   state.auths.clear();
+  // Who is online is known again from the presence frames of the next connection; until then the list
+  // would show people who may have left.
   for (const room of state.rooms.values()) {
     clearTyping(room);
+    room.users.clear();
     room.resuming = null;
   }
+  renderPresence();
   // Unacknowledged messages are sent again after the reconnect, with the same id; those sent too many
   // times already fail now.
   for (const [id, p] of state.pending) {
@@ -1087,7 +1116,7 @@ async function onClose(event, openedAt) {
 
   if (openedAt) {
     console.info(`Causerie: disconnected (code ${code}${event.reason ? `, ${event.reason}` : ''})`);
-    systemLine(`Disconnected (code ${code})`);
+    systemLine(disconnectedText(code));
     if (Date.now() - openedAt >= STABLE_CONNECTION_MS) state.attempt = 0;
   } else if (!state.dropped) {
     systemLine('Cannot connect to the chat server. Retrying…');
@@ -1225,6 +1254,9 @@ function onWelcome(frame) {
   if (Array.isArray(frame.rooms)) {
     const names = [...new Set(frame.rooms.filter(validRoom))];
     if (names.length > 0) syncRooms(names);
+  }
+  if (Number.isSafeInteger(frame.max_message_bytes) && frame.max_message_bytes > 0) {
+    state.maxMessageBytes = frame.max_message_bytes;
   }
   for (const [name, since] of state.connectSince) {
     const room = state.rooms.get(name);
@@ -1384,6 +1416,14 @@ function onSend(event) {
   const text = els.input.value;
   els.input.focus();
   if (text.trim() === '') return;
+  // The server counts UTF-8 bytes, not characters: "é" is two, most emoji four. The text stays in the
+  // box, to be shortened.
+  const bytes = utf8.encode(text).length;
+  if (bytes > state.maxMessageBytes) {
+    els.input.setAttribute('aria-invalid', 'true');
+    els.messageError.textContent = `Too long to send: ${bytes} bytes, and a message holds ${state.maxMessageBytes} (accented letters take 2, emoji 4). Shorten it, or split it in two.`;
+    return;
+  }
   const room = currentRoom();
   const ws = state.ws;
   if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
@@ -1596,8 +1636,15 @@ function oldestShownId(room) {
 }
 
 function onScroll() {
+  state.pinned = isAtBottom(els.messages);
   const room = currentRoom();
   if (room) maybeLoadOlder(room);
+}
+
+// keepPinned keeps a reader who was at the newest message there when the list's box shrinks: the online
+// panel opening at phone width, a phone's keyboard, a smaller window.
+function keepPinned() {
+  if (state.pinned) els.messages.scrollTop = els.messages.scrollHeight;
 }
 
 // maybeLoadOlder loads the messages before the oldest one shown when the current room's list is scrolled
@@ -1691,6 +1738,7 @@ function boot() {
   });
   els.presenceToggle.addEventListener('click', togglePresence);
   els.messages.addEventListener('scroll', onScroll, { passive: true });
+  new ResizeObserver(keepPinned).observe(els.messages);
   els.logout.addEventListener('click', () => logOut(false));
   els.logoutAll.addEventListener('click', () => logOut(true));
   els.accountMenu.addEventListener('keydown', (event) => {

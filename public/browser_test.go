@@ -406,6 +406,54 @@ func TestPhoneWidthKeyboardAndLabels(t *testing.T) {
 	p.screenshot("chat-phone.png")
 }
 
+// The server counts a message's bytes, not its characters: a text over MAX_MESSAGE_BYTES in UTF-8 is
+// refused on the page with the figures, and stays in the box; one under it, with as many characters, goes.
+func TestLongMessageInBytes(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "100"})
+	p := openTab(t, browser, s.URL, 1280, 800)
+	p.register("ada@example.com", "password123")
+	p.do(chromedp.Focus(chromedp.ID("message-input")))
+	eval[bool](p, `(() => { const i = document.querySelector('#message-input'); i.value = 'é'.repeat(60); i.dispatchEvent(new Event('input')); return true; })()`)
+	p.do(chromedp.KeyEvent("\r"))
+	p.waitJS(`document.querySelector('#message-error').textContent !== ''`)
+	if msg := eval[string](p, `document.querySelector('#message-error').textContent`); !strings.Contains(msg, "120 bytes") || !strings.Contains(msg, "100") {
+		t.Errorf("the error says %q, want the 120 bytes and the 100 allowed", msg)
+	}
+	if kept := eval[int](p, `document.querySelector('#message-input').value.length`); kept != 60 {
+		t.Errorf("%d characters left in the box, want the 60 typed", kept)
+	}
+	if n := count(p.lines(), strings.Repeat("é", 60)); n != 0 {
+		t.Error("the long text was shown as sent")
+	}
+	// Shortened to 50 "é", 100 bytes: the error goes as soon as it fits, and the message is sent.
+	eval[bool](p, `(() => { const i = document.querySelector('#message-input'); i.value = 'é'.repeat(50); i.dispatchEvent(new Event('input')); return true; })()`)
+	if msg := eval[string](p, `document.querySelector('#message-error').textContent`); msg != "" {
+		t.Errorf("the error stays (%q) once the text fits", msg)
+	}
+	p.do(chromedp.KeyEvent("\r"))
+	p.waitLine("ada", strings.Repeat("é", 50))
+}
+
+// At phone width, a reader at the newest message stays there when the online panel opens above the list.
+func TestOnlinePanelKeepsTheNewestMessageInView(t *testing.T) {
+	browser := startBrowser(t)
+	s := servertest.Start(t, nil)
+	bob := s.Register(t, "bob@example.com")
+	for i := 1; i <= 40; i++ {
+		s.Do(t, "POST", "/api/rooms/general/messages", bob.Token, map[string]string{"text": fmt.Sprint("message ", i)})
+	}
+	p := openTab(t, browser, s.URL, 390, 700)
+	p.register("ada@example.com", "password123")
+	p.waitLine("bob", "message 40")
+	atBottom := `(() => { const l = document.querySelector('#messages'); return l.scrollHeight - l.scrollTop - l.clientHeight <= 4; })()`
+	p.waitJS(atBottom)
+	p.do(chromedp.Click(chromedp.ID("presence-toggle")))
+	p.waitJS(`document.querySelector('#presence-panel').dataset.open === 'true'`)
+	p.waitJS(atBottom)
+	p.screenshot("chat-phone-online-panel.png")
+}
+
 // The server stops and starts again on the same address: the page says so, reconnects by itself, and
 // shows each message sent meanwhile once.
 func TestReconnectAfterRestart(t *testing.T) {
@@ -420,6 +468,11 @@ func TestReconnectAfterRestart(t *testing.T) {
 
 	s.Stop(t)
 	ada.waitJS(`document.querySelector('#status').dataset.state !== 'connected'`)
+	// In words, not a close code; and nobody is shown online while nobody can be known to be.
+	ada.waitJS(`document.querySelector('#messages').textContent.includes('The server is restarting')`)
+	if online := eval[string](ada, `document.querySelector('.presence-count').textContent`); online != "0" {
+		t.Errorf("%s shown online while disconnected, want 0", online)
+	}
 	s = s.Restart(t)
 	bob := s.Connect(t, s.Register(t, "bob@example.com"))
 	for i := 1; i <= 3; i++ {

@@ -248,7 +248,7 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	for i, j := range joins {
 		names[i] = j.Room
 	}
-	c.enqueue(app.EncodeWelcome(author(user), names))
+	c.enqueue(app.EncodeWelcome(author(user), names, h.opts.MaxMessageBytes))
 	for _, j := range joins {
 		if err := h.join(ctx, c, j.Room, j.Since, false, ""); err != nil {
 			h.refuse(c, err, "")
