@@ -1,5 +1,6 @@
 // Package bus carries encoded events between the hubs of every node. The in-process Memory bus serves a
-// single node; the Redis bus serves several, and the hub never knows which it has.
+// single node; the Redis bus (redisbus) serves several, and the hub never knows which it has: it links
+// this package alone, no Redis client.
 package bus
 
 import "context"

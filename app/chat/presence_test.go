@@ -58,7 +58,7 @@ func (s *silentRedis) count() int {
 func TestJoinsDoNotWaitOnADirectoryKnownToBeOff(t *testing.T) {
 	h, _ := newTestHub(t)
 	silent := newSilentRedis(t)
-	// As bus.NewRedis configures the client it shares with the directory.
+	// As redisbus.New configures the client it shares with the directory.
 	client := redis.NewClient(&redis.Options{Addr: silent.ln.Addr().String(), MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
 	h.opts.Presence = directory.NewRedis(client, "t:", "n", time.Minute)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/causerie/causerie/app/auth"
 	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/bus/redisbus"
 	"github.com/causerie/causerie/app/chat"
 	"github.com/causerie/causerie/app/config"
 	"github.com/causerie/causerie/app/metrics"
@@ -107,7 +108,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		d.Hourly = throttle.NewMemory(time.Hour, time.Now)
 		return d, nil
 	}
-	rb, err := bus.NewRedis(ctx, bus.RedisConfig{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
+	rb, err := redisbus.New(ctx, redisbus.Config{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Node: cfg.NodeID}, log)
 	if err != nil {
 		d.Store.Close()
 		return Deps{}, fmt.Errorf("REDIS_URL: %w", err)

@@ -1,4 +1,4 @@
-package bus_test
+package redisbus_test
 
 import (
 	"context"
@@ -15,16 +15,17 @@ import (
 
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/bus/bustest"
+	"github.com/causerie/causerie/app/bus/redisbus"
 )
 
 // openRedis opens two buses ("nodes") on a channel of the test's own.
-func openRedis(t *testing.T) (*bus.Redis, *bus.Redis) {
+func openRedis(t *testing.T) (*redisbus.Bus, *redisbus.Bus) {
 	t.Helper()
 	url, prefix := bustest.Redis(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var nodes [2]*bus.Redis
+	var nodes [2]*redisbus.Bus
 	for i, name := range []string{"a", "b"} {
-		n, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: url, Prefix: prefix, Node: name}, log)
+		n, err := redisbus.New(context.Background(), redisbus.Config{URL: url, Prefix: prefix, Node: name}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,13 +91,13 @@ func TestRedisPingAndBadURL(t *testing.T) {
 		t.Errorf("ping: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: "http://nope"}, log)
+	_, err := redisbus.New(context.Background(), redisbus.Config{URL: "http://nope"}, log)
 	if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
 		t.Errorf("bad URL: err = %v, want one naming REDIS_URL", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := bus.NewRedis(ctx, bus.RedisConfig{URL: "redis://127.0.0.1:1/0"}, log); err == nil {
+	if _, err := redisbus.New(ctx, redisbus.Config{URL: "redis://127.0.0.1:1/0"}, log); err == nil {
 		t.Error("no error for a Redis that is not there")
 	}
 }
@@ -111,12 +112,12 @@ func TestRedisReplacesSilentSubscription(t *testing.T) {
 	}
 	proxy := newFreezingProxy(t, opts.Addr)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: "redis://" + proxy.addr() + "/" + strconv.Itoa(opts.DB), Prefix: prefix, Node: "b"}, log)
+	b, err := redisbus.New(context.Background(), redisbus.Config{URL: "redis://" + proxy.addr() + "/" + strconv.Itoa(opts.DB), Prefix: prefix, Node: "b"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	a, err := bus.NewRedis(context.Background(), bus.RedisConfig{URL: url, Prefix: prefix, Node: "a"}, log)
+	a, err := redisbus.New(context.Background(), redisbus.Config{URL: url, Prefix: prefix, Node: "a"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

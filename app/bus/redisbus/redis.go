@@ -1,4 +1,4 @@
-package bus
+package redisbus
 
 import (
 	"context"
@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/causerie/causerie/app/bus"
 )
 
-var _ Bus = (*Redis)(nil)
+var _ bus.Bus = (*Bus)(nil)
 
 // Timing of the subscription's watchdog. go-redis's own health check only writes its pings: on a
 // half-open connection (a partition, a frozen host) the writes succeed, nothing comes back, and the node
@@ -31,7 +33,7 @@ const (
 	maxBackoff       = 5 * time.Second
 )
 
-// Redis is the bus of a deployment of several nodes, over Redis pub/sub: every node publishes its events
+// Bus is the bus of a deployment of several nodes, over Redis pub/sub: every node publishes its events
 // on one channel and receives everyone's.
 //
 // Pub/sub and not streams: the store already keeps every message, numbered per room, so the bus only has
@@ -40,7 +42,7 @@ const (
 // of the history in Redis, to be trimmed and kept in step with the database. One channel and not one per
 // room: a node then never has to subscribe before a join can read its backlog, and the traffic a node
 // drops (rooms it has no connection in) costs a map lookup per event.
-type Redis struct {
+type Bus struct {
 	client  *redis.Client
 	channel string
 	log     *slog.Logger
@@ -55,13 +57,13 @@ type Redis struct {
 	// mu guards handlers, and pubsub and closed: the receive loop replaces a dead subscription, Close
 	// closes the current one.
 	mu       sync.RWMutex
-	handlers []Handler
+	handlers []bus.Handler
 	pubsub   *redis.PubSub
 	closed   bool
 }
 
-// RedisConfig says where the bus is.
-type RedisConfig struct {
+// Config says where the bus is.
+type Config struct {
 	// URL is redis://[user:password@]host:port/db.
 	URL string
 	// Prefix starts the channel's name (and the presence keys'), so that deployments, or tests, can share
@@ -71,9 +73,9 @@ type RedisConfig struct {
 	Node string
 }
 
-// NewRedis connects to Redis and subscribes to the channel Prefix+"events". It returns once the
+// New connects to Redis and subscribes to the channel Prefix+"events". It returns once the
 // subscription is active, so that no event published after it returns is missed.
-func NewRedis(ctx context.Context, cfg RedisConfig, log *slog.Logger) (*Redis, error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	opts, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("bus: REDIS_URL: %w", err)
@@ -84,7 +86,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig, log *slog.Logger) (*Redis, e
 	opts.ContextTimeoutEnabled = true
 	redis.SetLogger(redisLog{log})
 	client := redis.NewClient(opts)
-	r := &Redis{client: client, channel: cfg.Prefix + "events", log: log, stopped: make(chan struct{})}
+	r := &Bus{client: client, channel: cfg.Prefix + "events", log: log, stopped: make(chan struct{})}
 	r.pubsub, err = r.subscribe(ctx)
 	if err != nil {
 		_ = client.Close()
@@ -98,7 +100,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig, log *slog.Logger) (*Redis, e
 }
 
 // subscribe opens a subscription and waits for Redis to confirm it.
-func (r *Redis) subscribe(ctx context.Context) (*redis.PubSub, error) {
+func (r *Bus) subscribe(ctx context.Context) (*redis.PubSub, error) {
 	ps := r.client.Subscribe(ctx, r.channel)
 	if _, err := ps.Receive(ctx); err != nil { // the first reply is the confirmation
 		_ = ps.Close()
@@ -109,7 +111,7 @@ func (r *Redis) subscribe(ctx context.Context) (*redis.PubSub, error) {
 
 // receive hands what the subscription brings to the handlers until ctx ends. A subscription that fails,
 // or stays silent through a ping, is replaced, and the handlers are told to resync.
-func (r *Redis) receive(ctx context.Context, ps *redis.PubSub) {
+func (r *Bus) receive(ctx context.Context, ps *redis.PubSub) {
 	defer close(r.stopped)
 	pinged := false
 	for {
@@ -158,7 +160,7 @@ func (r *Redis) receive(ctx context.Context, ps *redis.PubSub) {
 }
 
 // resubscribe closes old and subscribes until it works or ctx ends (nil then).
-func (r *Redis) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub {
+func (r *Bus) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub {
 	r.mu.Lock()
 	r.pubsub = nil // closed here: Close must not close it again
 	r.mu.Unlock()
@@ -187,7 +189,7 @@ func (r *Redis) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSu
 	}
 }
 
-func (r *Redis) resync() {
+func (r *Bus) resync() {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, h := range r.handlers {
@@ -196,7 +198,7 @@ func (r *Redis) resync() {
 }
 
 // Publish sends evs in one round trip, in order.
-func (r *Redis) Publish(ctx context.Context, evs ...Event) error {
+func (r *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
 	pipe := r.client.Pipeline()
 	for _, ev := range evs {
 		pipe.Publish(ctx, r.channel, encodeEvent(ev))
@@ -208,14 +210,14 @@ func (r *Redis) Publish(ctx context.Context, evs ...Event) error {
 }
 
 // Subscribe adds h.
-func (r *Redis) Subscribe(h Handler) {
+func (r *Bus) Subscribe(h bus.Handler) {
 	r.mu.Lock()
 	r.handlers = append(r.handlers, h)
 	r.mu.Unlock()
 }
 
 // Ping reports whether Redis answers and the subscription is alive.
-func (r *Redis) Ping(ctx context.Context) error {
+func (r *Bus) Ping(ctx context.Context) error {
 	if !r.live.Load() {
 		return errors.New("bus: redis subscription lost; subscribing again")
 	}
@@ -226,10 +228,10 @@ func (r *Redis) Ping(ctx context.Context) error {
 }
 
 // Client returns the Redis client, for the presence directory to share its connections.
-func (r *Redis) Client() *redis.Client { return r.client }
+func (r *Bus) Client() *redis.Client { return r.client }
 
 // Close ends the subscription and the connections. Later calls do nothing.
-func (r *Redis) Close() error {
+func (r *Bus) Close() error {
 	r.closeOnce.Do(func() {
 		r.stop()
 		r.mu.Lock()
@@ -259,7 +261,7 @@ const eventVersion = 1
 
 // encodeEvent lays ev out as a version byte, the length-prefixed strings Room, Skip and Node, the varints
 // SkipUser, ID and Sent, and the payload to the end: no JSON around JSON, one allocation.
-func encodeEvent(ev Event) []byte {
+func encodeEvent(ev bus.Event) []byte {
 	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(ev.Room)+len(ev.Skip)+len(ev.Node)+3*binary.MaxVarintLen64+len(ev.Payload))
 	b = append(b, eventVersion)
 	for _, s := range [...]string{ev.Room, ev.Skip, ev.Node} {
@@ -274,16 +276,16 @@ func encodeEvent(ev Event) []byte {
 
 var errMalformed = errors.New("bus: malformed event")
 
-func decodeEvent(b []byte) (Event, error) {
+func decodeEvent(b []byte) (bus.Event, error) {
 	if len(b) == 0 || b[0] != eventVersion {
-		return Event{}, errMalformed
+		return bus.Event{}, errMalformed
 	}
 	b = b[1:]
 	var strs [3]string
 	for i := range strs {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || uint64(len(b)-k) < n {
-			return Event{}, errMalformed
+			return bus.Event{}, errMalformed
 		}
 		strs[i] = string(b[k : k+int(n)])
 		b = b[k+int(n):]
@@ -292,12 +294,12 @@ func decodeEvent(b []byte) (Event, error) {
 	for i := range ints {
 		v, k := binary.Varint(b)
 		if k <= 0 {
-			return Event{}, errMalformed
+			return bus.Event{}, errMalformed
 		}
 		ints[i] = v
 		b = b[k:]
 	}
-	ev := Event{Room: strs[0], Skip: strs[1], Node: strs[2], SkipUser: ints[0], ID: ints[1], Sent: ints[2]}
+	ev := bus.Event{Room: strs[0], Skip: strs[1], Node: strs[2], SkipUser: ints[0], ID: ints[1], Sent: ints[2]}
 	if len(b) > 0 {
 		ev.Payload = b
 	}

@@ -1,17 +1,19 @@
-package bus
+package redisbus
 
 import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/causerie/causerie/app/bus"
 )
 
 // FuzzDecodeEvent feeds decodeEvent any bytes, as a Redis channel may carry them. It must not panic; an
 // error is errMalformed; and what it decodes encodes back to bytes that decode to the same event (the
 // bytes themselves may differ: a varint may be written longer than it needs).
 func FuzzDecodeEvent(f *testing.F) {
-	f.Add(encodeEvent(Event{Room: "général", Payload: []byte(`{"type":"message"}`), Skip: "n-1", SkipUser: -3, ID: 1 << 40, Node: "node-2", Sent: 42}))
-	f.Add(encodeEvent(Event{}))
+	f.Add(encodeEvent(bus.Event{Room: "général", Payload: []byte(`{"type":"message"}`), Skip: "n-1", SkipUser: -3, ID: 1 << 40, Node: "node-2", Sent: 42}))
+	f.Add(encodeEvent(bus.Event{}))
 	f.Add([]byte{})
 	f.Add([]byte{eventVersion, 200})
 	f.Add([]byte{eventVersion + 1, 0, 0, 0, 0, 0, 0})
@@ -38,7 +40,7 @@ func FuzzEventRoundTrip(f *testing.F) {
 	f.Add("typing", []byte(`{"type":"typing"}`), "", int64(7), int64(0), "n", int64(-1))
 	f.Add("x", []byte{0x80, 0xff, 0}, "\x00\x01", int64(-1<<63), int64(1<<63-1), "\xff", int64(1<<63-1))
 	f.Fuzz(func(t *testing.T, room string, payload []byte, skip string, skipUser, id int64, node string, sent int64) {
-		ev := Event{Room: room, Payload: payload, Skip: skip, SkipUser: skipUser, ID: id, Node: node, Sent: sent}
+		ev := bus.Event{Room: room, Payload: payload, Skip: skip, SkipUser: skipUser, ID: id, Node: node, Sent: sent}
 		got, err := decodeEvent(encodeEvent(ev))
 		want := ev
 		if len(want.Payload) == 0 {

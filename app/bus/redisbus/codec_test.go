@@ -1,13 +1,15 @@
-package bus
+package redisbus
 
 import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/causerie/causerie/app/bus"
 )
 
 func TestEventCodec(t *testing.T) {
-	ev := Event{Room: "général", Payload: []byte(`{"type":"message"}`), Skip: "n-1", SkipUser: -3, ID: 1 << 40, Node: "node-2", Sent: 42}
+	ev := bus.Event{Room: "général", Payload: []byte(`{"type":"message"}`), Skip: "n-1", SkipUser: -3, ID: 1 << 40, Node: "node-2", Sent: 42}
 	got, err := decodeEvent(encodeEvent(ev))
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(ev) {
 		t.Errorf("round trip: %+v, %v; want %+v", got, err, ev)
