@@ -450,7 +450,7 @@ func TestSilentPeerIsDisconnected(t *testing.T) {
 }
 
 func TestTokensNeverLogged(t *testing.T) {
-	s := servertest.Start(t, nil)
+	s := servertest.Start(t, map[string]string{"LOG_LEVEL": "debug"})
 	u := s.Register(t, "ada@example.com")
 	c := s.Connect(t, u)
 	c.SendText("hi")

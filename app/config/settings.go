@@ -57,7 +57,7 @@ var Settings = []Setting{
 	{"DEBUG_PPROF", "`0`", "`1` serves Go's profiler under `/debug/pprof/`; keep it off where strangers can reach the port"},
 	{"METRICS_ADDR", "empty (`/metrics` on the main port)", "a `host:port` of its own for `/metrics` and, with `DEBUG_PPROF=1`, the profiler, such as `127.0.0.1:9181`: they then leave the chat's port. On the main port, anyone who reaches it reads per-route request counts, the node's name and the Go version; set it wherever strangers reach the server"},
 	{"LOG_FORMAT", "`text`", "`text` or `json`"},
-	{"LOG_LEVEL", "`info`", "`debug`, `info`, `warn` or `error`"},
+	{"LOG_LEVEL", "`info`", "`debug`, `info`, `warn` or `error`; `debug` logs each WebSocket message received (who, where, its size; never its text), as the course does"},
 }
 
 // WriteHelp writes the settings for a terminal: each name with its default, then its meaning wrapped to
