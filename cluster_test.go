@@ -19,6 +19,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"go.uber.org/goleak"
+
 	"github.com/causerie/causerie/app/servertest"
 )
 
@@ -28,9 +30,16 @@ import (
 // message, that every connection got every stored message exactly once: it logs the counts (lost,
 // duplicated) it found.
 
+// TestMain removes the binary the tests built, and fails them if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	servertest.RemoveBinary()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -90,6 +90,8 @@ type Client struct {
 	awaiting int
 	// inWrite is set while the writer writes a batch it took.
 	inWrite bool
+	// gone is set once the client is unregistered (finish).
+	gone bool
 	rooms   map[string]struct{}
 	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
 	held      map[string][]bus.Event
@@ -300,9 +302,25 @@ func (c *Client) awaitingLocked() bool {
 	return c.awaiting > 0 && time.Since(c.closeAt) < answerWait
 }
 
+// finish ends the client once it is unregistered: what is still queued is dropped, a parked writer
+// exits, and none starts again, whatever a delivery in flight still queues.
+func (c *Client) finish() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gone = true
+	c.queue, c.queued = nil, 0
+	if c.parked {
+		c.parked, c.retire = false, true
+		c.wake <- struct{}{} // never blocks: a parked writer has drained the one-slot channel
+	}
+}
+
 // startWriterLocked makes sure a writer will see what was just queued: it wakes the parked writer, or
 // starts one. c.mu must be held.
 func (c *Client) startWriterLocked() {
+	if c.gone {
+		return
+	}
 	c.active = true
 	switch {
 	case !c.writing:
@@ -336,7 +354,7 @@ func (c *Client) writeLoop() {
 	for {
 		c.mu.Lock()
 		for len(c.queue) == 0 && !c.ping && !c.pong && (c.closeCode == 0 || c.awaitingLocked()) {
-			if c.retire {
+			if c.retire || c.gone {
 				c.writing, c.retire = false, false
 				c.mu.Unlock()
 				return

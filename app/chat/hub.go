@@ -266,6 +266,7 @@ func (h *Hub) Unregister(c *Client) {
 	for _, name := range c.roomNames() {
 		h.removeFromRoom(c, name)
 	}
+	c.finish()
 	h.stats.Connections.Add(-1)
 	h.sessions.Done()
 }
