@@ -36,6 +36,7 @@ func openRedis(t *testing.T) (*redisbus.Bus, *redisbus.Bus) {
 }
 
 func TestRedis(t *testing.T) {
+	bustest.Redis(t) // skips here, not in each subtest, when TEST_REDIS_URL is unset: SKIP, not PASS
 	bustest.Run(t, func(t *testing.T) (bus.Bus, bus.Bus) {
 		a, b := openRedis(t)
 		return a, b
