@@ -137,24 +137,6 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	}{plain(m), m.At.UTC().Format(TimeLayout)})
 }
 
-// Error codes shared by REST error bodies and WebSocket error frames.
-const (
-	CodeInvalid          = "invalid"
-	CodeUnauthorized     = "unauthorized"
-	CodeForbidden        = "forbidden"
-	CodeNotFound         = "not_found"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeConflict         = "conflict"
-	CodeTooLarge         = "too_large"
-	CodeInternal         = "internal"
-	// CodeNameTaken is a display name equal to another user's once both are normalized (see NameKey).
-	CodeNameTaken = "name_taken"
-	// CodeUnsupportedMediaType is a request body whose Content-Type the route does not take.
-	CodeUnsupportedMediaType = "unsupported_media_type"
-	// CodeTooManyConns refuses a WebSocket over MAX_CONNS_PER_USER or MAX_CONNS_PER_IP.
-	CodeTooManyConns = "too_many_connections"
-)
-
 // Error is an error a client may see: Code is stable and machine-readable, Message is for people.
 // Anything that is not an *Error reaches clients as CodeInternal with a generic message.
 type Error struct {

@@ -28,20 +28,6 @@ const (
 	FrameLeft    = "left"
 )
 
-// Error codes that only WebSocket error frames use.
-const (
-	CodeBadJSON      = "bad_json"
-	CodeUnknownType  = "unknown_type"
-	CodeEmptyText    = "empty_text"
-	CodeTooLong      = "too_long"
-	CodeNotJoined    = "not_joined"
-	CodeInvalidRoom  = "invalid_room"
-	CodeTooMany      = "too_many_rooms"
-	CodeRateLimited  = "rate_limited"
-	CodeExpired      = "token_expired"
-	CodeSessionEnded = "session_ended"
-)
-
 // MaxClientIDBytes caps the id a client may attach to a message.
 const MaxClientIDBytes = 64
 

@@ -183,7 +183,7 @@ func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Se
 	// Not the request's context: it ends when this handler returns, and the session goes on.
 	client, err := h.Hub.Register(context.Background(), conn, s)
 	if err != nil {
-		conn.Close(chat.CloseGoingAway, "server shutting down")
+		conn.Close(app.CloseGoingAway, "server shutting down")
 		conn.Abort()
 		release()
 		return
@@ -264,7 +264,7 @@ func (h *WS) read(ctx context.Context, r *wsframe.Reader, conn *wsConn, client *
 			return ce.Code, ce.Reason
 		case err != nil:
 			// The peer hung up, or the socket was closed under us: a normal close, if it still hears it.
-			return chat.CloseNormal, ""
+			return app.CloseNormal, ""
 		}
 		switch f.Op {
 		case wsframe.OpText:
@@ -278,7 +278,7 @@ func (h *WS) read(ctx context.Context, r *wsframe.Reader, conn *wsConn, client *
 		case wsframe.OpClose:
 			// Echo the peer's code (RFC 6455 section 5.5.1); a close without one is answered with 1000.
 			if f.Code == wsframe.CloseNoStatus {
-				return chat.CloseNormal, ""
+				return app.CloseNormal, ""
 			}
 			return f.Code, ""
 		}

@@ -10,18 +10,6 @@ import (
 	"github.com/causerie/causerie/app/bus"
 )
 
-// Close codes the hub sends; the transport writes them in the close frame.
-const (
-	CloseNormal    = 1000
-	CloseGoingAway = 1001
-	CloseInternal  = 1011
-	// CloseServiceRestart tells a client of one node of several to reconnect at once: another node serves it.
-	CloseServiceRestart = 1012
-	// CloseUnauthorized ends a connection whose token expired, or whose session ended (a log out).
-	CloseUnauthorized = 4001
-	CloseSlowClient   = 4100
-)
-
 // Conn is the transport under a client, implemented over WebSocket by the handlers package. The hub calls
 // WriteFrames, Ping, Pong and Close from the client's writer goroutine only, and Abort from any goroutine:
 // one goroutine writes, so no frame can cut into another or follow the close frame.
@@ -91,8 +79,8 @@ type Client struct {
 	// inWrite is set while the writer writes a batch it took.
 	inWrite bool
 	// gone is set once the client is unregistered (finish).
-	gone bool
-	rooms   map[string]struct{}
+	gone  bool
+	rooms map[string]struct{}
 	// held keeps the live events of rooms whose backlog is being read, until the backlog is queued.
 	held      map[string][]bus.Event
 	heldBytes int
@@ -230,7 +218,7 @@ func (c *Client) pushLocked(frame []byte) bool {
 
 // dropLocked closes a client that fell too far behind. c.mu must be held.
 func (c *Client) dropLocked() {
-	c.closeCode, c.closeReason = CloseSlowClient, "slow client: outbound queue full"
+	c.closeCode, c.closeReason = app.CloseSlowClient, "slow client: outbound queue full"
 	c.queue, c.queued = nil, 0
 	c.held, c.heldBytes = nil, 0
 	c.hub.stats.SlowClientsDropped.Add(1)
@@ -396,7 +384,7 @@ func (c *Client) writeLoop() {
 		c.inWrite = false
 		if err != nil {
 			if c.closeCode == 0 {
-				c.closeCode = CloseInternal
+				c.closeCode = app.CloseInternal
 			}
 			c.closeTaken, c.queue, c.queued = true, nil, 0
 			c.mu.Unlock()

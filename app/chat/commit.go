@@ -18,7 +18,7 @@ const maxCommitBatch = 256
 const commitTimeout = 10 * time.Second
 
 // errClosed is returned to senders once the hub has stopped taking messages.
-var errClosed = app.Errorf(app.CodeInternal, "the server is shutting down; send the message again after reconnecting")
+var errClosed = app.Errorf(app.CodeUnavailable, "the server is shutting down; send the message again after reconnecting")
 
 // pipeline stores messages in batches and publishes them in the order of their ids.
 //

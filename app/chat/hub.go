@@ -240,7 +240,7 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	c.expiry = time.AfterFunc(time.Until(user.ExpiresAt), func() { h.expire(c) })
 	h.stats.Connections.Add(1)
 	if h.endedLately(user.Session) { // the session ended after its token was checked, before this
-		endSession(c)
+		h.endSession(c)
 		return c, nil
 	}
 
@@ -351,8 +351,7 @@ func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
 
 // expire ends a connection whose token expired without an auth frame renewing it.
 func (h *Hub) expire(c *Client) {
-	c.enqueue(app.EncodeError(app.CodeExpired, "your token expired; get a fresh one and reconnect", "", 0))
-	c.Close(CloseUnauthorized, "token expired")
+	h.refuse(c, app.Errorf(app.CodeExpired, "your token expired; get a fresh one and reconnect"), "")
 }
 
 // writerLinger is how often idle writers are sent away: a connection's writer goroutine lives between

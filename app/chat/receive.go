@@ -60,8 +60,10 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 // CountBadFrame counts a frame the transport refused before it reached the hub (binary, too large).
 func (h *Hub) CountBadFrame(code string) { h.stats.badFrame(code) }
 
-// refuse answers a frame with an error frame. Errors that are not *app.Error are faults of ours: they are
-// logged and the client gets a generic message.
+// refuse sends c an error frame, the one writer of them but for a stored message's (pipeline.answer):
+// clientID, when set, names the frame it answers. Errors that are not *app.Error are faults of ours:
+// they are logged and the client gets a generic message. A code after which the connection cannot go on
+// (app.CloseCode) closes it with that code.
 func (h *Hub) refuse(c *Client, err error, clientID string) {
 	var e *app.Error
 	if !errors.As(err, &e) {
@@ -70,6 +72,9 @@ func (h *Hub) refuse(c *Client, err error, clientID string) {
 	}
 	h.stats.badFrame(e.Code)
 	c.enqueue(app.EncodeError(e.Code, e.Message, clientID, e.RetryAfter))
+	if code := app.CloseCode(e.Code); code != 0 {
+		c.Close(code, e.Code)
+	}
 }
 
 func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {

@@ -132,7 +132,7 @@ func newTestHub(t *testing.T) (*Hub, *store.DB) {
 		Store: db, Bus: bus.NewMemory(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
 		MaxMessageBytes: 4096, QueueBytes: 1 << 20, HistoryLimit: 50, ResumeMax: 1000, MaxRooms: 10,
 	})
-	t.Cleanup(func() { h.Shutdown(context.Background(), CloseGoingAway, "") })
+	t.Cleanup(func() { h.Shutdown(context.Background(), app.CloseGoingAway, "") })
 	return h, db
 }
 

@@ -69,7 +69,7 @@ func (h *Hub) closeSessions(ids []string) {
 	}
 	h.clients.Range(func(_, v any) bool {
 		if c := v.(*Client); set[c.User.Session] {
-			endSession(c)
+			h.endSession(c)
 		}
 		return true
 	})
@@ -83,9 +83,8 @@ func (h *Hub) endedLately(session string) bool {
 	return ok
 }
 
-func endSession(c *Client) {
-	c.enqueue(app.EncodeError(app.CodeSessionEnded, "this session has ended (logged out, or over SESSION_MAX): log in again", "", 0))
-	c.Close(CloseUnauthorized, "session ended")
+func (h *Hub) endSession(c *Client) {
+	h.refuse(c, app.Errorf(app.CodeSessionEnded, "this session has ended (logged out, or over SESSION_MAX): log in again"), "")
 }
 
 // checkSessions asks watchSessions to look for connections of ended sessions now; it never blocks.

@@ -43,8 +43,8 @@ func TestRegisterAfterTheSessionEnded(t *testing.T) {
 	c.mu.Lock()
 	code := c.closeCode
 	c.mu.Unlock()
-	if code != CloseUnauthorized {
-		t.Errorf("close code %d, want %d", code, CloseUnauthorized)
+	if code != app.CloseUnauthorized {
+		t.Errorf("close code %d, want %d", code, app.CloseUnauthorized)
 	}
 	// Another session of the user is not refused.
 	other, err := h.Register(context.Background(), &frameConn{}, Session{

@@ -13,23 +13,6 @@ import (
 	"github.com/causerie/causerie/middleware"
 )
 
-// statusOf maps an error code to its HTTP status. Codes not listed are client errors (400).
-var statusOf = map[string]int{
-	app.CodeInvalid:          http.StatusBadRequest,
-	app.CodeUnauthorized:     http.StatusUnauthorized,
-	app.CodeForbidden:        http.StatusForbidden,
-	app.CodeNotFound:         http.StatusNotFound,
-	app.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
-	app.CodeConflict:         http.StatusConflict,
-	app.CodeTooLarge:         http.StatusRequestEntityTooLarge,
-	app.CodeInternal:         http.StatusInternalServerError,
-
-	app.CodeRateLimited:          http.StatusTooManyRequests,
-	app.CodeTooManyConns:         http.StatusTooManyRequests,
-	app.CodeNameTaken:            http.StatusConflict,
-	app.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
-}
-
 // echoErrors gives the errors Echo and its middleware raise themselves our code and wording.
 var echoErrors = map[int]errorDetail{
 	http.StatusBadRequest:            {app.CodeInvalid, "bad request"},
@@ -80,10 +63,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 func classify(err error) (int, errorBody) {
 	var ae *app.Error
 	if errors.As(err, &ae) {
-		status, ok := statusOf[ae.Code]
-		if !ok {
-			status = http.StatusBadRequest
-		}
+		status := app.HTTPStatus(ae.Code)
 		if status == http.StatusInternalServerError {
 			return status, genericInternal
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	echomw "github.com/labstack/echo/v4/middleware"
 
+	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/auth"
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/bus/redisbus"
@@ -327,9 +328,9 @@ func (s *Server) Serve(ctx context.Context, ln, ops net.Listener) error {
 	defer cancel()
 	// http.Server.Shutdown neither sees nor waits for hijacked connections: the hub closes those.
 	errHTTP := hs.Shutdown(sctx)
-	code, reason := chat.CloseGoingAway, "server shutting down"
+	code, reason := app.CloseGoingAway, "server shutting down"
 	if s.cfg.Clustered() {
-		code, reason = chat.CloseServiceRestart, "node restarting: reconnect to another node"
+		code, reason = app.CloseServiceRestart, "node restarting: reconnect to another node"
 	}
 	errHub := s.hub.Shutdown(sctx, code, reason)
 	if opsServer != nil { // last: the shutdown's metrics can still be read
