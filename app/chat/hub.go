@@ -126,6 +126,8 @@ type Hub struct {
 
 	// sessionCheck asks watchSessions to look for connections of ended sessions now.
 	sessionCheck chan struct{}
+	// presenceQ holds the joins and leaves on their way to the directory (see announce).
+	presenceQ presenceQueue
 	// ended holds the sessions this node heard ended, with when (see closeSessions).
 	endedMu sync.Mutex
 	ended   map[string]time.Time
@@ -273,11 +275,7 @@ func (h *Hub) Unregister(c *Client) {
 
 // enterRoom adds c to the room name, creating the room if needed, and returns it.
 func (h *Hub) enterRoom(c *Client, name string) *room {
-	joined := func() {
-		if h.enterPresence(name, author(c.User)) {
-			h.publishEvent(app.FrameJoined, name, author(c.User), bus.Event{Skip: c.ID})
-		}
-	}
+	joined := func() { h.announce(presenceOp{enter: true, room: name, who: author(c.User), skip: c.ID}) }
 	for {
 		v, _ := h.rooms.LoadOrStore(name, &room{name: name})
 		if r := v.(*room); r.enter(c, joined) {
@@ -295,11 +293,7 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	r := v.(*room)
 	var left func()
 	if !h.isClosing() { // at shutdown every user leaves: nobody is there to tell
-		left = func() {
-			if h.leavePresence(name, author(c.User)) {
-				h.publishEvent(app.FrameLeft, name, author(c.User), bus.Event{})
-			}
-		}
+		left = func() { h.announce(presenceOp{room: name, who: author(c.User)}) }
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)

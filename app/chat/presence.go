@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/causerie/causerie/app"
@@ -31,6 +32,73 @@ type Presence interface {
 	Reassert(ctx context.Context, here []app.RoomUser) (added []app.RoomUser, err error)
 }
 
+// presenceOp is a user's first connection to a room on this node (enter), or their last one leaving it,
+// on its way to the directory, with the joined or left event it may announce.
+type presenceOp struct {
+	enter bool
+	room  string
+	who   app.Author
+	// skip is the connection that must not get the joined event: the joiner's, which gets the presence.
+	skip string
+}
+
+// presenceQueue holds the changes of this node's users in the order they happened, for one goroutine,
+// which exists while there are some, to hand the directory: no join or leave waits for Redis, under a
+// room's lock or not, and the joined and left events still go out in the order of the changes.
+type presenceQueue struct {
+	mu      sync.Mutex
+	ops     []presenceOp
+	running bool
+}
+
+// announce hands op to the directory and publishes its event when the directory says it is news. It
+// runs under the room's lock; with no directory (a single node) it does it at once, as it takes no I/O.
+func (h *Hub) announce(op presenceOp) {
+	if h.opts.Presence == nil {
+		h.applyPresence(op)
+		return
+	}
+	q := &h.presenceQ
+	q.mu.Lock()
+	q.ops = append(q.ops, op)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go h.drainPresence()
+	}
+}
+
+// drainPresence applies the queued changes, oldest first, until there are none.
+func (h *Hub) drainPresence() {
+	q := &h.presenceQ
+	for {
+		q.mu.Lock()
+		if len(q.ops) == 0 {
+			q.ops, q.running = nil, false
+			q.mu.Unlock()
+			return
+		}
+		op := q.ops[0]
+		q.ops[0] = presenceOp{}
+		q.ops = q.ops[1:]
+		q.mu.Unlock()
+		h.applyPresence(op)
+	}
+}
+
+func (h *Hub) applyPresence(op presenceOp) {
+	if op.enter {
+		if h.enterPresence(op.room, op.who) {
+			h.publishEvent(app.FrameJoined, op.room, op.who, bus.Event{Skip: op.skip})
+		}
+		return
+	}
+	if h.leavePresence(op.room, op.who) {
+		h.publishEvent(app.FrameLeft, op.room, op.who, bus.Event{})
+	}
+}
+
 // presenceTimeout bounds one call to the directory. Past it the hub goes on with what it knows locally:
 // presence is advisory, and a join must not hang on it.
 const presenceTimeout = time.Second
@@ -39,7 +107,7 @@ const presenceTimeout = time.Second
 //
 // While the directory is known to be off (a call failed since the last refresh), it is not called: the
 // next refresh sets this node's users again anyway, and a Redis that is down would otherwise cost every
-// join a timeout, under its room's lock, one after the other in a reconnect storm.
+// change a timeout, one after the other in a reconnect storm.
 func (h *Hub) enterPresence(room string, who app.Author) bool {
 	if h.opts.Presence == nil || h.presenceDirty.Load() {
 		return true
@@ -75,10 +143,12 @@ func (h *Hub) leavePresence(room string, who app.Author) bool {
 }
 
 // roomUsers returns who is in r, on every node when there are several and the directory is to be
-// trusted; this node's own users otherwise.
+// trusted; this node's own users otherwise. This node's users are in it either way: the directory may
+// not have their joins yet (see announce).
 func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
+	local := r.userList()
 	if h.opts.Presence == nil || h.presenceDirty.Load() {
-		return r.userList()
+		return local
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
@@ -86,7 +156,12 @@ func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
 	if err != nil {
 		h.log.Warn("presence: list; answering with this node's users", "room", r.name, "err", err)
 		h.presenceDirty.Store(true)
-		return r.userList()
+		return local
+	}
+	for _, who := range local {
+		if !slices.ContainsFunc(list, func(a app.Author) bool { return a.ID == who.ID }) {
+			list = append(list, who)
+		}
 	}
 	slices.SortFunc(list, func(a, b app.Author) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
