@@ -1,14 +1,15 @@
 package chat
 
 import (
-	"io"
-	"log/slog"
+	"context"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/store"
 )
 
 // discardConn is a transport that writes nowhere. It exists for the fan-out benchmark only, which measures
@@ -30,13 +31,23 @@ func (d *discardConn) LastRead() time.Time { return time.Now() }
 // message, 1000 deliveries. The frame is encoded once, before the loop, as the pipeline does.
 func BenchmarkBroadcast1000(b *testing.B) {
 	const members = 1000
-	h := New(Options{Bus: bus.NewMemory(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now})
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "c.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	h, err := New(Options{Store: db, Bus: bus.NewMemory()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Shutdown(context.Background(), app.CloseGoingAway, "") })
 	conn := &discardConn{}
 	var r *room
 	for i := range members {
 		c := &Client{ID: string(rune('a' + i%26)), seq: uint64(i), conn: conn, hub: h, maxQueue: 1 << 20,
 			User: app.Identity{UserID: int64(i + 1)}}
 		r = h.enterRoom(c, "general")
+		b.Cleanup(c.finish) // as Unregister does: its writer goes
 	}
 	frame, _, err := app.EncodeMessage(app.Message{ID: 1, Room: "general", From: app.Author{ID: 1, Name: "ada"}, Text: "Bonjour"})
 	if err != nil {

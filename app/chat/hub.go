@@ -4,6 +4,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -137,8 +138,33 @@ type Hub struct {
 	sessions sync.WaitGroup
 }
 
-// New returns a hub subscribed to opts.Bus.
-func New(opts Options) *Hub {
+// New returns a hub subscribed to opts.Bus. It refuses options that cannot work; zero values take
+// config.Load's defaults.
+func New(opts Options) (*Hub, error) {
+	switch {
+	case opts.Store == nil || opts.Bus == nil:
+		return nil, errors.New("chat: Options.Store and Options.Bus are required")
+	case opts.PingInterval < 0 || opts.PongWait < 0 || opts.MaxMessageBytes < 0 || opts.QueueBytes < 0 ||
+		opts.HistoryLimit < 0 || opts.ResumeMax < 0 || opts.MaxRooms < 0 || opts.RateLimit < 0:
+		return nil, errors.New("chat: an option is negative")
+	}
+	// Zero values take the defaults of config.Load, so that a hub built in a test is safe to run.
+	opts.PingInterval = cmp.Or(opts.PingInterval, 25*time.Second)
+	opts.PongWait = cmp.Or(opts.PongWait, 60*time.Second)
+	opts.MaxMessageBytes = cmp.Or(opts.MaxMessageBytes, 4096)
+	opts.QueueBytes = cmp.Or(opts.QueueBytes, 1<<20)
+	opts.ResumeMax = cmp.Or(opts.ResumeMax, 1000)
+	opts.MaxRooms = cmp.Or(opts.MaxRooms, 50)
+	opts.PresenceTTL = cmp.Or(opts.PresenceTTL, 15*time.Second)
+	if opts.PongWait <= opts.PingInterval {
+		return nil, fmt.Errorf("chat: PongWait (%s) must be longer than PingInterval (%s)", opts.PongWait, opts.PingInterval)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.NodeID == "" {
 		var node [4]byte
 		_, _ = rand.Read(node[:]) // crypto/rand.Read never fails on supported platforms
@@ -151,7 +177,7 @@ func New(opts Options) *Hub {
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	opts.Bus.Subscribe(busHandler{h})
-	return h
+	return h, nil
 }
 
 type noTimings struct{}

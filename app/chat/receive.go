@@ -192,6 +192,9 @@ func (h *Hub) message(user app.Identity, room, text, clientID string) app.Messag
 	}
 }
 
+// joinTimeout bounds a join: its backlog read from the store and its presence.
+const joinTimeout = 10 * time.Second
+
 // join puts c in room. It queues the ack (for a join frame: ack is set, reqID is the frame's id), the
 // presence, then the backlog (history, or the replay after since), then the room's live events. c joins
 // the room before its backlog is read and holds live events meanwhile, so nothing sent during the read is
@@ -200,6 +203,9 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 	if err := checkRoom(name); err != nil {
 		return err
 	}
+	// A store or a directory that hangs must not hold the connection's reader, or a shutdown, for ever.
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
 	if since != nil && *since < 0 {
 		return app.Errorf(app.CodeInvalid, "since must be a message id, 0 or more")
 	}

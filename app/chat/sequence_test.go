@@ -128,10 +128,13 @@ func newTestHub(t *testing.T) (*Hub, *store.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := New(Options{
+	h, err := New(Options{
 		Store: db, Bus: bus.NewMemory(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
 		MaxMessageBytes: 4096, QueueBytes: 1 << 20, HistoryLimit: 50, ResumeMax: 1000, MaxRooms: 10,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { h.Shutdown(context.Background(), app.CloseGoingAway, "") })
 	return h, db
 }

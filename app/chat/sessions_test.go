@@ -77,3 +77,27 @@ func TestBudgetsForgetIdleUsers(t *testing.T) {
 		t.Errorf("%d users kept after they left and their limiters filled, want 0", n)
 	}
 }
+
+// New refuses what cannot work, and a hub of zero options is safe to run: no ticker of zero period.
+func TestNewOptions(t *testing.T) {
+	if _, err := New(Options{}); err == nil {
+		t.Error("a hub without store and bus was built")
+	}
+	h, db := newTestHub(t)
+	if _, err := New(Options{Store: db, Bus: h.opts.Bus, PingInterval: time.Minute, PongWait: time.Second}); err == nil {
+		t.Error("a PongWait shorter than PingInterval was taken")
+	}
+	zero, err := New(Options{Store: db, Bus: h.opts.Bus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		zero.Run(ctx)
+		close(done)
+	}()
+	cancel()
+	<-done
+	zero.Shutdown(context.Background(), app.CloseGoingAway, "")
+}

@@ -151,7 +151,7 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 	sessions := &auth.Sessions{Tokens: auth.NewTokens(secret, time.Now), Store: deps.Store,
 		TTL: cfg.TokenTTL, Max: cfg.SessionMax, Now: time.Now}
 	m := metrics.New(cfg.NodeID)
-	hub := chat.New(chat.Options{
+	hub, err := chat.New(chat.Options{
 		Store:           deps.Store,
 		Bus:             deps.Bus,
 		Tokens:          sessions,
@@ -176,6 +176,9 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		Presence:        deps.Presence,
 		PresenceTTL:     cfg.PresenceTTL,
 	})
+	if err != nil {
+		return nil, err
+	}
 	m.Watch(hub.Stats())
 	s := &Server{cfg: cfg, log: log, db: deps.Store, bus: deps.Bus, hub: hub, echo: echo.New(), failures: deps.Failures, hourly: deps.Hourly}
 	s.routes(sessions, passwords, m)
