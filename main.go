@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,11 +43,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "bench":
 			return runBench(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
-			writeHelp(stdout)
-			return 0
+			if len(args) == 1 {
+				writeHelp(stdout)
+				return 0
+			}
 		case "version", "-version", "--version":
-			fmt.Fprintln(stdout, version())
-			return 0
+			if len(args) == 1 {
+				fmt.Fprintln(stdout, version())
+				return 0
+			}
 		}
 		fmt.Fprintf(stderr, "causerie: unknown arguments %q: the server takes its settings from environment variables; \"causerie help\" lists them, and the subcommands\n", args)
 		return 2
@@ -183,7 +188,7 @@ Usage:
   causerie help         this text
 
 Settings, from environment variables, or from a .env file in the working directory (copy .env.example);
-variables set in the environment win:
+a variable set in the environment wins, unless it is empty:
 
 `)
 	config.WriteHelp(w, 100)
@@ -197,7 +202,7 @@ func version() string {
 	if !ok {
 		return "causerie (no build information)"
 	}
-	v := "causerie " + info.Main.Version
+	v := "causerie " + cmp.Or(info.Main.Version, "(devel)")
 	var rev, at, dirty string
 	for _, s := range info.Settings {
 		switch s.Key {
@@ -212,7 +217,7 @@ func version() string {
 		}
 	}
 	if rev == "" {
-		return v + ", no revision recorded (go run, or a build outside a git checkout), " + info.GoVersion
+		return v + ", no revision recorded (go run records none; go build does, in a git checkout with git on PATH), " + info.GoVersion
 	}
 	return fmt.Sprintf("%s, revision %s of %s%s, %s", v, rev, at, dirty, info.GoVersion)
 }

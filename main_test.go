@@ -225,7 +225,7 @@ func TestCommandLine(t *testing.T) {
 	if code := run(context.Background(), []string{"version"}, env, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "causerie ") || !strings.Contains(stdout.String(), "go1.") {
 		t.Errorf("version: exit %d, %q", code, stdout.String())
 	}
-	for _, args := range [][]string{{"serve"}, {"--port", "80"}, {"bench", "extra"}} {
+	for _, args := range [][]string{{"serve"}, {"--port", "80"}, {"bench", "extra"}, {"help", "extra"}, {"version", "x"}} {
 		var stdout, stderr strings.Builder
 		if code := run(context.Background(), args, env, &stdout, &stderr); code != 2 || stderr.Len() == 0 || stdout.Len() != 0 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and an error on stderr", args, code, stdout.String(), stderr.String())

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -82,3 +83,16 @@ func classify(err error) (int, errorBody) {
 }
 
 var genericInternal = errorBody{errorDetail{app.CodeInternal, "internal server error"}}
+
+// plainJSON is Echo's JSON serializer without HTML escaping: answers are application/json with nosniff,
+// never HTML, and "Bearer <token>" reads better than "Bearer \u003ctoken\u003e" in a terminal.
+type plainJSON struct{ echo.DefaultJSONSerializer }
+
+func (plainJSON) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}

@@ -189,6 +189,7 @@ func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *m
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
+	e.JSONSerializer = plainJSON{}
 	e.IPExtractor, e.SchemeExtractor = clientIP(s.cfg.TrustedProxies)
 
 	e.Use(middleware.RequestID())
