@@ -380,8 +380,9 @@ const writerLinger = time.Second
 
 // Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires
 // idle writers, and refreshes this node's presence, until ctx ends. It starts, on goroutines of their
-// own, the exchange of usage with the other nodes and the watch on ended sessions, which end with ctx. One loop serves all clients so that
-// an idle connection costs no timer and no goroutine.
+// own, the exchange of usage with the other nodes and the watch on ended sessions, which end with ctx.
+// One loop serves all clients, so that an idle connection costs no goroutine and no ticker of its own:
+// its only timer is the one that ends it when its token expires.
 func (h *Hub) Run(ctx context.Context) {
 	t := time.NewTicker(h.opts.PingInterval)
 	defer t.Stop()

@@ -212,18 +212,6 @@ func (n *Node) Stop(t testing.TB) {
 	}
 }
 
-// Restart stops n gracefully and starts a process with the same variables and port, as an operator
-// restarting the node would. Clients must reconnect to it by themselves.
-func (n *Node) Restart(t testing.TB) *Node {
-	t.Helper()
-	n.Stop(t)
-	next, err := startNode(t, Binary(t), n.env)
-	if err != nil {
-		t.Fatalf("restart node %s: %v\noutput:\n%s", n.Config.NodeID, err, tail(next.Logs()))
-	}
-	return next
-}
-
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()

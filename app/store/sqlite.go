@@ -42,7 +42,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: create %s: %w", path, err)
 	}
 	// WAL lets readers run beside the writer; synchronous(FULL) makes every commit durable before it
-	// returns, which is what lets the hub acknowledge a message once AppendMessage returns.
+	// returns, which is what lets the hub acknowledge a message once AppendMessages returns.
 	q := url.Values{}
 	// wal_autocheckpoint(0): the committing connection would otherwise copy the log back into the database,
 	// and sync it, in the middle of a commit, every thousand pages; checkpointLoop does it beside the
