@@ -213,6 +213,7 @@ func TestMessageBudgetIsPerUser(t *testing.T) {
 
 // Three tabs chatting at 5 messages a second in all, a JSON ping now and then, never meet the defaults.
 func TestOrdinaryChatNeverMeetsTheBudget(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	s := servertest.Start(t, nil)
 	ada := s.Register(t, "ada@example.com")
 	tabs := []*servertest.Client{s.Connect(t, ada), s.Connect(t, ada), s.Connect(t, ada)}
@@ -378,6 +379,7 @@ func dialUntilRefused(t *testing.T, s *servertest.Server, path string) {
 
 // MAX_CONNS_PER_USER holds across nodes: a user at the cap on one node is refused on the other.
 func TestConnectionCapAcrossNodes(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	nodes := servertest.NodeEnvs(t, 2, map[string]string{"MAX_CONNS_PER_USER": "3"})
 	one, two := servertest.Start(t, nodes[0]), servertest.Start(t, nodes[1])
 	ada := one.Register(t, "ada@example.com")
@@ -391,6 +393,7 @@ func TestConnectionCapAcrossNodes(t *testing.T) {
 
 // A user with three tabs spread over two nodes, reloading one ten times, never meets the default cap.
 func TestOrdinaryUseNeverMeetsTheCapAcrossNodes(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	envs := servertest.NodeEnvs(t, 2, nil)
 	delete(envs[0], "RATE_LIMIT")
 	delete(envs[1], "RATE_LIMIT")
@@ -413,6 +416,7 @@ func TestOrdinaryUseNeverMeetsTheCapAcrossNodes(t *testing.T) {
 // RATE_LIMIT holds across nodes: two sockets of one user, one per node, each sending under the limit
 // but together over it, are refused. Each node alone would let everything through.
 func TestRateLimitAcrossNodes(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	envs := servertest.NodeEnvs(t, 2, map[string]string{"RATE_LIMIT": "10", "RATE_BURST": "10"})
 	one, two := servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
 	ada := one.Register(t, "ada@example.com")
@@ -453,6 +457,7 @@ func TestRateLimitAcrossNodes(t *testing.T) {
 // A user with three tabs over two nodes, each chatting at 5 messages a second, never meets the default
 // rate limit, all nodes counted together.
 func TestOrdinaryChatNeverMeetsTheRateLimitAcrossNodes(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	envs := servertest.NodeEnvs(t, 2, nil)
 	delete(envs[0], "RATE_LIMIT")
 	delete(envs[1], "RATE_LIMIT")

@@ -262,6 +262,7 @@ func TestResendWithSameIDIsStoredOnce(t *testing.T) {
 }
 
 func TestTokenExpiryAndRefresh(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	s := servertest.Start(t, map[string]string{"TOKEN_TTL": "3s"})
 	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
 	start := time.Now()

@@ -190,6 +190,7 @@ func TestFramesThatCloseTheConnection(t *testing.T) {
 }
 
 func TestUpgradeRefusedWithoutValidToken(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	s := servertest.Start(t, map[string]string{"TOKEN_TTL": "1s"})
 	u := s.Register(t, "ada@example.com")
 	cases := []struct {
@@ -263,6 +264,7 @@ func TestOriginCheck(t *testing.T) {
 // A client that never reads must not slow down the others: it is dropped when its queue fills, and the
 // rest keep getting every message.
 func TestStuckClientDoesNotDelayOthers(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "60000", "RATE_LIMIT": "0"})
 	u := s.Register(t, "ada@example.com")
 
@@ -315,6 +317,7 @@ func TestStuckClientDoesNotDelayOthers(t *testing.T) {
 // 50 clients each send 20 messages at once: every client gets every other client's messages exactly once,
 // in each sender's order, and an ack for each of its own.
 func TestManyConcurrentSenders(t *testing.T) {
+	t.Parallel() // it waits on the clock; its server is its own
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		const clients, perClient = 50, 20
 		s := start(map[string]string{"REGISTRATIONS_PER_IP": "0"}) // 50 accounts from one address
