@@ -221,8 +221,7 @@ func (c *Client) dropLocked() {
 	c.closeCode, c.closeReason = app.CloseSlowClient, "slow client: outbound queue full"
 	c.queue, c.queued = nil, 0
 	c.held, c.heldBytes = nil, 0
-	c.hub.stats.SlowClientsDropped.Add(1)
-	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
+	c.hub.stats.SlowClientsDropped.Add(1) // logged by the writer, which holds no lock then
 	if c.inWrite {
 		// The writer is in the middle of a batch to a peer that does not keep up: a close frame cannot
 		// follow it in time, so the connection is cut. Closing a socket does not wait for the peer.
@@ -377,6 +376,7 @@ func (c *Client) writeLoop() {
 		c.mu.Unlock()
 
 		if dropped {
+			c.logDropped()
 			return // dropLocked closes the connection.
 		}
 		err := c.write(batch, ping, pong, pongData)
@@ -387,12 +387,19 @@ func (c *Client) writeLoop() {
 				c.closeCode = app.CloseInternal
 			}
 			c.closeTaken, c.queue, c.queued = true, nil, 0
+			cut := c.dropped // the write failed because dropLocked cut the connection under it
 			c.mu.Unlock()
+			if cut {
+				c.logDropped()
+			}
 			c.conn.Abort()
 			return
 		}
 		c.mu.Unlock()
 		if code != 0 {
+			if code == app.CloseSlowClient {
+				c.logDropped()
+			}
 			c.conn.Close(code, reason)
 			return
 		}
@@ -404,6 +411,11 @@ func (c *Client) writeLoop() {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// logDropped logs that c was dropped for not reading what it was sent (dropLocked).
+func (c *Client) logDropped() {
+	c.hub.log.Warn("dropping slow client", "conn", c.ID, "user", c.User.UserID)
 }
 
 // write writes a pong when one is due (first: the peer may be timing it), the batch, then a ping.

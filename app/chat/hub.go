@@ -100,11 +100,11 @@ type Counter interface {
 
 // Hub routes messages between clients. It is safe for concurrent use.
 type Hub struct {
-	opts  Options
-	log   *slog.Logger
-	pipe  *pipeline
-	relay *relay
-	seq   atomic.Uint64
+	opts    Options
+	log     *slog.Logger
+	pipe    *pipeline
+	relay   *relay
+	connSeq atomic.Uint64 // numbers this node's connections
 	// commitMu is held by the pipeline while it commits and marks what it committed, and shared by the
 	// catch-ups while they read the store: so a catch-up never reads a message of this node that is not
 	// yet marked, and catch-ups do not wait for each other.
@@ -245,7 +245,7 @@ type Session struct {
 // backlog. The caller must call Unregister when the connection ends.
 func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, error) {
 	user, joins := s.User, s.Joins
-	seq := h.seq.Add(1)
+	seq := h.connSeq.Add(1)
 	c := &Client{
 		ID:       h.opts.NodeID + "-" + strconv.FormatUint(seq, 10),
 		User:     user,

@@ -18,14 +18,14 @@ type room struct {
 
 	// mu guards users, conns and gone, and orders joins, leaves and their joined/left events.
 	mu    sync.Mutex
-	users map[int64]*presence
+	users map[int64]*roomUser
 	conns int
 	// gone is set when the room has been removed from the hub: a join that finds it takes a new one.
 	gone bool
 }
 
-// presence is one user in a room: a user with several connections there is present once.
-type presence struct {
+// roomUser is one user in a room: a user with several connections there is present once.
+type roomUser struct {
 	author     app.Author
 	conns      int
 	lastTyping time.Time
@@ -43,11 +43,11 @@ func (r *room) enter(c *Client, joined func()) bool {
 	r.members.add(c)
 	r.conns++
 	if r.users == nil {
-		r.users = make(map[int64]*presence)
+		r.users = make(map[int64]*roomUser)
 	}
 	p, ok := r.users[c.User.UserID]
 	if !ok {
-		p = &presence{author: author(c.User)}
+		p = &roomUser{author: author(c.User)}
 		r.users[c.User.UserID] = p
 	}
 	if p.conns++; p.conns == 1 {
