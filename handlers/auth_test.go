@@ -186,7 +186,12 @@ func TestHealthAndMetrics(t *testing.T) {
 		a, b := s.Connect(t, u), s.Connect(t, u)
 		a.SendText("hi")
 		b.Read()
+		// The fan-out counts its deliveries once it has queued them all: b may read first.
 		metrics := s.Get(t, "/metrics")
+		for deadline := time.Now().Add(servertest.Timeout); !strings.Contains(metrics, "causerie_deliveries_total 1") && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+			metrics = s.Get(t, "/metrics")
+		}
 		for _, want := range []string{
 			"causerie_connections 2",
 			"causerie_messages_received_total 1",

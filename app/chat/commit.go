@@ -13,8 +13,8 @@ import (
 // maxCommitBatch caps the messages stored in one transaction.
 const maxCommitBatch = 256
 
-// commitTimeout bounds storing one batch, retries included: a hung database must not hold commitMu, and
-// the catch-ups waiting on it, for ever. Its senders get an error frame and may send again.
+// commitTimeout bounds storing one batch, retries included: a hung database must not hold the committer
+// for ever. Its senders get an error frame and may send again.
 const commitTimeout = 10 * time.Second
 
 // errClosed is returned to senders once the hub has stopped taking messages.
@@ -30,11 +30,13 @@ var errClosed = app.Errorf(app.CodeUnavailable, "the server is shutting down; se
 // frame of a WebSocket sender, or wakes a REST sender. So an ack never overtakes an earlier message on its
 // connection, and a client that resumes from the id of its last ack misses nothing; a WebSocket reader
 // never waits for the disk and goes on with its next frames, which is what lets batches grow; no lock is
-// held across the disk sync but commitMu; and neither a slow fan-out nor the bus delays the next commit.
+// held across the disk sync; and neither a slow fan-out nor the bus delays the next commit. A message of a
+// connection is marked in its room's sequencer before it is stored (inflight), so that a catch-up that
+// reads it from the store before its event comes leaves it to the event, which answers its sender.
 type pipeline struct {
 	db MessageStore
-	// hub is told of each message stored (committed), then publishes it (publish), which answers its
-	// sender once it is delivered here.
+	// hub marks each message of a connection before it is stored (fly), then publishes it (publish),
+	// which answers its sender once it is delivered here.
 	hub     *Hub
 	log     *slog.Logger
 	appends chan *appendReq
@@ -50,9 +52,11 @@ type pipeline struct {
 // appendReq is one message to store. A WebSocket sender (from) gets an ack or error frame queued; a REST
 // sender waits on done.
 type appendReq struct {
-	msg  app.Message
-	from *Client
-	done chan appendResult
+	msg app.Message
+	// ackID is the client id the sender gave, echoed in its ack: msg.ClientID may be one of ours.
+	ackID string
+	from  *Client
+	done  chan appendResult
 }
 
 // published is a stored message on its way to the bus, with the sender waiting for its answer.
@@ -122,10 +126,13 @@ func (p *pipeline) commitLoop() {
 		for _, r := range batch {
 			msgs = append(msgs, r.msg)
 		}
-		// Under commitMu, so that a catch-up reading the store sees these messages only once they are
-		// marked as on their way from here (see catchUp). Only a message that will be published with its
-		// frame is marked: its event clears the mark.
-		p.hub.commitMu.Lock()
+		// Marked before they can be read from the store: a catch-up leaves them to their events (see
+		// sequencer.inflight), which clear the marks.
+		for _, r := range batch {
+			if r.from != nil {
+				p.hub.fly(r.msg, +1)
+			}
+		}
 		results := p.store(msgs)
 		pubs := make([]published, len(results))
 		for i, out := range results {
@@ -140,16 +147,17 @@ func (p *pipeline) commitLoop() {
 				// case the node that stored it first stopped before publishing it.
 				pub.ev = bus.Event{Room: out.Message.Room, ID: out.Message.ID}
 				if out.Created && pub.res.err == nil {
-					p.hub.committed(out.Message.Room, out.Message.ID)
 					pub.ev.Payload = frame
 					if r.from != nil {
 						pub.ev.Skip = r.from.ID
 					}
 				}
 			}
+			if out.err != nil && r.from != nil {
+				p.hub.fly(r.msg, -1) // not stored: no event will clear it
+			}
 			pubs[i] = pub
 		}
-		p.hub.commitMu.Unlock()
 		for _, pub := range pubs {
 			p.outbox <- pub
 		}
@@ -200,7 +208,11 @@ func (p *pipeline) publishLoop() {
 			p.answer(pub.req, pub.res)
 			continue
 		}
-		p.hub.publish(pub.ev, func() { p.answer(pub.req, pub.res) })
+		var landed *app.Message
+		if pub.req.from != nil {
+			landed = &pub.req.msg
+		}
+		p.hub.publishStored(pub.ev, landed, func() { p.answer(pub.req, pub.res) })
 	}
 }
 
@@ -211,10 +223,10 @@ func (p *pipeline) answer(req *appendReq, res appendResult) {
 	}
 	if res.err != nil {
 		p.log.Error("store message", "conn", req.from.ID, "room", req.msg.Room, "err", res.err)
-		req.from.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.msg.ClientID, 0))
+		req.from.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", req.ackID, 0))
 		return
 	}
-	req.from.answer(app.EncodeMessageAck(req.msg.ClientID, res.object))
+	req.from.answer(app.EncodeMessageAck(req.ackID, res.object))
 }
 
 // close stops taking messages, lets those taken be stored and published, and returns when they are or

@@ -46,7 +46,7 @@ func BenchmarkBroadcast1000(b *testing.B) {
 	for i := range members {
 		c := &Client{ID: string(rune('a' + i%26)), seq: uint64(i), conn: conn, hub: h, maxQueue: 1 << 20,
 			User: app.Identity{UserID: int64(i + 1)}}
-		r = h.enterRoom(c, "general")
+		r, _ = h.enterRoom(c, "general")
 		b.Cleanup(c.finish) // as Unregister does: its writer goes
 	}
 	frame, _, err := app.EncodeMessage(app.Message{ID: 1, Room: "general", From: app.Author{ID: 1, Name: "ada"}, Text: "Bonjour"})

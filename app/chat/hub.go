@@ -105,10 +105,6 @@ type Hub struct {
 	pipe    *pipeline
 	relay   *relay
 	connSeq atomic.Uint64 // numbers this node's connections
-	// commitMu is held by the pipeline while it commits and marks what it committed, and shared by the
-	// catch-ups while they read the store: so a catch-up never reads a message of this node that is not
-	// yet marked, and catch-ups do not wait for each other.
-	commitMu sync.RWMutex
 	// presenceDirty is set when the presence directory may disagree with this node (a call failed, or
 	// the other nodes gave it up): the next refresh sets this node's users again.
 	presenceDirty atomic.Bool
@@ -206,7 +202,7 @@ func (b busHandler) Event(ev bus.Event) {
 	if ev.Sent != 0 {
 		b.h.opts.Timings.BusLag(time.Duration(time.Now().UnixNano() - ev.Sent))
 	}
-	b.h.dispatch(ev, nil)
+	b.h.dispatch(ev, nil, nil)
 }
 
 // Resync catches every room up from the store, and closes the connections of sessions that ended
@@ -218,9 +214,13 @@ func (b busHandler) Resync() {
 
 // publish delivers ev to this node's connections and hands it to the bus for the others. done is as
 // for dispatch.
-func (h *Hub) publish(ev bus.Event, done func()) {
+func (h *Hub) publish(ev bus.Event, done func()) { h.publishStored(ev, nil, done) }
+
+// publishStored is publish for a message of this node's: landed, when not nil, is the message as it was
+// marked in flight (fly), whose mark the delivery clears.
+func (h *Hub) publishStored(ev bus.Event, landed *app.Message, done func()) {
 	ev.Node, ev.Sent = h.opts.NodeID, time.Now().UnixNano()
-	h.dispatch(ev, done)
+	h.dispatch(ev, landed, done)
 	h.relay.send(ev)
 }
 
@@ -299,13 +299,18 @@ func (h *Hub) Unregister(c *Client) {
 	h.sessions.Done()
 }
 
-// enterRoom adds c to the room name, creating the room if needed, and returns it.
-func (h *Hub) enterRoom(c *Client, name string) *room {
-	joined := func() { h.announce(presenceOp{enter: true, room: name, who: author(c.User), skip: c.ID}) }
+// enterRoom adds c to the room name, creating the room if needed, and returns it, with, when c is its
+// user's first connection there, a channel closed once the directory has the user (see announce).
+func (h *Hub) enterRoom(c *Client, name string) (*room, <-chan struct{}) {
+	var recorded chan struct{}
+	joined := func() {
+		recorded = make(chan struct{})
+		h.announce(presenceOp{enter: true, room: name, who: author(c.User), skip: c.ID, done: recorded})
+	}
 	for {
 		v, _ := h.rooms.LoadOrStore(name, &room{name: name})
 		if r := v.(*room); r.enter(c, joined) {
-			return r
+			return r, recorded
 		}
 		// The room emptied and went between the load and the enter: take a new one.
 	}

@@ -40,6 +40,8 @@ type presenceOp struct {
 	who   app.Author
 	// skip is the connection that must not get the joined event: the joiner's, which gets the presence.
 	skip string
+	// done, when not nil, is closed once the directory has been told.
+	done chan struct{}
 }
 
 // presenceQueue holds the changes of this node's users in the order they happened, for one goroutine,
@@ -88,6 +90,9 @@ func (h *Hub) drainPresence() {
 }
 
 func (h *Hub) applyPresence(op presenceOp) {
+	if op.done != nil {
+		defer close(op.done)
+	}
 	if op.enter {
 		if h.enterPresence(op.room, op.who) {
 			h.publishEvent(app.FrameJoined, op.room, op.who, bus.Event{Skip: op.skip})

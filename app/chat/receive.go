@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,7 +103,13 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	// The ack (or the error) comes from the pipeline once the message is stored and published; meanwhile
 	// this reader goes on with the connection's next frames.
 	c.expectAnswer()
-	if err := h.pipe.submit(ctx, &appendReq{msg: h.message(c.User, in.Room, in.Text, in.ID), from: c}); err != nil {
+	msg := h.message(c.User, in.Room, in.Text, in.ID)
+	if msg.ClientID == "" {
+		// Every message of a connection is found in the store by its client id (see sequencer.inflight):
+		// one the client did not name gets one of ours, which it never sees.
+		msg.ClientID = h.ownClientID()
+	}
+	if err := h.pipe.submit(ctx, &appendReq{msg: msg, ackID: in.ID, from: c}); err != nil {
 		c.answer(nil)
 		return err
 	}
@@ -192,6 +200,14 @@ func (h *Hub) message(user app.Identity, room, text, clientID string) app.Messag
 	}
 }
 
+// ownClientID returns a client id for a message whose client gave none: random, so that no other
+// message, of any node or process, has it, and starting with "~", which no client id is made to.
+func (h *Hub) ownClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return "~" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // joinTimeout bounds a join: its backlog read from the store and its presence.
 const joinTimeout = 10 * time.Second
 
@@ -221,7 +237,15 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		c.enqueue(frames...)
 		return nil
 	}
-	r := h.enterRoom(c, name)
+	r, recorded := h.enterRoom(c, name)
+	if recorded != nil {
+		// Not under the room's lock: the joiner's list shows the joiner in the directory, as the other
+		// nodes will see it, while the room's other joins go on.
+		select {
+		case <-recorded:
+		case <-ctx.Done():
+		}
+	}
 	frames = append(frames, app.EncodePresence(name, h.roomUsers(ctx, r)))
 	err = h.startRoom(ctx, r)
 	var backlog [][]byte

@@ -47,8 +47,11 @@ type sequencer struct {
 	head int64
 	// pending holds events that arrived before the ones they follow.
 	pending map[int64]pendingEvent
-	// committed holds the ids of messages this node stored and has yet to publish.
-	committed map[int64]struct{}
+	// inflight counts, by author and client id, the messages of this node's connections on their way from
+	// the committer to their events: a catch-up that reads one from the store stops there and leaves it to
+	// its event, which skips the sender and answers it. Delivered from the store, the sender would get its
+	// own message as someone else's, and its ack after it.
+	inflight map[flightKey]int
 	// waiters are the senders of repeated messages, answered once last reaches their message's id.
 	waiters []pendingEvent
 	// fetching is set while a catch-up is scheduled or running; again, when a resync came meanwhile: what
@@ -60,6 +63,12 @@ type sequencer struct {
 	closed bool
 }
 
+// flightKey names a message before the store numbers it.
+type flightKey struct {
+	user     int64
+	clientID string
+}
+
 // pendingEvent is a message event waiting for its turn; done, when not nil, answers its sender.
 type pendingEvent struct {
 	ev   bus.Event
@@ -68,8 +77,9 @@ type pendingEvent struct {
 
 // dispatch hands ev to the members of its room on this node: message events in id order, others at
 // once. done, when not nil, runs once ev is delivered or known to need no delivery here: it queues the
-// sender's ack, which so never overtakes a message of the room on the sender's connection.
-func (h *Hub) dispatch(ev bus.Event, done func()) {
+// sender's ack, which so never overtakes a message of the room on the sender's connection. landed, when
+// not nil, is the message of a connection of this node that ev announces: its in-flight mark goes.
+func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	v, ok := h.rooms.Load(ev.Room)
 	if !ok {
 		if done != nil {
@@ -85,14 +95,14 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	s := &r.seq
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if landed != nil {
+		s.flyLocked(*landed, -1)
+	}
 	s.head = max(s.head, ev.ID)
 	if ev.Payload == nil && done != nil && !s.closed && !(s.based && ev.ID <= s.last) {
 		// A repeated message: answer its sender once the earlier one is delivered here.
 		s.waiters = append(s.waiters, pendingEvent{ev: ev, done: done})
 		done = nil
-	}
-	if ev.Payload != nil {
-		delete(s.committed, ev.ID)
 	}
 	if s.closed || (s.based && ev.ID <= s.last) || ev.Payload == nil {
 		// Closed, already delivered, or a bare head (a repeat, or ids a node failed to publish, announced
@@ -125,24 +135,31 @@ func (h *Hub) dispatch(ev bus.Event, done func()) {
 	}
 }
 
-// committed records that this node stored message id in the room name and will publish it: a catch-up
-// must not deliver it from the store before its event comes, or its sender would get it as someone
-// else's message, and its ack after it.
-func (h *Hub) committed(name string, id int64) {
-	v, ok := h.rooms.Load(name)
+// fly marks m, a message of a connection of this node, as on its way to the store and its event (delta
+// +1), or takes the mark back (-1): see sequencer.inflight. Its room exists: the sender is in it.
+func (h *Hub) fly(m app.Message, delta int) {
+	v, ok := h.rooms.Load(m.Room)
 	if !ok {
 		return
 	}
 	s := &v.(*room).seq
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return
+	s.flyLocked(m, delta)
+}
+
+// flyLocked is fly under s.mu.
+func (s *sequencer) flyLocked(m app.Message, delta int) {
+	k := flightKey{m.From.ID, m.ClientID}
+	switch n := s.inflight[k] + delta; {
+	case n > 0:
+		if s.inflight == nil {
+			s.inflight = make(map[flightKey]int)
+		}
+		s.inflight[k] = n
+	default:
+		delete(s.inflight, k)
 	}
-	if s.committed == nil {
-		s.committed = make(map[int64]struct{})
-	}
-	s.committed[id] = struct{}{}
 }
 
 // startRoom gives r its base, the id of the room's newest stored message, if it has none yet. Every
@@ -254,9 +271,7 @@ func (h *Hub) catchUp(r *room) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
-		h.commitMu.RLock()
 		msgs, err := h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
-		h.commitMu.RUnlock()
 		cancel()
 
 		s.mu.Lock()
@@ -278,10 +293,10 @@ func (h *Hub) catchUp(r *room) {
 			if m.ID <= s.last {
 				continue
 			}
-			if _, ok := s.committed[m.ID]; ok {
-				// This node stored it and its event is on the way, with the sender to skip and the ack to
-				// queue: delivered from here, the sender would get its own message. The event flushes
-				// what follows.
+			if s.inflight[flightKey{m.From.ID, m.ClientID}] > 0 {
+				// A connection of this node sent it and its event is on the way, with the sender to skip
+				// and the ack to queue: delivered from here, the sender would get its own message. The
+				// event flushes what follows.
 				break
 			}
 			pe, ok := s.pending[m.ID]
