@@ -281,3 +281,49 @@ func TestRepeatReachesTheRoomBeforeItsAck(t *testing.T) {
 	bystander.waitIDs(t, "[1]")
 	conn.waitOrder(t, "[1 ack]") // the message, as its other tabs get it, then the ack
 }
+
+// A catch-up that reads from the store a message of this node's sender, stored but not yet published,
+// leaves it to its event: the sender gets its ack where the others get the message, never its own
+// message as someone else's. No lock keeps the catch-up from reading meanwhile: the message is marked in
+// flight before it is stored.
+func TestCatchUpLeavesAMessageInFlightToItsEvent(t *testing.T) {
+	h, db := newTestHub(t)
+	bystander := joinGeneral(t, h)
+	ctx := context.Background()
+	author, err := db.CreateUser(ctx, app.User{Email: "author@example.com", Name: "author", PasswordHash: "h", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &frameConn{}
+	c, err := h.Register(ctx, conn, Session{
+		User:  app.Identity{UserID: author.ID, Name: "author", ExpiresAt: time.Now().Add(time.Hour)},
+		Joins: []Join{{Room: "general"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+
+	// As the committer does: marked, then stored; its event is still to come.
+	mine := app.Message{Room: "general", From: app.Author{ID: author.ID, Name: "author"}, Text: "mine", At: time.Now(), ClientID: "m-1"}
+	h.fly(mine, +1)
+	out, err := db.AppendMessages(ctx, []app.Message{mine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another node's message after it arrives, and the gap before it sends a catch-up to the store.
+	busHandler{h}.Event(remoteNode(t, db, 1)[0])
+	time.Sleep(3 * gapWait)
+	if got := conn.messageIDs(); len(got) != 0 {
+		t.Fatalf("the sender got %v before its message's event: its own message as someone else's", got)
+	}
+
+	frame, object, err := app.EncodeMessage(out[0].Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := bus.Event{Room: "general", Payload: frame, ID: out[0].Message.ID, Skip: c.ID}
+	h.publishStored(ev, &mine, func() { c.enqueue(app.EncodeMessageAck("m-1", object)) })
+	conn.waitOrder(t, "[ack 2]")
+	bystander.waitIDs(t, "[1 2]")
+}
