@@ -73,6 +73,7 @@ type appendResult struct {
 	err     error
 }
 
+// newPipeline returns a pipeline whose loops the hub's Run starts.
 func newPipeline(s MessageStore, h *Hub) *pipeline {
 	p := &pipeline{
 		db:      s,
@@ -83,8 +84,6 @@ func newPipeline(s MessageStore, h *Hub) *pipeline {
 		stopped: make(chan struct{}),
 		quit:    make(chan struct{}),
 	}
-	go p.commitLoop()
-	go p.publishLoop()
 	return p
 }
 

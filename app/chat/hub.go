@@ -121,6 +121,9 @@ type Hub struct {
 	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 
+	// loops starts the pipeline's and the relay's loops, once, in Run; looping says it has.
+	loops   sync.Once
+	looping atomic.Bool
 	// sessionCheck asks watchSessions to look for connections of ended sessions now.
 	sessionCheck chan struct{}
 	// presenceQ holds the joins and leaves on their way to the directory (see announce).
@@ -134,7 +137,7 @@ type Hub struct {
 	sessions sync.WaitGroup
 }
 
-// New returns a hub subscribed to opts.Bus. It refuses options that cannot work; zero values take
+// New returns a hub; it starts nothing: Run does. It refuses options that cannot work; zero values take
 // config.Load's defaults.
 func New(opts Options) (*Hub, error) {
 	switch {
@@ -172,8 +175,19 @@ func New(opts Options) (*Hub, error) {
 	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst, opts.MaxConnsPerUser, opts.Usage), sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
-	opts.Bus.Subscribe(busHandler{h})
 	return h, nil
+}
+
+// startLoops starts, once, the loops that carry messages: the committer and the publisher of the
+// pipeline, the relay to the bus, and the subscription to it. Shutdown ends them.
+func (h *Hub) startLoops() {
+	h.loops.Do(func() {
+		h.looping.Store(true)
+		go h.pipe.commitLoop()
+		go h.pipe.publishLoop()
+		go h.relay.loop()
+		h.opts.Bus.Subscribe(busHandler{h})
+	})
 }
 
 type noTimings struct{}
@@ -389,6 +403,7 @@ const writerLinger = time.Second
 // One loop serves all clients, so that an idle connection costs no goroutine and no ticker of its own:
 // its only timer is the one that ends it when its token expires.
 func (h *Hub) Run(ctx context.Context) {
+	h.startLoops()
 	t := time.NewTicker(h.opts.PingInterval)
 	defer t.Stop()
 	sweep := time.NewTicker(writerLinger)
@@ -506,6 +521,9 @@ const drainTimeout = 3 * time.Second
 func (h *Hub) drain() {
 	for _, close := range []func(context.Context){h.pipe.close, h.relay.close} {
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		if !h.looping.Load() {
+			cancel() // a hub that never ran has no loop to wait for: close, and do not wait
+		}
 		close(ctx)
 		cancel()
 	}

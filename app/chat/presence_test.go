@@ -56,12 +56,11 @@ func (s *silentRedis) count() int {
 // after it do not ask Redis at all (in a reconnect storm each would otherwise wait its turn for a timeout,
 // under the room's lock), and their joined events still go out.
 func TestJoinsDoNotWaitOnADirectoryKnownToBeOff(t *testing.T) {
-	h, _ := newTestHub(t)
 	silent := newSilentRedis(t)
 	// As redisbus.New configures the client it shares with the directory.
 	client := redis.NewClient(&redis.Options{Addr: silent.ln.Addr().String(), MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
-	h.opts.Presence = directory.NewRedis(client, "t:", "n", time.Minute)
+	h, _ := newTestHub(t, func(o *Options) { o.Presence = directory.NewRedis(client, "t:", "n", time.Minute) })
 
 	watcher := joinGeneral(t, h) // its enter, queued, pays the timeout
 	deadline := time.Now().Add(5 * time.Second)
@@ -107,11 +106,10 @@ func TestJoinsDoNotWaitOnADirectoryKnownToBeOff(t *testing.T) {
 // No lock is held while the directory is asked: with a Redis that never answers, the room's lock is free
 // while a join's call to it waits, so that the room's other joins, leaves and typing go on.
 func TestNoRoomLockWaitsOnTheDirectory(t *testing.T) {
-	h, _ := newTestHub(t)
 	silent := newSilentRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: silent.ln.Addr().String(), MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
-	h.opts.Presence = directory.NewRedis(client, "t:", "n", time.Minute)
+	h, _ := newTestHub(t, func(o *Options) { o.Presence = directory.NewRedis(client, "t:", "n", time.Minute) })
 
 	registered := make(chan *Client, 1)
 	go func() {

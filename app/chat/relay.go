@@ -51,10 +51,9 @@ type relay struct {
 	closed  bool
 }
 
+// newRelay returns a relay whose loop the hub's Run starts.
 func newRelay(b bus.Bus, node string, log *slog.Logger) *relay {
-	r := &relay{bus: b, node: node, log: log, in: make(chan bus.Event, relayQueue), stopped: make(chan struct{})}
-	go r.loop()
-	return r
+	return &relay{bus: b, node: node, log: log, in: make(chan bus.Event, relayQueue), stopped: make(chan struct{})}
 }
 
 // send queues ev for the bus; it never blocks.

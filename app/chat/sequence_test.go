@@ -121,21 +121,37 @@ func remoteNode(t *testing.T, db *store.DB, n int) []bus.Event {
 	return evs
 }
 
-func newTestHub(t *testing.T) (*Hub, *store.DB) {
+// newTestHub runs a hub over SQLite in t's directory and the memory bus; each of with may change the
+// options first.
+func newTestHub(t *testing.T, with ...func(*Options)) (*Hub, *store.DB) {
 	t.Helper()
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h, err := New(Options{
+	opts := Options{
 		Store: db, Bus: bus.NewMemory(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
 		MaxMessageBytes: 4096, QueueBytes: 1 << 20, HistoryLimit: 50, ResumeMax: 1000, MaxRooms: 10,
-	})
+	}
+	for _, change := range with {
+		change(&opts)
+	}
+	h, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Shutdown(context.Background(), app.CloseGoingAway, "") })
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		h.Run(ctx)
+		close(ran)
+	}()
+	t.Cleanup(func() {
+		h.Shutdown(context.Background(), app.CloseGoingAway, "")
+		cancel()
+		<-ran
+	})
 	return h, db
 }
 
