@@ -40,8 +40,6 @@ const (
 	// maxMessageBytes caps one inbound message, all its fragments together; x/net/websocket's own default
 	// was 32 MiB per frame. MAX_MESSAGE_BYTES, at most 60 KiB, caps the text inside it.
 	maxMessageBytes = 64 << 10
-	// writeWait bounds one batch of writes, so a peer that stopped reading cannot hold its writer forever.
-	writeWait = 10 * time.Second
 	// closeWait bounds the close handshake: writing the close frame and waiting for the writer to finish.
 	closeWait = time.Second
 )
@@ -55,6 +53,9 @@ type WS struct {
 	// Compressor, when set, accepts permessage-deflate from clients that offer it and compresses their
 	// frames; nil turns compression off.
 	Compressor *wsframe.Compressor
+	// WriteWait bounds one batch of writes, so that a peer that stopped reading cannot hold its writer
+	// for ever (WS_WRITE_TIMEOUT).
+	WriteWait time.Duration
 	// MaxConnsPerIP caps this node's WebSockets from one client address; 0 is no cap. The cap per user
 	// is the hub's (Admit), as it holds across nodes.
 	MaxConnsPerIP int
@@ -142,7 +143,7 @@ func (h *WS) Serve(c echo.Context) error {
 	if h.Compressor != nil {
 		extensions, deflate = wsframe.NegotiateDeflate(c.Request().Header.Values("Sec-WebSocket-Extensions"))
 	}
-	w := &lean{ResponseWriter: c.Response()}
+	w := &lean{ResponseWriter: c.Response(), writeWait: h.WriteWait}
 	started := false
 	websocket.Server{
 		// Origin is checked by middleware.CheckOrigin; x/net's own check would refuse clients that send
@@ -176,7 +177,7 @@ func (h *WS) Serve(c echo.Context) error {
 // x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
 // nothing, and the session closes the real one (wsConn.Abort) when it ends.
 func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session, release func()) {
-	conn := &wsConn{live: live, closed: make(chan struct{})}
+	conn := &wsConn{live: live, writeWait: h.WriteWait, closed: make(chan struct{})}
 	if deflate {
 		conn.deflate = h.Compressor
 	}
@@ -213,7 +214,8 @@ func (h *WS) session(r *wsframe.Reader, conn *wsConn, client *chat.Client, relea
 // Its connection ignores Close.
 type lean struct {
 	http.ResponseWriter
-	reader *bufio.Reader
+	reader    *bufio.Reader
+	writeWait time.Duration // of the handshake's answer
 }
 
 // Buffer sizes for a hijacked connection: the read buffer holds a frame header and a small frame; larger
@@ -232,7 +234,7 @@ func (l *lean) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if l.reader.Buffered() == 0 {
 		l.reader = bufio.NewReaderSize(nc, leanReadBuffer)
 	}
-	ko := keepOpen{nc}
+	ko := keepOpen{nc, l.writeWait}
 	return ko, bufio.NewReadWriter(l.reader, bufio.NewWriterSize(ko, leanWriteBuffer)), nil
 }
 
@@ -240,12 +242,15 @@ func (l *lean) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 
 // keepOpen is the connection x/net/websocket writes the handshake's answer to: its Close does nothing (see
 // start), and its writes have a deadline.
-type keepOpen struct{ net.Conn }
+type keepOpen struct {
+	net.Conn
+	wait time.Duration
+}
 
 func (keepOpen) Close() error { return nil }
 
 func (k keepOpen) Write(p []byte) (int, error) {
-	if err := k.Conn.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+	if err := k.Conn.SetWriteDeadline(time.Now().Add(k.wait)); err != nil {
 		return 0, err
 	}
 	return k.Conn.Write(p)
@@ -348,6 +353,7 @@ type wsConn struct {
 	live      *netconn.Conn
 	deflate   *wsframe.Compressor // nil: frames go uncompressed
 	refreshAt time.Time           // when the write deadline needs pushing back; used by the writer only
+	writeWait time.Duration       // see WS.WriteWait
 
 	// closing is set once the close frame is on its way. Only the writer writes frames, the close frame last.
 	closing atomic.Bool
@@ -412,10 +418,10 @@ func (c *wsConn) extendDeadline() error {
 	if now.Before(c.refreshAt) {
 		return nil
 	}
-	if err := c.live.SetWriteDeadline(now.Add(writeWait)); err != nil {
+	if err := c.live.SetWriteDeadline(now.Add(c.writeWait)); err != nil {
 		return fmt.Errorf("ws: set write deadline: %w", err)
 	}
-	c.refreshAt = now.Add(writeWait / 2)
+	c.refreshAt = now.Add(c.writeWait / 2)
 	return nil
 }
 

@@ -62,6 +62,9 @@ type Config struct {
 	// QueueBytes caps the bytes waiting to be written to one connection; a client whose queue is full
 	// is disconnected (WS_QUEUE_BYTES, default 1048576).
 	QueueBytes int
+	// WriteTimeout bounds one write to a WebSocket; a peer that takes longer to read it is cut
+	// (WS_WRITE_TIMEOUT, default 10s).
+	WriteTimeout time.Duration
 	// Compression accepts permessage-deflate (RFC 7692) from WebSocket clients that offer it, browsers
 	// among them (WS_COMPRESSION=1; default 0, off: it trades server CPU for bandwidth).
 	Compression bool
@@ -142,6 +145,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TrustedProxies:     p.networks("TRUSTED_PROXIES"),
 		MaxMessageBytes:    p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
 		QueueBytes:         p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
+		WriteTimeout:       p.duration("WS_WRITE_TIMEOUT", 10*time.Second),
 		Compression:        p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
 		PingInterval:       p.duration("PING_INTERVAL", 25*time.Second),
 		PongWait:           p.duration("PONG_WAIT", 60*time.Second),

@@ -214,7 +214,7 @@ func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *m
 	accounts := &handlers.Auth{Users: s.db, Sessions: sessions, Sockets: s.hub, Passwords: passwords, Now: time.Now,
 		Failures: s.failures, MaxFailures: s.cfg.LoginFailures,
 		Registrations: s.hourly, MaxRegistrations: s.cfg.RegistrationsPerIP}
-	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
+	ws := &handlers.WS{Hub: s.hub, MaxRooms: s.cfg.MaxRooms, WriteWait: s.cfg.WriteTimeout, MaxConnsPerIP: s.cfg.MaxConnsPerIP}
 	if s.cfg.Compression {
 		ws.Compressor = wsframe.NewCompressor()
 	}
