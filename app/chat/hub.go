@@ -322,7 +322,9 @@ func (h *Hub) enterRoom(c *Client, name string) (*room, <-chan struct{}) {
 		h.announce(presenceOp{enter: true, room: name, who: author(c.User), skip: c.ID, done: recorded})
 	}
 	for {
-		v, _ := h.rooms.LoadOrStore(name, &room{name: name})
+		fresh := &room{name: name}
+		fresh.seq = h.newSequencer(fresh)
+		v, _ := h.rooms.LoadOrStore(name, fresh)
 		if r := v.(*room); r.enter(c, joined) {
 			return r, recorded
 		}
@@ -342,7 +344,7 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)
-		h.stopRoom(r)
+		r.seq.stop()
 	}
 }
 

@@ -247,7 +247,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		}
 	}
 	frames = append(frames, app.EncodePresence(name, h.roomUsers(ctx, r)))
-	err = h.startRoom(ctx, r)
+	err = r.seq.begin(ctx)
 	var backlog [][]byte
 	var last int64
 	if err == nil {

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -34,7 +35,19 @@ const (
 // do not come over the bus within gapWait, they are read from the store. A missed bus event therefore
 // costs a delay, never a hole; and because members see a room's messages in id order, a client that
 // resumes from the last id it saw misses nothing.
+//
+// It knows the room only through what it is given: deliver hands an event to the room's members on this
+// node (in order, one at a time), base reads the id of the room's newest stored message, fetch the stored
+// messages after an id, and encode makes a message's frame. So it is tested without a hub.
 type sequencer struct {
+	room    string
+	deliver func(bus.Event)
+	base    func(ctx context.Context) (int64, error)
+	fetch   func(ctx context.Context, after int64) ([]app.Message, error)
+	// caughtUp counts a message delivered from the store; log tells of the store's failures.
+	caughtUp func()
+	log      *slog.Logger
+
 	// start serialises reading the base, so that no member reads its backlog before the room has one.
 	start sync.Mutex
 
@@ -75,10 +88,11 @@ type pendingEvent struct {
 	done func()
 }
 
-// dispatch hands ev to the members of its room on this node: message events in id order, others at
-// once. done, when not nil, runs once ev is delivered or known to need no delivery here: it queues the
-// sender's ack, which so never overtakes a message of the room on the sender's connection. landed, when
-// not nil, is the message of a connection of this node that ev announces: its in-flight mark goes.
+// dispatch hands ev to the members of its room on this node: message events in id order, through the
+// room's sequencer, others at once. done, when not nil, runs once ev is delivered or known to need no
+// delivery here: it queues the sender's ack, which so never overtakes a message of the room on the
+// sender's connection. landed, when not nil, is the message of a connection of this node that ev
+// announces: its in-flight mark goes.
 func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	v, ok := h.rooms.Load(ev.Room)
 	if !ok {
@@ -92,7 +106,25 @@ func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 		h.fanOut(r, ev)
 		return
 	}
-	s := &r.seq
+	r.seq.dispatch(ev, landed, done)
+}
+
+// newSequencer returns the sequencer of room r of the hub.
+func (h *Hub) newSequencer(r *room) sequencer {
+	return sequencer{
+		room:    r.name,
+		deliver: func(ev bus.Event) { h.fanOut(r, ev) },
+		base:    func(ctx context.Context) (int64, error) { return h.opts.Store.LastID(ctx, r.name) },
+		fetch: func(ctx context.Context, after int64) ([]app.Message, error) {
+			return h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
+		},
+		caughtUp: func() { h.stats.CaughtUp.Add(1) },
+		log:      h.log,
+	}
+}
+
+// dispatch takes a message event: see Hub.dispatch.
+func (s *sequencer) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if landed != nil {
@@ -108,7 +140,7 @@ func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 		// Closed, already delivered, or a bare head (a repeat, or ids a node failed to publish, announced
 		// again): nothing to hold, but a head past last needs a catch-up.
 		if s.based && !s.closed && s.head > s.last {
-			h.scheduleCatchUpLocked(r, 0)
+			s.scheduleCatchUpLocked(0)
 		}
 		if done != nil {
 			done()
@@ -117,7 +149,7 @@ func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	}
 	if s.based && ev.ID == s.last+1 && len(s.pending) == 0 && s.head == ev.ID {
 		// The common case, and the only one on a single node: the next message, nothing waiting.
-		h.deliverLocked(r, pendingEvent{ev: ev, done: done})
+		s.deliverLocked(pendingEvent{ev: ev, done: done})
 		return
 	}
 	if s.pending == nil {
@@ -125,13 +157,13 @@ func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	}
 	if len(s.pending) >= maxPending && done == nil {
 		if s.based {
-			h.scheduleCatchUpLocked(r, gapWait)
+			s.scheduleCatchUpLocked(gapWait)
 		}
 		return
 	}
 	s.pending[ev.ID] = pendingEvent{ev: ev, done: done}
 	if s.based {
-		h.flushLocked(r)
+		s.flushLocked()
 	}
 }
 
@@ -162,11 +194,10 @@ func (s *sequencer) flyLocked(m app.Message, delta int) {
 	}
 }
 
-// startRoom gives r its base, the id of the room's newest stored message, if it has none yet. Every
-// joining member calls it before reading its backlog, so that every backlog reaches at least the base and
-// the sequencer's deliveries, which begin after it, leave no member a hole.
-func (h *Hub) startRoom(ctx context.Context, r *room) error {
-	s := &r.seq
+// begin gives the room its base, the id of its newest stored message, if it has none yet. Every joining
+// member calls it before reading its backlog, so that every backlog reaches at least the base and the
+// deliveries, which begin after it, leave no member a hole.
+func (s *sequencer) begin(ctx context.Context) error {
 	s.start.Lock()
 	defer s.start.Unlock()
 	s.mu.Lock()
@@ -175,7 +206,7 @@ func (h *Hub) startRoom(ctx context.Context, r *room) error {
 	if based {
 		return nil
 	}
-	last, err := h.opts.Store.LastID(ctx, r.name)
+	last, err := s.base(ctx)
 	if err != nil {
 		return err
 	}
@@ -191,14 +222,13 @@ func (h *Hub) startRoom(ctx context.Context, r *room) error {
 			}
 		}
 	}
-	h.flushLocked(r)
+	s.flushLocked()
 	return nil
 }
 
 // flushLocked delivers the pending events that follow last without a gap, and schedules a catch-up if a
-// gap is left. r.seq.mu must be held.
-func (h *Hub) flushLocked(r *room) {
-	s := &r.seq
+// gap is left. s.mu must be held.
+func (s *sequencer) flushLocked() {
 	for id, pe := range s.pending {
 		// Passed by a catch-up that found the store skipping ids (a message deleted by hand, say).
 		if id <= s.last {
@@ -214,21 +244,21 @@ func (h *Hub) flushLocked(r *room) {
 			break
 		}
 		delete(s.pending, s.last+1)
-		h.deliverLocked(r, pe)
+		s.deliverLocked(pe)
 	}
 	if len(s.pending) > 0 || s.head > s.last {
-		h.scheduleCatchUpLocked(r, gapWait)
+		s.scheduleCatchUpLocked(gapWait)
 	}
 }
 
-// deliverLocked delivers pe as the room's next message. r.seq.mu must be held.
-func (h *Hub) deliverLocked(r *room, pe pendingEvent) {
-	r.seq.last = pe.ev.ID
-	h.fanOut(r, pe.ev)
+// deliverLocked delivers pe as the room's next message. s.mu must be held.
+func (s *sequencer) deliverLocked(pe pendingEvent) {
+	s.last = pe.ev.ID
+	s.deliver(pe.ev)
 	if pe.done != nil {
 		pe.done()
 	}
-	r.seq.answerWaitersLocked()
+	s.answerWaitersLocked()
 }
 
 // answerWaitersLocked answers the waiters whose message has been delivered, or all when the room is
@@ -249,20 +279,19 @@ func (s *sequencer) answerWaitersLocked() {
 	s.waiters = kept
 }
 
-// scheduleCatchUpLocked reads the store after wait unless a catch-up is already on its way. r.seq.mu
-// must be held.
-func (h *Hub) scheduleCatchUpLocked(r *room, wait time.Duration) {
-	if r.seq.fetching || r.seq.closed {
+// scheduleCatchUpLocked reads the store after wait unless a catch-up is already on its way. s.mu must
+// be held.
+func (s *sequencer) scheduleCatchUpLocked(wait time.Duration) {
+	if s.fetching || s.closed {
 		return
 	}
-	r.seq.fetching = true
-	time.AfterFunc(wait, func() { h.catchUp(r) })
+	s.fetching = true
+	time.AfterFunc(wait, s.catchUp)
 }
 
-// catchUp delivers, from the store, the messages of r after the last one delivered, merging the events
-// that were waiting for them.
-func (h *Hub) catchUp(r *room) {
-	s := &r.seq
+// catchUp delivers, from the store, the messages of the room after the last one delivered, merging the
+// events that were waiting for them.
+func (s *sequencer) catchUp() {
 	for {
 		s.mu.Lock()
 		after, closed := s.last, s.closed
@@ -271,22 +300,22 @@ func (h *Hub) catchUp(r *room) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
-		msgs, err := h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
+		msgs, err := s.fetch(ctx, after)
 		cancel()
 
 		s.mu.Lock()
 		if err != nil {
 			if s.retry == 0 {
-				h.log.Error("catch up from the store; trying again", "room", r.name, "after", after, "err", err)
+				s.log.Error("catch up from the store; trying again", "room", s.room, "after", after, "err", err)
 			}
 			s.retry = min(max(2*s.retry, gapWait), maxCatchUpWait)
 			s.fetching = false
-			h.scheduleCatchUpLocked(r, s.retry)
+			s.scheduleCatchUpLocked(s.retry)
 			s.mu.Unlock()
 			return
 		}
 		if s.retry != 0 {
-			h.log.Info("catch up from the store: working again", "room", r.name)
+			s.log.Info("catch up from the store: working again", "room", s.room)
 			s.retry = 0
 		}
 		for _, m := range msgs {
@@ -305,13 +334,13 @@ func (h *Hub) catchUp(r *room) {
 			} else {
 				frame, _, err := app.EncodeMessage(m)
 				if err != nil {
-					h.log.Error("encode stored message", "room", r.name, "id", m.ID, "err", err)
+					s.log.Error("encode stored message", "room", s.room, "id", m.ID, "err", err)
 					continue
 				}
-				pe = pendingEvent{ev: bus.Event{Room: r.name, Payload: frame, ID: m.ID}}
-				h.stats.CaughtUp.Add(1)
+				pe = pendingEvent{ev: bus.Event{Room: s.room, Payload: frame, ID: m.ID}}
+				s.caughtUp()
 			}
-			h.deliverLocked(r, pe)
+			s.deliverLocked(pe)
 		}
 		more := len(msgs) == catchUpBatch && s.last == msgs[len(msgs)-1].ID
 		if !more && s.again {
@@ -319,7 +348,7 @@ func (h *Hub) catchUp(r *room) {
 		}
 		if !more {
 			s.fetching = false
-			h.flushLocked(r)
+			s.flushLocked()
 		}
 		s.mu.Unlock()
 		if !more {
@@ -328,9 +357,8 @@ func (h *Hub) catchUp(r *room) {
 	}
 }
 
-// stopRoom answers what r still holds and makes it drop what comes later: r has left the hub.
-func (h *Hub) stopRoom(r *room) {
-	s := &r.seq
+// stop answers what the room still holds and makes it drop what comes later: the room has left the hub.
+func (s *sequencer) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
@@ -343,16 +371,20 @@ func (h *Hub) stopRoom(r *room) {
 	s.answerWaitersLocked()
 }
 
+// resync catches the room up from the store: the bus says it may have lost events.
+func (s *sequencer) resync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.based {
+		s.again = s.fetching
+		s.scheduleCatchUpLocked(0)
+	}
+}
+
 // resync catches every room of this node up from the store: the bus says it may have lost events.
 func (h *Hub) resync() {
 	h.rooms.Range(func(_, v any) bool {
-		r := v.(*room)
-		r.seq.mu.Lock()
-		if r.seq.based {
-			r.seq.again = r.seq.fetching
-			h.scheduleCatchUpLocked(r, 0)
-		}
-		r.seq.mu.Unlock()
+		v.(*room).seq.resync()
 		return true
 	})
 }

@@ -1,0 +1,127 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
+)
+
+// roomLog is a room's stored messages, as the store numbers them, for a sequencer with no hub and no store.
+type roomLog struct {
+	mu        sync.Mutex
+	msgs      []app.Message
+	delivered []int64
+	fetches   int
+}
+
+func (l *roomLog) add(n int) []bus.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var evs []bus.Event
+	for range n {
+		m := app.Message{ID: int64(len(l.msgs) + 1), Room: "r", From: app.Author{ID: 1, Name: "a"}, Text: "t", At: time.Now(), ClientID: fmt.Sprint("c", len(l.msgs)+1)}
+		l.msgs = append(l.msgs, m)
+		frame, _, _ := app.EncodeMessage(m)
+		evs = append(evs, bus.Event{Room: "r", Payload: frame, ID: m.ID})
+	}
+	return evs
+}
+
+func (l *roomLog) sequencer() *sequencer {
+	return &sequencer{
+		room: "r",
+		deliver: func(ev bus.Event) {
+			l.mu.Lock()
+			l.delivered = append(l.delivered, ev.ID)
+			l.mu.Unlock()
+		},
+		base: func(context.Context) (int64, error) { return 0, nil },
+		fetch: func(_ context.Context, after int64) ([]app.Message, error) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.fetches++
+			var out []app.Message
+			for _, m := range l.msgs {
+				if m.ID > after {
+					out = append(out, m)
+				}
+			}
+			return out, nil
+		},
+		caughtUp: func() {},
+		log:      slog.New(slog.DiscardHandler),
+	}
+}
+
+// waitDelivered polls until the ids delivered are want.
+func (l *roomLog) waitDelivered(t *testing.T, want []int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		got := slices.Clone(l.delivered)
+		l.mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %v, want %v", got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Events that come out of order are delivered in id order, each once; one that never comes is read
+// from the store; the sender's answer (done) comes right after its message, before the next.
+func TestSequencerAlone(t *testing.T) {
+	var l roomLog
+	s := l.sequencer()
+	if err := s.begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := l.add(5)
+	var answered []int64
+	answer := func(id int64) func() {
+		return func() {
+			l.mu.Lock()
+			answered = append(answered, id)
+			l.mu.Unlock()
+		}
+	}
+	s.dispatch(evs[1], nil, answer(2)) // 2 before 1
+	s.dispatch(evs[0], nil, nil)
+	s.dispatch(evs[0], nil, nil) // a repeat
+	s.dispatch(evs[4], nil, nil) // 5, with 3 and 4 lost on the way
+	l.waitDelivered(t, []int64{1, 2, 3, 4, 5})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Equal(answered, []int64{2}) || l.fetches == 0 {
+		t.Errorf("answered %v after %d store reads; want 2 answered, and the gap read from the store", answered, l.fetches)
+	}
+}
+
+// A message of this node's marked in flight is left by a catch-up to its event.
+func TestSequencerLeavesMessagesInFlight(t *testing.T) {
+	var l roomLog
+	s := l.sequencer()
+	if err := s.begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := l.add(2)
+	mine := l.msgs[0]
+	s.mu.Lock()
+	s.flyLocked(mine, +1)
+	s.mu.Unlock()
+	s.dispatch(evs[1], nil, nil) // 2 shows a gap at 1, which is in flight
+	time.Sleep(3 * gapWait)
+	l.waitDelivered(t, nil)
+	s.dispatch(evs[0], &mine, nil)
+	l.waitDelivered(t, []int64{1, 2})
+}
