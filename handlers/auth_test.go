@@ -14,6 +14,7 @@ import (
 )
 
 func TestRegister(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		s.Register(t, "taken@example.com")
@@ -78,6 +79,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		u := s.Register(t, "ada@example.com")
@@ -123,6 +125,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestMe(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
 	status, body := s.Do(t, http.MethodGet, "/api/me", u.Token, nil)
@@ -143,6 +146,7 @@ func TestMe(t *testing.T) {
 }
 
 func TestUnknownRoutesAndMethods(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	status, body := s.Do(t, http.MethodGet, "/api/nothing", "", nil)
 	if status != 404 {
@@ -158,6 +162,7 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 
 // A client that stops sending in the middle of a body is cut off after REQUEST_TIMEOUT.
 func TestStalledBodyTimesOut(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"REQUEST_TIMEOUT": "300ms"})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 	if err != nil {
@@ -176,6 +181,7 @@ func TestStalledBodyTimesOut(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"NODE_ID": "node-7"})
 		status, body := s.Do(t, http.MethodGet, "/healthz", "", nil)
@@ -219,6 +225,7 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	resp, err := http.Get(s.URL + "/")
 	if err != nil {
@@ -252,6 +259,7 @@ func assertError(t *testing.T, body map[string]any, code string) {
 // case, width and Unicode normalization aside. A look-alike from another script passes PRECIS but mixes
 // scripts, which is refused on its own.
 func TestNamesAreUnique(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		register := func(email, name string) (int, map[string]any) {
@@ -311,6 +319,7 @@ func TestNamesAreUnique(t *testing.T) {
 
 // bcrypt reads 72 bytes: a password that only begins with the right 72 bytes must not log in.
 func TestPasswordOver72BytesDoesNotLogIn(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		password := strings.Repeat("A", 72)
@@ -345,6 +354,7 @@ func TestPasswordOver72BytesDoesNotLogIn(t *testing.T) {
 // The account routes take only application/json, which a browser does not send to another site without
 // asking it first, and refuse anything after the JSON object.
 func TestAuthRoutesTakeOnlyJSON(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	s.Register(t, "ada@example.com")
 	credentials := func(email string) string {
@@ -408,6 +418,7 @@ func TestAuthRoutesTakeOnlyJSON(t *testing.T) {
 // Only the account routes want application/json: a token, which no other site can send, guards the
 // others, and scripts that publish without a Content-Type keep working.
 func TestPublishNeedsNoContentType(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
 	header := http.Header{"Authorization": {"Bearer " + u.Token}}

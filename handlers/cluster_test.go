@@ -26,6 +26,7 @@ func startNodes(t *testing.T, n int) []*servertest.Server {
 // Users on two nodes chat: each message reaches every other connection once, in order per sender, and
 // the history is the same from either node.
 func TestNodesShareRoomsAndHistory(t *testing.T) {
+	t.Parallel()
 	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
@@ -92,6 +93,7 @@ func TestNodesShareRoomsAndHistory(t *testing.T) {
 // A user connected to two nodes is present once; joined and left go out when the user first appears and
 // when their last connection, on any node, goes.
 func TestPresenceAcrossNodes(t *testing.T) {
+	t.Parallel()
 	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
@@ -124,6 +126,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 // A node whose Redis subscription is cut misses what is published meanwhile; it subscribes again and
 // reads the gap from the store, so its clients miss nothing.
 func TestNodeCatchesUpAfterLosingTheBus(t *testing.T) {
+	t.Parallel()
 	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")

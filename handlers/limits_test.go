@@ -33,6 +33,7 @@ func refusedUpgrade(t *testing.T, s *servertest.Server, path, code string) {
 }
 
 func TestConnectionCaps(t *testing.T) {
+	t.Parallel()
 	t.Run("per user", func(t *testing.T) {
 		s := servertest.Start(t, map[string]string{"MAX_CONNS_PER_USER": "3"})
 		ada := s.Register(t, "ada@example.com")
@@ -68,6 +69,7 @@ func TestConnectionCaps(t *testing.T) {
 // A user with three tabs open, who reloads one of them ten times in a row without waiting for the old
 // socket to go, never meets the default caps.
 func TestOrdinaryUseNeverMeetsConnectionCaps(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	ada := s.Register(t, "ada@example.com")
 	for range 3 {
@@ -99,6 +101,7 @@ func login(t *testing.T, s *servertest.Server, email, password string) (int, str
 // Login attempts are counted per account and address, per account and per address, across nodes with
 // Redis: past a limit, even the right password waits for the window to end.
 func TestLoginFailuresAreThrottled(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"LOGIN_FAILURES": "3"})
 		s.Register(t, "ada@example.com")
@@ -141,6 +144,7 @@ func TestLoginFailuresAreThrottled(t *testing.T) {
 
 // Someone who mistypes their password twice, then gets it right, day after day, never waits.
 func TestOrdinaryLoginsAreNotThrottled(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	s.Register(t, "ada@example.com")
 	for day := range 5 {
@@ -158,6 +162,7 @@ func TestOrdinaryLoginsAreNotThrottled(t *testing.T) {
 // All of a user's connections, and REST posts, share one budget of RATE_LIMIT frames per second: more
 // sockets do not buy more messages.
 func TestMessageBudgetIsPerUser(t *testing.T) {
+	t.Parallel()
 	// One frame every 100 s past the burst: however slow the test runs, the burst is all that passes.
 	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0.01", "RATE_BURST": "5"})
 	ada := s.Register(t, "ada@example.com")
@@ -245,6 +250,7 @@ func TestOrdinaryChatNeverMeetsTheBudget(t *testing.T) {
 // Pings have a budget of their own per connection: a client pinging in a loop gets a few pongs, and its
 // messages still go through.
 func TestPingsHaveABudget(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	c := s.Connect(t, s.Register(t, "ada@example.com"))
 	for range 200 {
@@ -265,6 +271,7 @@ func TestPingsHaveABudget(t *testing.T) {
 // A user creates at most ROOMS_PER_HOUR rooms (a room is created by its first message), over REST or a
 // WebSocket; posting in rooms that have messages is not counted.
 func TestRoomCreationsAreCapped(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"ROOMS_PER_HOUR": "3", "RATE_LIMIT": "0"})
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -299,6 +306,7 @@ func TestRoomCreationsAreCapped(t *testing.T) {
 
 // WebSocket control pings share the connection's ping budget: a loop of them gets a few pongs.
 func TestControlPingsHaveABudget(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	c := s.DialRaw(t, "/ws?token="+s.Register(t, "ada@example.com").Token, nil)
 	c.Opened()
@@ -326,6 +334,7 @@ func TestControlPingsHaveABudget(t *testing.T) {
 // An address registers at most REGISTRATIONS_PER_IP accounts an hour; a family of five never meets the
 // default.
 func TestRegistrationsPerAddress(t *testing.T) {
+	t.Parallel()
 	t.Run("over the cap", func(t *testing.T) {
 		s := servertest.Start(t, map[string]string{"REGISTRATIONS_PER_IP": "3"})
 		for i := range 3 {
@@ -347,6 +356,7 @@ func TestRegistrationsPerAddress(t *testing.T) {
 // Logins that succeed do not add up against their address: an office behind one address logs in all
 // morning and never meets the per-address limit.
 func TestSuccessfulLoginsDoNotAddUpPerAddress(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"LOGIN_FAILURES": "1"}) // 20 attempts per address
 	for i := range 3 {
 		s.Register(t, fmt.Sprintf("colleague%d@example.com", i))

@@ -11,6 +11,7 @@ import (
 
 // Requests with made-up methods and paths add no series to /metrics: labels come only from known values.
 func TestMetricsLabelsAreBounded(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	random := func(n int) string {
 		const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -18,6 +18,7 @@ var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 
 // The routes the server registers are exactly the operations of docs/openapi.yaml.
 func TestOpenAPICoversEveryRoute(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	e, ok := s.App.Handler().(*echo.Echo)
 	if !ok {
@@ -48,6 +49,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 // The responses that servertest.Server.Do cannot read (it wants JSON) match docs/openapi.yaml too: the
 // page and its files, the metrics, and the WebSocket handshake, accepted and refused.
 func TestOpenAPINonJSONResponses(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
 	for _, path := range []string{"/", "/app.js", "/app.css", "/metrics"} {

@@ -14,6 +14,7 @@ import (
 
 // A client's X-Request-Id is kept, answered and logged only when it is short and plain.
 func TestRequestIDFromClientsIsBounded(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	cases := []struct {
 		name, sent string
@@ -46,6 +47,7 @@ func TestRequestIDFromClientsIsBounded(t *testing.T) {
 
 // Monitors and proxies probe with HEAD.
 func TestHeadRequests(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	for _, path := range []string{"/", "/healthz", "/app.js", "/app.css"} {
 		resp, err := http.Head(s.URL + path)
@@ -61,6 +63,7 @@ func TestHeadRequests(t *testing.T) {
 
 // With METRICS_ADDR, /metrics and the profiler leave the chat's port for their own address.
 func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0", "DEBUG_PPROF": "1"})
 	status := func(url string) int {
 		resp, err := http.Get(url)
@@ -92,6 +95,7 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 // A client's address is the socket's, unless the socket is a trusted proxy: X-Forwarded-For is believed
 // only from TRUSTED_PROXIES.
 func TestClientAddress(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, trusted, want string
 	}{
@@ -128,6 +132,7 @@ func TestClientAddress(t *testing.T) {
 // A token whose account does not exist (deleted, or a secret shared with another deployment) opens
 // nothing: not a WebSocket, which would put it in presence, nor a route.
 func TestTokenOfNoAccount(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	s.Register(t, "ada@example.com")
 	ghost, err := auth.NewTokens([]byte(s.Config.JWTSecret), time.Now).Issue(app.Identity{UserID: 999, Name: "ghost", Session: "ghost", ExpiresAt: time.Now().Add(time.Hour)})

@@ -14,6 +14,7 @@ import (
 // B disconnects; A sends while B is away and keeps sending while B reconnects with since. B must see
 // every message exactly once, in order: the replay, then the resumed frame, then the live ones.
 func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		const before, away, during = 5, 10, 60
 		s := start(map[string]string{"RATE_LIMIT": "0"})
@@ -88,6 +89,7 @@ func TestResumeHasNoGapAndNoDuplicate(t *testing.T) {
 }
 
 func TestResumePastTheCapIsIncomplete(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"RESUME_MAX": "3"})
 		u := s.Register(t, "ada@example.com")
@@ -114,6 +116,7 @@ func TestResumePastTheCapIsIncomplete(t *testing.T) {
 }
 
 func TestJoinFrameWithSince(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		u := s.Register(t, "ada@example.com")
@@ -135,6 +138,7 @@ func TestJoinFrameWithSince(t *testing.T) {
 
 // With batch=1 a replay arrives in a few frames of newline-separated JSON objects.
 func TestBatchedFrames(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
 	u := s.Register(t, "ada@example.com")
 	const n = 50
@@ -172,6 +176,7 @@ func TestBatchedFrames(t *testing.T) {
 
 // A since ahead of the room (a database reset, a stale id) replays nothing and silences nothing.
 func TestResumeFromAheadOfTheRoom(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
 	b := s.Dial(t, "/ws?since=general:100&token="+bob.Token, nil)
@@ -189,6 +194,7 @@ func TestResumeFromAheadOfTheRoom(t *testing.T) {
 
 // A history frame over 64 KiB takes the 8-byte length form of a WebSocket frame header.
 func TestLargeHistoryFrame(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
 	u := s.Register(t, "ada@example.com")
 	text := strings.Repeat("é", 2000) // 4000 bytes
@@ -208,6 +214,7 @@ func TestLargeHistoryFrame(t *testing.T) {
 // The rooms named in since are joined besides those of rooms, the default room when rooms names none;
 // a bare id in since is the default room's.
 func TestSinceJoinsToo(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
 	for _, room := range []string{"general", "jeux"} {

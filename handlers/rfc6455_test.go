@@ -222,6 +222,7 @@ func chunks(b []byte, n int) [][]byte {
 // frame: acks, error frames, pongs and close code. Another user's connection checks that exactly the
 // delivered messages were broadcast, whole, and the room's history that exactly they were stored.
 func TestRFC6455(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "60000", "RATE_LIMIT": "0", "WS_COMPRESSION": "1"})
 	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
 	observer := s.Connect(t, bob)

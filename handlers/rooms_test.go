@@ -12,6 +12,7 @@ import (
 )
 
 func TestRoomsScopeDelivery(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -69,6 +70,7 @@ func TestRoomsScopeDelivery(t *testing.T) {
 }
 
 func TestRoomFrameErrors(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"MAX_ROOMS": "2"})
 	u := s.Register(t, "ada@example.com")
 	c := s.Connect(t, u)
@@ -123,6 +125,7 @@ func TestRoomFrameErrors(t *testing.T) {
 }
 
 func TestHistoryOnJoin(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"HISTORY_LIMIT": "2"})
 		u := s.Register(t, "ada@example.com")
@@ -146,6 +149,7 @@ func TestHistoryOnJoin(t *testing.T) {
 }
 
 func TestPresenceCountsAUserOnce(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -182,6 +186,7 @@ func TestPresenceCountsAUserOnce(t *testing.T) {
 }
 
 func TestTypingIsRelayedToOthersAndThrottled(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -205,6 +210,7 @@ func TestTypingIsRelayedToOthersAndThrottled(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0.5", "RATE_BURST": "2"})
 	u := s.Register(t, "ada@example.com")
 	c := s.Connect(t, u)
@@ -238,6 +244,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestResendWithSameIDIsStoredOnce(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -297,6 +304,7 @@ func TestTokenExpiryAndRefresh(t *testing.T) {
 }
 
 func TestRoomRoutes(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"MAX_MESSAGE_BYTES": "20"})
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -386,6 +394,7 @@ func TestRoomRoutes(t *testing.T) {
 
 // A room is gone once its last connection leaves and it holds no message.
 func TestEmptyRoomsAreForgotten(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		u := s.Register(t, "ada@example.com")
@@ -409,6 +418,7 @@ func TestEmptyRoomsAreForgotten(t *testing.T) {
 
 // GET /api/rooms comes in pages: a user who made thousands of rooms cannot make every list that long.
 func TestRoomListPages(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
 	ada := s.Register(t, "ada@example.com")
 	var want []string

@@ -69,6 +69,7 @@ func refused(t *testing.T, s *servertest.Server, name, token string) {
 // POST /api/logout ends the token's session: its sockets get session_ended and 4001, its token 401 on
 // every route and on the upgrade; the user's other session goes on.
 func TestLogout(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		phone := s.Register(t, "ada@example.com")
@@ -97,6 +98,7 @@ func TestLogout(t *testing.T) {
 
 // POST /api/logout/all ends every session of the user, and none of another user's.
 func TestLogoutEverywhere(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		phone := s.Register(t, "ada@example.com")
@@ -123,6 +125,7 @@ func TestLogoutEverywhere(t *testing.T) {
 // still ends it. The replaced token keeps working for a grace (auth.RefreshGrace; its end is tested in
 // app/auth). A token of another session is refused on the connection.
 func TestRefreshKeepsTheSession(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	ada := s.Register(t, "ada@example.com")
 	other := startSession(t, s, ada)
@@ -155,6 +158,7 @@ func TestRefreshKeepsTheSession(t *testing.T) {
 
 // A log out on one node closes the session's sockets on the others.
 func TestLogoutAcrossNodes(t *testing.T) {
+	t.Parallel()
 	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada := one.Register(t, "ada@example.com")
@@ -172,6 +176,7 @@ func TestLogoutAcrossNodes(t *testing.T) {
 // A node that may have missed a log out (its bus subscription was cut) asks the store, once it has
 // subscribed again, which of its connections' sessions still exist, and closes the others.
 func TestEndedSessionsFoundAfterLosingTheBus(t *testing.T) {
+	t.Parallel()
 	nodes := startNodes(t, 2)
 	one, two := nodes[0], nodes[1]
 	ada, bob := one.Register(t, "ada@example.com"), one.Register(t, "bob@example.com")

@@ -18,6 +18,7 @@ import (
 )
 
 func TestBroadcastReachesEveryoneButTheSender(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -59,6 +60,7 @@ func TestBroadcastReachesEveryoneButTheSender(t *testing.T) {
 }
 
 func TestWelcomeFrame(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "claire.dupont@example.com")
 	c := s.Dial(t, "/ws?token="+u.Token, nil)
@@ -79,6 +81,7 @@ func TestWelcomeFrame(t *testing.T) {
 }
 
 func TestCourseURLAndPlainTextFrames(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
 	// The course connects to ws://localhost:8181?token=... with no path.
@@ -98,6 +101,7 @@ func TestCourseURLAndPlainTextFrames(t *testing.T) {
 }
 
 func TestPageStillServedAtRoot(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	resp, err := http.Get(s.URL + "/")
 	if err != nil {
@@ -110,6 +114,7 @@ func TestPageStillServedAtRoot(t *testing.T) {
 }
 
 func TestBadFramesGetErrorFramesAndKeepTheConnection(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"MAX_MESSAGE_BYTES": "10"})
 	u := s.Register(t, "ada@example.com")
 	c := s.Connect(t, u)
@@ -153,6 +158,7 @@ func TestBadFramesGetErrorFramesAndKeepTheConnection(t *testing.T) {
 }
 
 func TestFramesThatCloseTheConnection(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
 	cases := []struct {
@@ -222,6 +228,7 @@ func TestUpgradeRefusedWithoutValidToken(t *testing.T) {
 }
 
 func TestOriginCheck(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"ALLOWED_ORIGINS": "https://chat.example.com"})
 	u := s.Register(t, "ada@example.com")
 	host := strings.TrimPrefix(s.URL, "http://")
@@ -401,6 +408,7 @@ func TestManyConcurrentSenders(t *testing.T) {
 }
 
 func TestShutdownClosesWithGoingAway(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
 	a, b := s.Connect(t, u), s.Connect(t, u)
@@ -416,6 +424,7 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 
 // A peer that stops answering pings is disconnected after PONG_WAIT; one that answers stays.
 func TestSilentPeerIsDisconnected(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"PING_INTERVAL": "100ms", "PONG_WAIT": "400ms"})
 	u := s.Register(t, "ada@example.com")
 
@@ -453,6 +462,7 @@ func TestSilentPeerIsDisconnected(t *testing.T) {
 }
 
 func TestTokensNeverLogged(t *testing.T) {
+	t.Parallel()
 	s := servertest.Start(t, map[string]string{"LOG_LEVEL": "debug"})
 	u := s.Register(t, "ada@example.com")
 	c := s.Connect(t, u)
@@ -501,6 +511,7 @@ func TestClientPingAfterLongQuiet(t *testing.T) {
 // write buffer into continuation frames: each message must still be acknowledged once, delivered whole
 // and stored once, on both backends.
 func TestGorillaDefaultDialerMessagesArriveWhole(t *testing.T) {
+	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"MAX_MESSAGE_BYTES": fmt.Sprint(60 << 10), "RATE_LIMIT": "0"})
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
@@ -549,6 +560,7 @@ func TestGorillaDefaultDialerMessagesArriveWhole(t *testing.T) {
 // With WS_COMPRESSION=1, a client that offers permessage-deflate gets it: its compressed messages are read
 // whole, and large frames come to it compressed. Without the setting, nothing is negotiated.
 func TestCompression(t *testing.T) {
+	t.Parallel()
 	text := strings.Repeat("Bonjour à tous, ", 200)
 	for _, on := range []bool{true, false} {
 		t.Run(fmt.Sprintf("WS_COMPRESSION=%v", on), func(t *testing.T) {
