@@ -2,29 +2,23 @@
 //
 // The wire protocol (routes, frames, close codes) is docs/protocol.md. Everything that comes from the
 // network reaches the DOM through textContent, never as markup. Class names are written out in full
-// because Tailwind builds app.css from the literal strings in this file and in index.html.
+// because Tailwind builds app.css from the literal strings in this file and in index.html. What does not
+// need the DOM lives in modules of its own, tested by node --test: token.js, socket.js, rooms.js.
+
+import { tokenClaims, tokenExpiry, refreshDelay } from './token.js';
+import {
+  STABLE_CONNECTION_MS, restartDelay, backoffDelay, disconnectedText, closeAction, socketURL as buildSocketURL,
+} from './socket.js';
+import { DEFAULT_ROOM, MAX_ROOMS, validRoom, messageId, savedRooms, gapPage } from './rooms.js';
 
 const TOKEN_KEY = 'causerie.token';
 const USER_KEY = 'causerie.user';
 const ROOMS_KEY = 'causerie.rooms'; // JSON array of the room names this page is in
 const ROOM_KEY = 'causerie.room'; // the current room
 
-const DEFAULT_ROOM = 'general';
 // The protocol's rule for a room name.
-const ROOM_RE = /^[a-z0-9_-]{1,64}$/;
 const ROOM_RULE = 'A room name is 1 to 64 characters: lower-case letters a-z, digits, - and _.';
-const MAX_ROOMS = 50;
 
-// Reconnection: exponential backoff with jitter, from about 500 ms up to 15 s.
-const BACKOFF_START_MS = 500;
-const BACKOFF_CAP_MS = 15000;
-// After 1001/1012 (server shutting down or restarting) the new server is usually up soon: a short random
-// delay spreads the clients that all reconnect at once.
-const SHUTDOWN_DELAY_MIN_MS = 250;
-const SHUTDOWN_DELAY_SPREAD_MS = 1500;
-// A connection that stayed open this long resets the backoff; a server that accepts and then drops
-// every connection at once keeps backing off instead of being hammered every 500 ms.
-const STABLE_CONNECTION_MS = 10000;
 // A list keeps about this many lines when new ones arrive at the bottom, so a tab left open for days stays
 // light; older lines come back by scrolling up.
 const MAX_LINES = 1000;
@@ -45,9 +39,7 @@ const RESEND_FALLBACK_MS = 2000;
 // Typing: send at most one typing frame per room this often; show a typing user this long.
 const TYPING_SEND_EVERY_MS = 2000;
 const TYPING_SHOW_MS = 3000;
-// Token refresh: this long before expiry (or at half the lifetime when that is shorter); after a failure
-// that is not a refusal, try again this much later.
-const REFRESH_LEAD_MS = 60000;
+// Token refresh: after a failure that is not a refusal, try again this much later.
 const REFRESH_RETRY_MS = 15000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -180,28 +172,11 @@ function forgetSaved(everything) {
 // loadSavedRooms returns the valid room names stored by saveRooms (a JSON array; a comma-separated list
 // is accepted too) and the current one, general alone when there are none.
 function loadSavedRooms() {
-  let names = [];
-  let current = null;
   try {
-    const raw = localStorage.getItem(ROOMS_KEY);
-    if (raw) {
-      let parsed;
-      try {
-        parsed = JSON.parse(raw);
-      } catch {
-        parsed = raw.split(',');
-      }
-      if (Array.isArray(parsed)) names = parsed;
-    }
-    current = localStorage.getItem(ROOM_KEY);
+    return savedRooms(localStorage.getItem(ROOMS_KEY), localStorage.getItem(ROOM_KEY));
   } catch {
-    // Storage disabled.
+    return savedRooms(null, null); // storage disabled
   }
-  names = [...new Set(names.filter((n) => typeof n === 'string').map((n) => n.trim()).filter(validRoom))];
-  names = names.slice(0, MAX_ROOMS);
-  if (names.length === 0) names = [DEFAULT_ROOM];
-  if (!names.includes(current)) current = names[0];
-  return { names, current };
 }
 
 function saveRooms() {
@@ -222,42 +197,13 @@ function normaliseUser(user, email = '') {
 
 // ---- token --------------------------------------------------------------------------------------
 
-// tokenClaims decodes the payload of a JWT (base64url JSON), or returns null.
-function tokenClaims(token) {
-  if (typeof token !== 'string') return null;
-  const part = token.split('.')[1];
-  if (!part) return null;
-  try {
-    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4);
-    const binary = atob(b64);
-    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-    const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return claims && typeof claims === 'object' ? claims : null;
-  } catch {
-    return null;
-  }
-}
-
-// tokenExpiry returns when the token expires, in ms since the epoch, or null when it cannot tell.
-function tokenExpiry(token) {
-  const claims = tokenClaims(token);
-  return claims && typeof claims.exp === 'number' ? claims.exp * 1000 : null;
-}
-
 // scheduleRefresh arms the refresh of the current token: a minute before it expires, or at half its
 // lifetime when that comes later (short-lived tokens).
 function scheduleRefresh() {
   clearTimeout(state.refreshTimer);
   state.refreshTimer = 0;
-  const claims = tokenClaims(state.token);
-  if (!claims || typeof claims.exp !== 'number') return;
-  const now = Date.now();
-  const expires = claims.exp * 1000;
-  const lifetime = typeof claims.iat === 'number' && claims.exp > claims.iat
-    ? (claims.exp - claims.iat) * 1000
-    : expires - now;
-  const lead = Math.min(REFRESH_LEAD_MS, Math.max(0, lifetime / 2));
-  const delay = Math.max(0, expires - lead - now);
+  const delay = refreshDelay(tokenClaims(state.token), Date.now());
+  if (delay === null) return;
   const session = state.session;
   if (delay > MAX_TIMER_MS) {
     state.refreshTimer = setTimeout(scheduleRefresh, MAX_TIMER_MS);
@@ -568,10 +514,6 @@ function endSession(message) {
 }
 
 // ---- rooms --------------------------------------------------------------------------------------
-
-function validRoom(name) {
-  return typeof name === 'string' && ROOM_RE.test(name);
-}
 
 // roomName is the room a frame or message is about (general when it names none).
 function roomName(obj) {
@@ -982,20 +924,11 @@ function sendFrame(frame) {
 }
 
 function socketURL() {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const names = [...state.rooms.keys()];
-  if (names.length === 0) names.push(DEFAULT_ROOM);
   state.connectSince = new Map();
-  for (const name of names) {
-    const room = state.rooms.get(name);
-    if (room && room.lastId !== null) state.connectSince.set(name, room.lastId);
+  for (const room of state.rooms.values()) {
+    if (room.lastId !== null) state.connectSince.set(room.name, room.lastId);
   }
-  // Room names are a-z 0-9 - _ only: they need no escaping, and the separators stay readable.
-  let url = `${scheme}://${location.host}/ws?token=${encodeURIComponent(state.token)}&rooms=${names.join(',')}`;
-  if (state.connectSince.size > 0) {
-    url += `&since=${[...state.connectSince].map(([name, id]) => `${name}:${id}`).join(',')}`;
-  }
-  return url;
+  return buildSocketURL(location, state.token, [...state.rooms.keys()], state.connectSince);
 }
 
 function connect() {
@@ -1047,22 +980,6 @@ function stopSocket() {
   } else {
     ws.onopen = null;
     if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'log out');
-  }
-}
-
-// disconnectedText says, in words, why a connection that was open ended; the code goes to the console.
-function disconnectedText(code) {
-  switch (code) {
-    case 1001:
-      return 'The server is restarting. Reconnecting…';
-    case 1012:
-      return 'This server is restarting; reconnecting to another…';
-    case 4001:
-      return 'Your session needs renewing…';
-    case 1006:
-      return 'The connection was lost. Reconnecting…';
-    default:
-      return code >= 4100 && code <= 4199 ? 'This page fell behind the chat. Reconnecting…' : 'Disconnected.';
   }
 }
 
@@ -1122,46 +1039,36 @@ async function onClose(event, openedAt) {
     systemLine('Cannot connect to the chat server. Retrying…');
   }
 
-  if (code === 1000) {
-    halt('The server closed the connection.');
-    return;
-  }
-  if (code === 1003 || code === 1007 || code === 1009) {
-    // The server refused what this page sent; sending it again would fail the same way.
-    const what = code === 1003 ? 'a binary frame' : code === 1007 ? 'text that is not valid UTF-8' : 'a frame over 64 KiB';
-    halt(`The server closed the connection because this page sent ${what}. Reload the page to reconnect.`);
-    return;
-  }
-  const tokenRefused = expired || code === 1008 || code === 4001;
-  if (code >= 4000 && code <= 4099 && !tokenRefused) {
-    halt(`The server refused this client${event.reason ? ` (${event.reason})` : ''}.`);
+  const action = closeAction(code, event.reason, Boolean(expired));
+  if (action.halt) {
+    halt(action.halt);
     return;
   }
 
   state.dropped = true;
   setStatus('reconnecting');
 
-  if (tokenRefused) {
+  if (action.renew) {
     // The token was refused or expired: a fresh one first (the one token_expired went for, if any).
     const verdict = expired instanceof Promise ? await expired : await renewToken();
     if (session !== state.session) return;
     if (verdict === 'ok') {
-      state.timer = setTimeout(connect, shortDelay());
+      state.timer = setTimeout(connect, restartDelay());
       return;
     }
     if (verdict === 'expired' || verdict === 'unauthorized') {
       endSession(SESSION_ENDED);
       return;
     }
-    state.timer = setTimeout(connect, backoffDelay());
+    state.timer = setTimeout(connect, nextBackoff());
     return;
   }
 
-  const restart = code === 1001 || code === 1012;
+  const restart = action.reconnect === 'soon';
   const expires = tokenExpiry(state.token);
   if (restart && expires !== null && expires > Date.now()) {
     // The server is restarting and the token still holds: come back soon.
-    state.timer = setTimeout(connect, shortDelay());
+    state.timer = setTimeout(connect, restartDelay());
     return;
   }
   // Any other close can still mean that the token expired or was revoked: ask before trying again, so that
@@ -1172,21 +1079,15 @@ async function onClose(event, openedAt) {
     endSession(SESSION_ENDED);
     return;
   }
-  const delay = restart ? shortDelay() : backoffDelay();
+  const delay = restart ? restartDelay() : nextBackoff();
   state.timer = setTimeout(connect, delay);
 }
 
-// shortDelay is the wait after a server restart: short, random, so that clients spread out.
-function shortDelay() {
-  return SHUTDOWN_DELAY_MIN_MS + Math.random() * SHUTDOWN_DELAY_SPREAD_MS;
-}
-
-// backoffDelay doubles from BACKOFF_START_MS up to BACKOFF_CAP_MS at each failure in a row, with a
-// random factor of 0.5 to 1.5 so that clients dropped together do not come back together.
-function backoffDelay() {
-  const base = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** state.attempt);
+// nextBackoff is the wait before the next attempt, which counts one more failure in a row.
+function nextBackoff() {
+  const delay = backoffDelay(state.attempt);
   state.attempt = Math.min(state.attempt + 1, 20);
-  return Math.min(BACKOFF_CAP_MS, base * (0.5 + Math.random()));
+  return delay;
 }
 
 function onFrame(data) {
@@ -1458,12 +1359,6 @@ function failPending(text) {
 
 // ---- message lists ------------------------------------------------------------------------------
 
-// messageId returns the server's numeric message id, or null when v is not one.
-function messageId(v) {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
-  return Number.isSafeInteger(n) ? n : null;
-}
-
 function lineId(node) {
   return node.dataset && node.dataset.id ? messageId(node.dataset.id) : null;
 }
@@ -1707,15 +1602,10 @@ async function fillGap(room, since, first) {
       systemLine('Some missed messages could not be loaded: scroll up to see them.', true, room);
       return;
     }
-    let oldest = null;
-    for (const message of messages) {
-      const id = messageId(message.id);
-      if (id === null) continue;
-      if (oldest === null || id < oldest) oldest = id;
-      if (id > since && id < first) addMessage(room, message, 'gap');
-    }
-    if (messages.length < GAP_PAGE_SIZE || oldest === null || oldest <= since + 1) return;
-    before = oldest;
+    const page = gapPage(messages, since, first, GAP_PAGE_SIZE);
+    for (const message of page.missing) addMessage(room, message, 'gap');
+    if (page.before === null) return;
+    before = page.before;
   }
 }
 

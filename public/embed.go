@@ -1,5 +1,6 @@
-// Package public holds the browser page of Causerie: index.html, app.js and app.css (the Tailwind
-// build of tailwind.css, committed so that `go build` needs no Node.js). The server serves Files at /.
+// Package public holds the browser page of Causerie: index.html, app.js and the modules it imports
+// (token.js, socket.js, rooms.js: ES modules, no build step), and app.css (the Tailwind build of
+// tailwind.css, committed so that `go build` needs no Node.js). The server serves Files at /.
 package public
 
 import "embed"
@@ -7,5 +8,5 @@ import "embed"
 // Files holds the page. Rebuild app.css with `npm run build:css` in this folder after changing the
 // classes used in index.html or app.js.
 //
-//go:embed index.html app.js app.css
+//go:embed index.html app.css app.js token.js socket.js rooms.js
 var Files embed.FS
