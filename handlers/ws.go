@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +55,7 @@ type WS struct {
 	// frames; nil turns compression off.
 	Compressor *wsframe.Compressor
 	// WriteWait bounds one batch of writes, so that a peer that stopped reading cannot hold its writer
-	// for ever (WS_WRITE_TIMEOUT).
+	// for ever (WS_WRITE_TIMEOUT; 0 is 10s).
 	WriteWait time.Duration
 	// MaxConnsPerIP caps this node's WebSockets from one client address; 0 is no cap. The cap per user
 	// is the hub's (Admit), as it holds across nodes.
@@ -91,6 +92,8 @@ func (a *admission) release(addr string) {
 		delete(a.addrs, addr) // an idle server keeps no entry per past address
 	}
 }
+
+func (h *WS) writeWait() time.Duration { return cmp.Or(h.WriteWait, 10*time.Second) }
 
 // IsUpgrade reports whether r asks for a WebSocket.
 func IsUpgrade(r *http.Request) bool {
@@ -143,7 +146,7 @@ func (h *WS) Serve(c echo.Context) error {
 	if h.Compressor != nil {
 		extensions, deflate = wsframe.NegotiateDeflate(c.Request().Header.Values("Sec-WebSocket-Extensions"))
 	}
-	w := &lean{ResponseWriter: c.Response(), writeWait: h.WriteWait}
+	w := &lean{ResponseWriter: c.Response(), writeWait: h.writeWait()}
 	started := false
 	websocket.Server{
 		// Origin is checked by middleware.CheckOrigin; x/net's own check would refuse clients that send
@@ -177,7 +180,7 @@ func (h *WS) Serve(c echo.Context) error {
 // x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
 // nothing, and the session closes the real one (wsConn.Abort) when it ends.
 func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session, release func()) {
-	conn := &wsConn{live: live, writeWait: h.WriteWait, closed: make(chan struct{})}
+	conn := &wsConn{live: live, writeWait: h.writeWait(), closed: make(chan struct{})}
 	if deflate {
 		conn.deflate = h.Compressor
 	}

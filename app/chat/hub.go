@@ -127,7 +127,7 @@ type Hub struct {
 	// sessionCheck asks watchSessions to look for connections of ended sessions now.
 	sessionCheck chan struct{}
 	// presenceQ holds the joins and leaves on their way to the directory (see announce).
-	presenceQ presenceQueue
+	presenceQ [presenceShards]presenceQueue
 	// ended holds the sessions this node heard ended, with when (see closeSessions).
 	endedMu sync.Mutex
 	ended   map[string]time.Time
@@ -234,6 +234,12 @@ func (h *Hub) publish(ev bus.Event, done func()) { h.publishStored(ev, nil, done
 // marked in flight (fly), whose mark the delivery clears.
 func (h *Hub) publishStored(ev bus.Event, landed *app.Message, done func()) {
 	ev.Node, ev.Sent = h.opts.NodeID, time.Now().UnixNano()
+	if landed != nil && landed.Room != ev.Room {
+		// A repeat of a client id its author used in another room: the store answered with that room's
+		// message, and the mark is in the room it was sent to.
+		h.fly(*landed, -1)
+		landed = nil
+	}
 	h.dispatch(ev, landed, done)
 	h.relay.send(ev)
 }
@@ -322,9 +328,12 @@ func (h *Hub) enterRoom(c *Client, name string) (*room, <-chan struct{}) {
 		h.announce(presenceOp{enter: true, room: name, who: author(c.User), skip: c.ID, done: recorded})
 	}
 	for {
-		fresh := &room{name: name}
-		fresh.seq = h.newSequencer(fresh)
-		v, _ := h.rooms.LoadOrStore(name, fresh)
+		v, ok := h.rooms.Load(name)
+		if !ok {
+			fresh := &room{name: name}
+			fresh.seq = h.newSequencer(fresh)
+			v, _ = h.rooms.LoadOrStore(name, fresh)
+		}
 		if r := v.(*room); r.enter(c, joined) {
 			return r, recorded
 		}

@@ -3,6 +3,7 @@ package chat
 import (
 	"cmp"
 	"context"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -44,9 +45,10 @@ type presenceOp struct {
 	done chan struct{}
 }
 
-// presenceQueue holds the changes of this node's users in the order they happened, for one goroutine,
-// which exists while there are some, to hand the directory: no join or leave waits for Redis, under a
-// room's lock or not, and the joined and left events still go out in the order of the changes.
+// presenceQueue holds changes of this node's users in the order they happened, for one goroutine, which
+// exists while there are some, to hand the directory: no join or leave waits for Redis under a room's
+// lock, and a room's joined and left events still go out in the order of its changes. The hub has
+// presenceShards of them, a room's changes all in one, so that rooms do not wait for each other.
 type presenceQueue struct {
 	mu      sync.Mutex
 	ops     []presenceOp
@@ -60,20 +62,29 @@ func (h *Hub) announce(op presenceOp) {
 		h.applyPresence(op)
 		return
 	}
-	q := &h.presenceQ
+	q := &h.presenceQ[shardOf(op.room)]
 	q.mu.Lock()
 	q.ops = append(q.ops, op)
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go h.drainPresence()
+		go h.drainPresence(q)
 	}
 }
 
-// drainPresence applies the queued changes, oldest first, until there are none.
-func (h *Hub) drainPresence() {
-	q := &h.presenceQ
+// presenceShards is how many queues of changes the hub has, each with its own goroutine while busy.
+const presenceShards = 16
+
+// shardOf returns the queue of the room name.
+func shardOf(name string) int {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(name)) // a hash never fails to write
+	return int(f.Sum32() % presenceShards)
+}
+
+// drainPresence applies q's changes, oldest first, until there are none.
+func (h *Hub) drainPresence(q *presenceQueue) {
 	for {
 		q.mu.Lock()
 		if len(q.ops) == 0 {
@@ -92,6 +103,9 @@ func (h *Hub) drainPresence() {
 func (h *Hub) applyPresence(op presenceOp) {
 	if op.done != nil {
 		defer close(op.done)
+	}
+	if op.enter && h.isClosing() { // its leave will not be told: do not put the user back
+		return
 	}
 	if op.enter {
 		if h.enterPresence(op.room, op.who) {
@@ -155,12 +169,15 @@ func (h *Hub) roomUsers(ctx context.Context, r *room) []app.Author {
 	if h.opts.Presence == nil || h.presenceDirty.Load() {
 		return local
 	}
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
 	list, err := h.opts.Presence.List(ctx, r.name)
 	if err != nil {
-		h.log.Warn("presence: list; answering with this node's users", "room", r.name, "err", err)
-		h.presenceDirty.Store(true)
+		if caller.Err() == nil { // the directory failed, not the join that asked
+			h.log.Warn("presence: list; answering with this node's users", "room", r.name, "err", err)
+			h.presenceDirty.Store(true)
+		}
 		return local
 	}
 	for _, who := range local {
@@ -200,6 +217,7 @@ func (h *Hub) online(ctx context.Context) map[string]int {
 // Start clears what an earlier process with this node's id left in the presence directory, telling the
 // rooms those users left, and registers the node. Call it before serving.
 func (h *Hub) Start(ctx context.Context) error {
+	h.startLoops() // subscribed before the first connection, so that it misses no event of the others
 	if h.opts.Presence == nil {
 		return nil
 	}

@@ -72,9 +72,12 @@ func (h *Hub) refuse(c *Client, err error, clientID string) {
 		h.log.Error("handle frame", "conn", c.ID, "err", err)
 		e = app.Errorf(app.CodeInternal, "internal error; try again")
 	}
-	h.stats.badFrame(e.Code)
+	code := app.CloseCode(e.Code)
+	if code == 0 { // the others end the connection, for what it is, not for a frame it sent
+		h.stats.badFrame(e.Code)
+	}
 	c.enqueue(app.EncodeError(e.Code, e.Message, clientID, e.RetryAfter))
-	if code := app.CloseCode(e.Code); code != 0 {
+	if code != 0 {
 		c.Close(code, e.Code)
 	}
 }
@@ -240,11 +243,15 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 	r, recorded := h.enterRoom(c, name)
 	if recorded != nil {
 		// Not under the room's lock: the joiner's list shows the joiner in the directory, as the other
-		// nodes will see it, while the room's other joins go on.
+		// nodes will see it, while the room's other joins go on. A bound of its own, which leaves the
+		// join its time for the store: a directory that lags delays the list, never fails the join.
+		wait := time.NewTimer(presenceTimeout)
 		select {
 		case <-recorded:
+		case <-wait.C:
 		case <-ctx.Done():
 		}
+		wait.Stop()
 	}
 	frames = append(frames, app.EncodePresence(name, h.roomUsers(ctx, r)))
 	err = r.seq.begin(ctx)

@@ -38,7 +38,7 @@ const (
 //
 // It knows the room only through what it is given: deliver hands an event to the room's members on this
 // node (in order, one at a time), base reads the id of the room's newest stored message, fetch the stored
-// messages after an id, and encode makes a message's frame. So it is tested without a hub.
+// messages after an id. So it is tested without a hub.
 type sequencer struct {
 	room    string
 	deliver func(bus.Event)
@@ -63,7 +63,9 @@ type sequencer struct {
 	// inflight counts, by author and client id, the messages of this node's connections on their way from
 	// the committer to their events: a catch-up that reads one from the store stops there and leaves it to
 	// its event, which skips the sender and answers it. Delivered from the store, the sender would get its
-	// own message as someone else's, and its ack after it.
+	// own message as someone else's, and its ack after it. flightMu guards it, apart from mu, which a
+	// fan-out holds: the committer marks without waiting for one. Taken after mu when both are.
+	flightMu sync.Mutex
 	inflight map[flightKey]int
 	// waiters are the senders of repeated messages, answered once last reaches their message's id.
 	waiters []pendingEvent
@@ -128,7 +130,7 @@ func (s *sequencer) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if landed != nil {
-		s.flyLocked(*landed, -1)
+		s.fly(*landed, -1)
 	}
 	s.head = max(s.head, ev.ID)
 	if ev.Payload == nil && done != nil && !s.closed && !(s.based && ev.ID <= s.last) {
@@ -168,20 +170,25 @@ func (s *sequencer) dispatch(ev bus.Event, landed *app.Message, done func()) {
 }
 
 // fly marks m, a message of a connection of this node, as on its way to the store and its event (delta
-// +1), or takes the mark back (-1): see sequencer.inflight. Its room exists: the sender is in it.
+// +1), or takes the mark back (-1): see sequencer.inflight. A room that is gone needs no mark: a room made
+// afterwards reads its base from the store, and its sender rejoined it.
 func (h *Hub) fly(m app.Message, delta int) {
-	v, ok := h.rooms.Load(m.Room)
-	if !ok {
-		return
+	if v, ok := h.rooms.Load(m.Room); ok {
+		v.(*room).seq.fly(m, delta)
 	}
-	s := &v.(*room).seq
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.flyLocked(m, delta)
 }
 
-// flyLocked is fly under s.mu.
-func (s *sequencer) flyLocked(m app.Message, delta int) {
+// inFlight reports whether m is marked (see inflight).
+func (s *sequencer) inFlight(m app.Message) bool {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
+	return s.inflight[flightKey{m.From.ID, m.ClientID}] > 0
+}
+
+// fly is Hub.fly for this room.
+func (s *sequencer) fly(m app.Message, delta int) {
+	s.flightMu.Lock()
+	defer s.flightMu.Unlock()
 	k := flightKey{m.From.ID, m.ClientID}
 	switch n := s.inflight[k] + delta; {
 	case n > 0:
@@ -322,10 +329,11 @@ func (s *sequencer) catchUp() {
 			if m.ID <= s.last {
 				continue
 			}
-			if s.inflight[flightKey{m.From.ID, m.ClientID}] > 0 {
+			if s.inFlight(m) {
 				// A connection of this node sent it and its event is on the way, with the sender to skip
 				// and the ack to queue: delivered from here, the sender would get its own message. The
-				// event flushes what follows.
+				// event flushes what follows: the head says how far the store goes, so that it does.
+				s.head = max(s.head, msgs[len(msgs)-1].ID)
 				break
 			}
 			pe, ok := s.pending[m.ID]

@@ -116,12 +116,28 @@ func TestSequencerLeavesMessagesInFlight(t *testing.T) {
 	}
 	evs := l.add(2)
 	mine := l.msgs[0]
-	s.mu.Lock()
-	s.flyLocked(mine, +1)
-	s.mu.Unlock()
+	s.fly(mine, +1)
 	s.dispatch(evs[1], nil, nil) // 2 shows a gap at 1, which is in flight
 	time.Sleep(3 * gapWait)
 	l.waitDelivered(t, nil)
 	s.dispatch(evs[0], &mine, nil)
 	l.waitDelivered(t, []int64{1, 2})
+}
+
+// A catch-up that stops at a message in flight remembers how far the store went: once that message's
+// event comes, the ones after it, whose events were lost, are read too.
+func TestSequencerCatchUpPastAMessageInFlight(t *testing.T) {
+	var l roomLog
+	s := l.sequencer()
+	if err := s.begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := l.add(3) // 2 and 3 from another node, their events lost
+	mine := l.msgs[0]
+	s.fly(mine, +1)
+	s.resync() // the bus says events may have been lost
+	time.Sleep(3 * gapWait)
+	l.waitDelivered(t, nil)
+	s.dispatch(evs[0], &mine, nil)
+	l.waitDelivered(t, []int64{1, 2, 3})
 }
