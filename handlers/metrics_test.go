@@ -49,7 +49,7 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 	series() // the scrape itself is counted once it is answered
 	before := series()
 	for i := range 1000 {
-		path := "/" + random(1+i%40)
+		path := "/_" + random(1+i%40) // no route starts so: "/ws" would be a route's series, seen once
 		if i%3 == 0 {
 			path = "/api/rooms/" + random(10) + "/messages?token=" + random(20)
 		}
