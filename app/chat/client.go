@@ -363,6 +363,12 @@ func (c *Client) writeLoop() {
 				c.parked = false
 			}
 		}
+		if d := c.hub.opts.WriteDelay; d > 0 && c.closeCode == 0 && !c.pong {
+			// What else comes meanwhile goes in this write too: fewer, fuller writes (WS_WRITE_DELAY).
+			c.mu.Unlock()
+			time.Sleep(d)
+			c.mu.Lock()
+		}
 		batch, ping, code, reason, dropped := c.queue, c.ping, c.closeCode, c.closeReason, c.dropped
 		if code != 0 && !c.awaitingLocked() {
 			c.closeTaken = true

@@ -67,8 +67,11 @@ type Options struct {
 	Now             func() time.Time
 	MaxMessageBytes int
 	QueueBytes      int
-	PingInterval    time.Duration
-	PongWait        time.Duration
+	// WriteDelay, when set, is how long a connection's writer waits, once it has something to write, for
+	// more to write with it: fewer system calls for a little latency.
+	WriteDelay   time.Duration
+	PingInterval time.Duration
+	PongWait     time.Duration
 	// HistoryLimit is how many messages a join without since gets.
 	HistoryLimit int
 	// ResumeMax caps a replay; past it the replay says complete:false.
@@ -143,7 +146,7 @@ func New(opts Options) (*Hub, error) {
 	switch {
 	case opts.Store == nil || opts.Bus == nil:
 		return nil, errors.New("chat: Options.Store and Options.Bus are required")
-	case opts.PingInterval < 0 || opts.PongWait < 0 || opts.MaxMessageBytes < 0 || opts.QueueBytes < 0 ||
+	case opts.PingInterval < 0 || opts.PongWait < 0 || opts.MaxMessageBytes < 0 || opts.QueueBytes < 0 || opts.WriteDelay < 0 ||
 		opts.HistoryLimit < 0 || opts.ResumeMax < 0 || opts.MaxRooms < 0 || opts.RateLimit < 0:
 		return nil, errors.New("chat: an option is negative")
 	}

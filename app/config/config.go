@@ -65,6 +65,9 @@ type Config struct {
 	// WriteTimeout bounds one write to a WebSocket; a peer that takes longer to read it is cut
 	// (WS_WRITE_TIMEOUT, default 10s).
 	WriteTimeout time.Duration
+	// WriteDelay is how long a connection's writer waits for more to write with what it has
+	// (WS_WRITE_DELAY, default 0: none).
+	WriteDelay time.Duration
 	// Compression accepts permessage-deflate (RFC 7692) from WebSocket clients that offer it, browsers
 	// among them (WS_COMPRESSION=1; default 0, off: it trades server CPU for bandwidth).
 	Compression bool
@@ -146,6 +149,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxMessageBytes:    p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
 		QueueBytes:         p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
 		WriteTimeout:       p.duration("WS_WRITE_TIMEOUT", 10*time.Second),
+		WriteDelay:         p.delay("WS_WRITE_DELAY"),
 		Compression:        p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
 		PingInterval:       p.duration("PING_INTERVAL", 25*time.Second),
 		PongWait:           p.duration("PONG_WAIT", 60*time.Second),
@@ -288,6 +292,20 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 	if err != nil || d <= 0 {
 		p.fail(name, fmt.Sprintf("must be a positive duration such as 30s or 24h, got %q", v))
 		return def
+	}
+	return d
+}
+
+// delay reads a duration that may be 0, and is 0 when unset; at most a second.
+func (p *parser) delay(name string) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > time.Second {
+		p.fail(name, fmt.Sprintf("must be a duration from 0 to 1s, such as 1ms, got %q", v))
+		return 0
 	}
 	return d
 }

@@ -162,6 +162,7 @@ func New(cfg config.Config, deps Deps, log *slog.Logger) (*Server, error) {
 		Now:             time.Now,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		QueueBytes:      cfg.QueueBytes,
+		WriteDelay:      cfg.WriteDelay,
 		PingInterval:    cfg.PingInterval,
 		PongWait:        cfg.PongWait,
 		HistoryLimit:    cfg.HistoryLimit,
