@@ -22,11 +22,13 @@ import (
 type frameConn struct {
 	mu     sync.Mutex
 	frames []map[string]any
+	writes int // calls of WriteFrames
 }
 
 func (f *frameConn) WriteFrames(frames [][]byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.writes++
 	for _, b := range frames {
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {

@@ -101,3 +101,44 @@ func TestNewOptions(t *testing.T) {
 	<-done
 	zero.Shutdown(context.Background(), app.CloseGoingAway, "")
 }
+
+// With a write delay, what is queued meanwhile goes out in the same write.
+func TestWriteDelayGathers(t *testing.T) {
+	h, _ := newTestHub(t, func(o *Options) { o.WriteDelay = 100 * time.Millisecond })
+	conn := &frameConn{}
+	c, err := h.Register(context.Background(), conn, Session{
+		User: app.Identity{UserID: 1, Name: "ada", Session: "s", ExpiresAt: time.Now().Add(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Unregister(c) })
+	written := func() (frames, writes int) {
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		return len(conn.frames), conn.writes
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for frames, _ := written(); frames < 1; frames, _ = written() { // the welcome
+		if time.Now().After(deadline) {
+			t.Fatal("no welcome")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.enqueue(app.PongFrame)
+	time.Sleep(20 * time.Millisecond) // within the delay: without one, the first goes alone
+	c.enqueue(app.PongFrame)
+	for {
+		frames, writes := written()
+		if frames == 3 {
+			if writes != 2 {
+				t.Errorf("the two frames took %d writes, want 1", writes-1)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d frames written", frames)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
