@@ -272,18 +272,15 @@ func TestResumeAheadOfThisNode(t *testing.T) {
 	}
 }
 
-// A message sent again with its client id, after the node that stored it first stopped before
-// publishing it, reaches the room (read from the store), and its sender's ack comes after it.
-func TestRepeatReachesTheRoomBeforeItsAck(t *testing.T) {
-	h, db := newTestHub(t)
-	bystander := joinGeneral(t, h)
-	ctx := context.Background()
-	author, err := db.CreateUser(ctx, app.User{Email: "author@example.com", Name: "author", PasswordHash: "h", CreatedAt: time.Now()})
+// registerAuthor stores a user "author" and connects a client of theirs in general.
+func registerAuthor(t *testing.T, h *Hub, db *store.DB) (app.User, *frameConn, *Client) {
+	t.Helper()
+	author, err := db.CreateUser(context.Background(), app.User{Email: "author@example.com", Name: "author", PasswordHash: "h", CreatedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn := &frameConn{}
-	c, err := h.Register(ctx, conn, Session{
+	c, err := h.Register(context.Background(), conn, Session{
 		User:  app.Identity{UserID: author.ID, Name: "author", ExpiresAt: time.Now().Add(time.Hour)},
 		Joins: []Join{{Room: "general"}},
 	})
@@ -291,6 +288,16 @@ func TestRepeatReachesTheRoomBeforeItsAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Unregister(c) })
+	return author, conn, c
+}
+
+// A message sent again with its client id, after the node that stored it first stopped before
+// publishing it, reaches the room (read from the store), and its sender's ack comes after it.
+func TestRepeatReachesTheRoomBeforeItsAck(t *testing.T) {
+	h, db := newTestHub(t)
+	bystander := joinGeneral(t, h)
+	ctx := context.Background()
+	author, conn, c := registerAuthor(t, h, db)
 	// Stored by another node, which died before publishing it.
 	if _, err := db.AppendMessages(ctx, []app.Message{{Room: "general", From: app.Author{ID: author.ID, Name: "author"}, Text: "x", At: time.Now(), ClientID: "x-1"}}); err != nil {
 		t.Fatal(err)
@@ -308,19 +315,7 @@ func TestCatchUpLeavesAMessageInFlightToItsEvent(t *testing.T) {
 	h, db := newTestHub(t)
 	bystander := joinGeneral(t, h)
 	ctx := context.Background()
-	author, err := db.CreateUser(ctx, app.User{Email: "author@example.com", Name: "author", PasswordHash: "h", CreatedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := &frameConn{}
-	c, err := h.Register(ctx, conn, Session{
-		User:  app.Identity{UserID: author.ID, Name: "author", ExpiresAt: time.Now().Add(time.Hour)},
-		Joins: []Join{{Room: "general"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Unregister(c) })
+	author, conn, c := registerAuthor(t, h, db)
 
 	// As the committer does: marked, then stored; its event is still to come.
 	mine := app.Message{Room: "general", From: app.Author{ID: author.ID, Name: "author"}, Text: "mine", At: time.Now(), ClientID: "m-1"}

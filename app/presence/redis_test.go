@@ -16,17 +16,7 @@ import (
 )
 
 // open returns a client and a key prefix of the test's own.
-func open(t *testing.T) (*redis.Client, string) {
-	t.Helper()
-	url, prefix := bustest.Redis(t)
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { client.Close() })
-	return client, prefix
-}
+func open(t *testing.T) (*redis.Client, string) { return bustest.Client(t) }
 
 var (
 	ada = app.Author{ID: 1, Name: "ada"}

@@ -52,12 +52,7 @@ func (m *Memory) Add(_ context.Context, key string) (int64, time.Duration, error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.sweepLocked(now)
-	c := m.counts[key]
-	if c == nil || !now.Before(c.end) {
-		c = &count{end: now.Add(m.window)}
-		m.counts[key] = c
-	}
+	c := m.countLocked(key, now)
 	c.n++
 	return c.n, c.end.Sub(now), nil
 }
@@ -70,12 +65,7 @@ func (m *Memory) Try(_ context.Context, key string, free int) (time.Duration, er
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.sweepLocked(now)
-	c := m.counts[key]
-	if c == nil || !now.Before(c.end) {
-		c = &count{end: now.Add(m.window)}
-		m.counts[key] = c
-	}
+	c := m.countLocked(key, now)
 	if now.Before(c.until) {
 		if c.end.Before(c.until) {
 			return c.end.Sub(now), nil
@@ -105,6 +95,18 @@ func (m *Memory) Reset(_ context.Context, key string) error {
 	defer m.mu.Unlock()
 	delete(m.counts, key)
 	return nil
+}
+
+// countLocked returns key's count in the window at now, a new one when the last has ended. m.mu must be
+// held.
+func (m *Memory) countLocked(key string, now time.Time) *count {
+	m.sweepLocked(now)
+	c := m.counts[key]
+	if c == nil || !now.Before(c.end) {
+		c = &count{end: now.Add(m.window)}
+		m.counts[key] = c
+	}
+	return c
 }
 
 // sweepLocked drops ended windows, at most once a window, so that keys an attacker makes up do not pile

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/causerie/causerie/app/bus/bustest"
 	"github.com/causerie/causerie/app/throttle"
 )
@@ -27,13 +25,7 @@ func eachWindow(t *testing.T, span time.Duration, test func(t *testing.T, w wind
 		test(t, throttle.NewMemory(span, clock), func() { mu.Lock(); now = now.Add(span); mu.Unlock() })
 	})
 	t.Run("redis", func(t *testing.T) {
-		url, prefix := bustest.Redis(t)
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client := redis.NewClient(opts)
-		t.Cleanup(func() { client.Close() })
+		client, prefix := bustest.Client(t)
 		w := throttle.NewRedis(client, prefix, span)
 		test(t, w, func() {
 			deadline := time.Now().Add(5 * time.Second)
@@ -129,13 +121,7 @@ func TestTryDelaysGrow(t *testing.T) {
 		run(t, throttle.NewMemory(span, func() time.Time { return now }), func(d time.Duration) { now = now.Add(d) })
 	})
 	t.Run("redis", func(t *testing.T) {
-		url, prefix := bustest.Redis(t)
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client := redis.NewClient(opts)
-		t.Cleanup(func() { client.Close() })
+		client, prefix := bustest.Client(t)
 		run(t, throttle.NewRedis(client, prefix, span), func(d time.Duration) { time.Sleep(d + 5*time.Millisecond) })
 	})
 }

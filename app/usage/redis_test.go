@@ -5,30 +5,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus/bustest"
 	"github.com/causerie/causerie/app/usage"
 )
 
-func client(t *testing.T) (*redis.Client, string) {
-	t.Helper()
-	url, prefix := bustest.Redis(t)
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c, prefix
-}
-
 // Each process learns the others' figures for the users it asks about: connections while the other is
 // alive, messages once per interval of the other's.
 func TestExchange(t *testing.T) {
 	ctx := context.Background()
-	c, prefix := client(t)
+	c, prefix := bustest.Client(t)
 	const stale = 300 * time.Millisecond
 	one := usage.NewRedis(c, prefix, "node-1", stale)
 	two := usage.NewRedis(c, prefix, "node-2", stale)

@@ -46,3 +46,17 @@ func Redis(t testing.TB) (url, prefix string) {
 	})
 	return url, prefix
 }
+
+// Client returns a client of the Redis in TEST_REDIS_URL, closed when t ends, and a key prefix of t's own
+// (see Redis). It skips t when the variable is unset.
+func Client(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	url, prefix := Redis(t)
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("bustest: %s: %v", EnvRedisURL, err)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client, prefix
+}
