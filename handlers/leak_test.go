@@ -8,12 +8,13 @@ import (
 )
 
 // TestMain fails the package's tests if any goroutine outlives them. Its tests mostly wait on clocks
-// (rate limits, deadlines, the exchange between nodes), a quarter of a core each: more of them run at
-// once than go test's default of one per core, unless -parallel says otherwise.
+// (rate limits, deadlines, the exchange between nodes), a quarter of a core each: six run at once,
+// rather than go test's default of one per core, unless -parallel says otherwise or the race detector
+// runs, which leaves the clock-bound ones short of CPU.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if !isSet("test.parallel") {
-		_ = flag.Set("test.parallel", "8")
+	if !isSet("test.parallel") && !underRace {
+		_ = flag.Set("test.parallel", "6")
 	}
 	goleak.VerifyTestMain(m)
 }
