@@ -404,10 +404,7 @@ func TestConnectionCapAcrossNodes(t *testing.T) {
 // A user with three tabs spread over two nodes, reloading one ten times, never meets the default cap.
 func TestOrdinaryUseNeverMeetsTheCapAcrossNodes(t *testing.T) {
 	t.Parallel() // it waits on the clock; its server is its own
-	envs := servertest.NodeEnvs(t, 2, nil)
-	delete(envs[0], "RATE_LIMIT")
-	delete(envs[1], "RATE_LIMIT")
-	one, two := servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
+	one, two := nodesWithDefaultLimits(t)
 	ada := one.Register(t, "ada@example.com")
 	one.Connect(t, ada)
 	one.Connect(t, ada)
@@ -468,10 +465,7 @@ func TestRateLimitAcrossNodes(t *testing.T) {
 // rate limit, all nodes counted together.
 func TestOrdinaryChatNeverMeetsTheRateLimitAcrossNodes(t *testing.T) {
 	t.Parallel() // it waits on the clock; its server is its own
-	envs := servertest.NodeEnvs(t, 2, nil)
-	delete(envs[0], "RATE_LIMIT")
-	delete(envs[1], "RATE_LIMIT")
-	one, two := servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
+	one, two := nodesWithDefaultLimits(t)
 	ada := one.Register(t, "ada@example.com")
 	tabs := []*servertest.Client{one.Connect(t, ada), one.Connect(t, ada), two.Connect(t, ada)}
 	const perTab = 15 // 3 seconds at 5 a second
@@ -492,4 +486,15 @@ func TestOrdinaryChatNeverMeetsTheRateLimitAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// nodesWithDefaultLimits starts two nodes of one deployment with the default limits, RATE_LIMIT included
+// (servertest.NodeEnvs turns it off): what an ordinary user meets.
+func nodesWithDefaultLimits(t *testing.T) (one, two *servertest.Server) {
+	t.Helper()
+	envs := servertest.NodeEnvs(t, 2, nil)
+	for _, env := range envs {
+		delete(env, "RATE_LIMIT")
+	}
+	return servertest.Start(t, envs[0]), servertest.Start(t, envs[1])
 }

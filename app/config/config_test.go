@@ -43,12 +43,14 @@ func TestErrorsNameEveryBadVariable(t *testing.T) {
 		"PORT": "http", "TOKEN_TTL": "forever", "JWT_SECRET": "short", "LOG_LEVEL": "loud",
 		"PING_INTERVAL": "2m", "MAX_MESSAGE_BYTES": "0", "METRICS_ADDR": "9181",
 		"TRUSTED_PROXIES": "10.0.0.0/8,proxy.example.com",
+		"WS_WRITE_DELAY":  "5s", "WS_WRITE_TIMEOUT": "0s", "SESSION_MAX": "soon",
 	}
 	_, err := config.Load(func(k string) string { return env[k] })
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES", "METRICS_ADDR", "TRUSTED_PROXIES"} {
+	for _, name := range []string{"PORT", "TOKEN_TTL", "JWT_SECRET", "LOG_LEVEL", "PONG_WAIT", "MAX_MESSAGE_BYTES", "METRICS_ADDR", "TRUSTED_PROXIES",
+		"WS_WRITE_DELAY", "WS_WRITE_TIMEOUT", "SESSION_MAX"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
