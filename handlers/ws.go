@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/budget"
 	"github.com/causerie/causerie/app/chat"
 	"github.com/causerie/causerie/app/netconn"
 	"github.com/causerie/causerie/app/wsframe"
@@ -79,7 +80,7 @@ func (a *admission) admit(addr string, maxAddr int) error {
 		a.addrs = map[string]int{}
 	}
 	if maxAddr > 0 && a.addrs[addr] >= maxAddr {
-		return app.Limited(app.CodeTooManyConns, chat.ConnRetry, "%d connections are open from your address, the most it may (MAX_CONNS_PER_IP)", maxAddr)
+		return app.Limited(app.CodeTooManyConns, budget.ConnRetry, "%d connections are open from your address, the most it may (MAX_CONNS_PER_IP)", maxAddr)
 	}
 	a.addrs[addr]++
 	return nil

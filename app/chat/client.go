@@ -524,3 +524,11 @@ func (c *Client) roomNames() []string {
 	}
 	return names
 }
+
+// Pings, JSON or control frames, have a small budget of their own per connection, outside the user's: a
+// client keeping its connection alive pings every few seconds at most, and one pinging in a loop would
+// otherwise get all the pongs it asks for.
+const (
+	pingsPerSecond = 2
+	pingBurst      = 20
+)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/budget"
 	"github.com/causerie/causerie/app/bus"
 )
 
@@ -85,7 +86,7 @@ type Options struct {
 	// MaxConnsPerUser caps the connections of one user (0: no cap), on every node with Usage.
 	MaxConnsPerUser int
 	// Usage may be nil (a single node); with it, RateLimit and MaxConnsPerUser hold across nodes.
-	Usage Usage
+	Usage budget.Usage
 	// RoomsPerHour caps the rooms one user creates (by storing their first message) in an hour, counted by
 	// Creations; 0 is no cap.
 	RoomsPerHour int
@@ -115,7 +116,7 @@ type Hub struct {
 	// can tell it raced with one.
 	presenceCalls atomic.Uint64
 	stats         Stats
-	budgets       *budgets
+	budgets       *budget.Users
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
@@ -175,7 +176,8 @@ func New(opts Options) (*Hub, error) {
 	if opts.Timings == nil {
 		opts.Timings = noTimings{}
 	}
-	h := &Hub{opts: opts, log: opts.Log, budgets: newBudgets(opts.RateLimit, opts.RateBurst, opts.MaxConnsPerUser, opts.Usage), sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
+	h := &Hub{opts: opts, log: opts.Log, sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
+	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
 	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	return h, nil
@@ -413,7 +415,8 @@ const writerLinger = time.Second
 
 // Run pings every client each PingInterval, aborts those silent for longer than PongWait, retires
 // idle writers, and refreshes this node's presence, until ctx ends. It starts, on goroutines of their
-// own, the exchange of usage with the other nodes and the watch on ended sessions, which end with ctx.
+// own, the budgets per user (with their exchange with the other nodes) and the watch on ended sessions,
+// which end with ctx.
 // One loop serves all clients, so that an idle connection costs no goroutine and no ticker of its own:
 // its only timer is the one that ends it when its token expires.
 func (h *Hub) Run(ctx context.Context) {
@@ -422,9 +425,7 @@ func (h *Hub) Run(ctx context.Context) {
 	defer t.Stop()
 	sweep := time.NewTicker(writerLinger)
 	defer sweep.Stop()
-	if h.opts.Usage != nil {
-		go h.exchangeUsage(ctx)
-	}
+	go h.budgets.Run(ctx)
 	if h.opts.Sessions != nil {
 		go h.watchSessions(ctx)
 	}
@@ -445,7 +446,6 @@ func (h *Hub) Run(ctx context.Context) {
 				v.(*Client).retireIfIdle()
 				return true
 			})
-			h.budgets.sweep(time.Now())
 		case <-t.C:
 			// Real time, not opts.Now: LastRead comes from the wall clock of the socket.
 			deadline := time.Now().Add(-h.opts.PongWait)
@@ -463,34 +463,12 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// exchangeUsage trades what users spend here for what they spend on the other nodes, every
-// exchangeEvery, until ctx ends: on a goroutine of its own, so that a slow Redis delays no ping.
-func (h *Hub) exchangeUsage(ctx context.Context) {
-	t := time.NewTicker(exchangeEvery)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			err := h.budgets.exchange(ctx, time.Now())
-			if err != nil && !failing {
-				h.log.Warn("usage: exchange with the other nodes failed; limits per user count this node alone until it works", "err", err)
-			} else if err == nil && failing {
-				h.log.Info("usage: exchange with the other nodes works again")
-			}
-			failing = err != nil
-		}
-	}
-}
-
 // Admit counts a connection of a user, or refuses it with a too_many_connections error when the user
 // has MaxConnsPerUser connections open, on every node with Usage. Release takes it back.
-func (h *Hub) Admit(ctx context.Context, user int64) error { return h.budgets.admit(ctx, user) }
+func (h *Hub) Admit(ctx context.Context, user int64) error { return h.budgets.Admit(ctx, user) }
 
 // Release takes back a connection Admit counted.
-func (h *Hub) Release(user int64) { h.budgets.release(user) }
+func (h *Hub) Release(user int64) { h.budgets.Release(user) }
 
 func (h *Hub) isClosing() bool {
 	h.mu.Lock()

@@ -24,7 +24,7 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 		}
 		return
 	}
-	if ok, wait := h.budgets.take(c.User.UserID, time.Now()); !ok {
+	if ok, wait := h.budgets.Take(c.User.UserID, time.Now()); !ok {
 		// One error per wait: answering every dropped frame would let a flood buy a frame back for each.
 		if now := time.Now(); !now.Before(c.quietUntil) {
 			c.quietUntil = now.Add(wait)
@@ -132,7 +132,7 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	if len(clientID) > app.MaxClientIDBytes {
 		return app.Message{}, false, app.Errorf(app.CodeInvalid, "id must be at most %d bytes", app.MaxClientIDBytes)
 	}
-	if ok, wait := h.budgets.take(user.UserID, time.Now()); !ok {
+	if ok, wait := h.budgets.Take(user.UserID, time.Now()); !ok {
 		return app.Message{}, false, app.Limited(app.CodeRateLimited, wait, "over %g messages per second, all your connections together", h.opts.RateLimit)
 	}
 	if err := h.checkCreation(ctx, user.UserID, room); err != nil {

@@ -59,25 +59,6 @@ func TestRegisterAfterTheSessionEnded(t *testing.T) {
 	}
 }
 
-// Without a Usage (one node), a user who sent frames and left is forgotten once their limiter is full.
-func TestBudgetsForgetIdleUsers(t *testing.T) {
-	b := newBudgets(10, 5, 20, nil)
-	now := time.Now()
-	for range 3 {
-		if ok, _ := b.take(7, now); !ok {
-			t.Fatal("refused under the burst")
-		}
-	}
-	if err := b.admit(context.Background(), 8); err != nil {
-		t.Fatal(err)
-	}
-	b.release(8)
-	b.sweep(now.Add(time.Second))
-	if n := len(b.users); n != 0 {
-		t.Errorf("%d users kept after they left and their limiters filled, want 0", n)
-	}
-}
-
 // New refuses what cannot work, and a hub of zero options is safe to run: no ticker of zero period.
 func TestNewOptions(t *testing.T) {
 	if _, err := New(Options{}); err == nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/auth"
+	"github.com/causerie/causerie/app/budget"
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/bus/redisbus"
 	"github.com/causerie/causerie/app/chat"
@@ -70,7 +71,7 @@ type Deps struct {
 	Bus   Bus
 	// Presence and Usage are nil on a single node.
 	Presence chat.Presence
-	Usage    chat.Usage
+	Usage    budget.Usage
 	// Failures counts login attempts over LOGIN_WINDOW, and Hourly the rooms users create and the
 	// accounts registered per address over an hour: in this process, or in Redis for every node.
 	Failures handlers.Attempts

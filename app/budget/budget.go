@@ -1,7 +1,10 @@
-package chat
+// Package budget keeps what each user spends of the limits per user: frames per second and open
+// connections, on this node and, with a Usage, on every node.
+package budget
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -23,16 +26,17 @@ const (
 	exchangeEvery   = time.Second
 )
 
-// budgets keeps what each user of this node spends of the limits per user: one rate limiter shared by
+// Users keeps what each user of this node spends of the limits per user: one rate limiter shared by
 // all of the user's connections and REST posts (a limit per connection let twenty sockets of one user
 // send twenty times the limit), and the count of the user's connections. With a Usage, the other nodes'
 // spending counts too: what a user sends elsewhere is charged to the limiter here, and their connections
 // elsewhere count against the cap, each known within an exchange.
-type budgets struct {
+type Users struct {
 	limit    rate.Limit // 0: no limit
 	burst    int
 	maxConns int // 0: no cap
 	usage    Usage
+	log      *slog.Logger
 
 	mu    sync.Mutex
 	users map[int64]*spender
@@ -64,15 +68,74 @@ const usageLapse = 2 * time.Second
 // rewriteEvery is how often a user's unchanged figures are written again, well within usage.Keep.
 const rewriteEvery = 30 * time.Second
 
-// fresh reports whether what s knows of the other nodes is recent enough for admit to go by.
+// fresh reports whether what s knows of the other nodes is recent enough for Admit to go by.
 func (s *spender) fresh(now time.Time) bool { return now.Sub(s.checked) <= 2*exchangeEvery }
 
-func newBudgets(perSecond float64, burst, maxConns int, usage Usage) *budgets {
-	return &budgets{limit: rate.Limit(perSecond), burst: burst, maxConns: maxConns, usage: usage, users: map[int64]*spender{}}
+// Config sets the limits per user.
+type Config struct {
+	// PerSecond is the frames per second a user may send, all connections and REST posts together (0:
+	// unlimited), with bursts of Burst.
+	PerSecond float64
+	Burst     int
+	// MaxConns caps the connections of one user (0: no cap).
+	MaxConns int
+	// Usage may be nil (a single node); with it, the limits hold across nodes.
+	Usage Usage
+	Log   *slog.Logger
+}
+
+// New returns the budgets of cfg; Run keeps them.
+func New(cfg Config) *Users {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Users{limit: rate.Limit(cfg.PerSecond), burst: cfg.Burst, maxConns: cfg.MaxConns, usage: cfg.Usage, log: cfg.Log, users: map[int64]*spender{}}
+}
+
+// sweepEvery is how often Run forgets the users who spend nothing.
+const sweepEvery = time.Second
+
+// Run forgets, every sweepEvery, the users who spend nothing, and with a Usage trades what users spend
+// here for what they spend on the other nodes, every exchangeEvery, until ctx ends. The exchange runs on
+// a goroutine of its own, so that a slow Redis delays no sweep.
+func (b *Users) Run(ctx context.Context) {
+	if b.usage != nil {
+		go b.exchangeLoop(ctx)
+	}
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			b.sweep(now)
+		}
+	}
+}
+
+func (b *Users) exchangeLoop(ctx context.Context) {
+	t := time.NewTicker(exchangeEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := b.exchange(ctx, time.Now())
+			if err != nil && !failing {
+				b.log.Warn("usage: exchange with the other nodes failed; limits per user count this node alone until it works", "err", err)
+			} else if err == nil && failing {
+				b.log.Info("usage: exchange with the other nodes works again")
+			}
+			failing = err != nil
+		}
+	}
 }
 
 // userLocked returns user's spender, made on first use. b.mu must be held.
-func (b *budgets) userLocked(user int64) *spender {
+func (b *Users) userLocked(user int64) *spender {
 	s := b.users[user]
 	if s == nil {
 		s = &spender{}
@@ -84,8 +147,8 @@ func (b *budgets) userLocked(user int64) *spender {
 	return s
 }
 
-// take spends one of user's frames and reports whether there was one, or how long until there is.
-func (b *budgets) take(user int64, now time.Time) (bool, time.Duration) {
+// Take spends one of user's frames and reports whether there was one, or how long until there is.
+func (b *Users) Take(user int64, now time.Time) (bool, time.Duration) {
 	if b.limit <= 0 {
 		return true, 0
 	}
@@ -107,11 +170,11 @@ func (b *budgets) take(user int64, now time.Time) (bool, time.Duration) {
 // ConnRetry is the Retry-After of a connection refused over a cap: connections end when their pages do.
 const ConnRetry = 5 * time.Second
 
-// admit counts a connection of user, or refuses it with a too_many_connections error when the user has
+// Admit counts a connection of user, or refuses it with a too_many_connections error when the user has
 // the most connections one may, on every node. A user whose connections elsewhere this node has not
 // learned of in the last two exchanges is looked up first, so that the cap holds from the first
-// connection; should the other nodes not answer, it counts what it knows. Each connection admitted is released with release.
-func (b *budgets) admit(ctx context.Context, user int64) error {
+// connection; should the other nodes not answer, it counts what it knows. Release takes it back.
+func (b *Users) Admit(ctx context.Context, user int64) error {
 	if b.maxConns <= 0 {
 		return nil
 	}
@@ -141,8 +204,8 @@ func (b *budgets) admit(ctx context.Context, user int64) error {
 	return nil
 }
 
-// release takes back a connection admit counted.
-func (b *budgets) release(user int64) {
+// Release takes back a connection Admit counted.
+func (b *Users) Release(user int64) {
 	if b.maxConns <= 0 {
 		return
 	}
@@ -155,7 +218,7 @@ func (b *budgets) release(user int64) {
 
 // sweep forgets the users with no connection here, nothing left to tell the other nodes, and a full
 // limiter: a new spender would be the same, and a server that has seen many users keeps none of them.
-func (b *budgets) sweep(now time.Time) {
+func (b *Users) sweep(now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for user, s := range b.users {
@@ -167,9 +230,9 @@ func (b *budgets) sweep(now time.Time) {
 
 // exchange renews this node's heartbeat with the other nodes, tells them what changed of its users'
 // spending since the last exchange, and learns what those users spend there: their messages elsewhere are
-// charged to the limiters here, their connections elsewhere kept for admit. Without a Usage it does
+// charged to the limiters here, their connections elsewhere kept for Admit. Without a Usage it does
 // nothing.
-func (b *budgets) exchange(ctx context.Context, now time.Time) error {
+func (b *Users) exchange(ctx context.Context, now time.Time) error {
 	if b.usage == nil {
 		return nil
 	}
@@ -218,11 +281,3 @@ func charge(lim *rate.Limiter, n, burst int, now time.Time) {
 		n -= k
 	}
 }
-
-// Pings, JSON or control frames, have a small budget of their own per connection, outside the user's: a
-// client keeping its connection alive pings every few seconds at most, and one pinging in a loop would
-// otherwise get all the pongs it asks for.
-const (
-	pingsPerSecond = 2
-	pingBurst      = 20
-)
