@@ -1,6 +1,7 @@
 // Package bus carries encoded events between the hubs of every node. The in-process Memory bus serves a
 // single node; the Redis bus (redisbus) serves several, and the hub never knows which it has: it links
-// this package alone, no Redis client.
+// this package alone, no Redis client. A Relay publishes one node's events in order, and keeps what the
+// bus failed to take.
 package bus
 
 import "context"

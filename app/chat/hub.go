@@ -107,7 +107,7 @@ type Hub struct {
 	opts    Options
 	log     *slog.Logger
 	pipe    *pipeline
-	relay   *relay
+	relay   *bus.Relay
 	connSeq atomic.Uint64 // numbers this node's connections
 	// presenceDirty is set when the presence directory may disagree with this node (a call failed, or
 	// the other nodes gave it up): the next refresh sets this node's users again.
@@ -178,7 +178,7 @@ func New(opts Options) (*Hub, error) {
 	}
 	h := &Hub{opts: opts, log: opts.Log, sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
-	h.relay = newRelay(opts.Bus, opts.NodeID, opts.Log)
+	h.relay = bus.NewRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.pipe = newPipeline(opts.Store, h)
 	return h, nil
 }
@@ -190,7 +190,7 @@ func (h *Hub) startLoops() {
 		h.looping.Store(true)
 		go h.pipe.commitLoop()
 		go h.pipe.publishLoop()
-		go h.relay.loop()
+		go h.relay.Run()
 		h.opts.Bus.Subscribe(busHandler{h})
 	})
 }
@@ -246,7 +246,7 @@ func (h *Hub) publishStored(ev bus.Event, landed *app.Message, done func()) {
 		landed = nil
 	}
 	h.dispatch(ev, landed, done)
-	h.relay.send(ev)
+	h.relay.Send(ev)
 }
 
 // Stats returns the hub's counters; they are read without locks and safe to read at any time.
@@ -511,7 +511,7 @@ func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
 const drainTimeout = 3 * time.Second
 
 func (h *Hub) drain() {
-	for _, close := range []func(context.Context){h.pipe.close, h.relay.close} {
+	for _, close := range []func(context.Context){h.pipe.close, h.relay.Close} {
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		if !h.looping.Load() {
 			cancel() // a hub that never ran has no loop to wait for: close, and do not wait

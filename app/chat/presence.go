@@ -228,7 +228,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.departed(got.Gone)
 	// An earlier process with this id may have stored messages it never published: every node catches
 	// up, as when a node claims a stopped one (see refreshPresence).
-	h.relay.send(resyncEvent(h.opts.NodeID))
+	h.relay.Send(bus.ResyncEvent(h.opts.NodeID))
 	return nil
 }
 
@@ -250,7 +250,7 @@ func (h *Hub) refreshPresence(ctx context.Context) {
 	if got.Claimed > 0 {
 		h.log.Info("presence: claimed stopped nodes; every node catches up from the store", "nodes", got.Claimed, "users_left", len(got.Gone))
 		h.resync()
-		h.relay.send(resyncEvent(h.opts.NodeID))
+		h.relay.Send(bus.ResyncEvent(h.opts.NodeID))
 	}
 	if got.Lost {
 		h.log.Warn("presence: this node had been given up for dead; setting its users again")
@@ -287,11 +287,6 @@ func (h *Hub) reassertPresence(ctx context.Context) {
 		// undone it: once more at the next refresh.
 		h.presenceDirty.Store(true)
 	}
-}
-
-// resyncEvent asks every other node to catch all its rooms up from the store.
-func resyncEvent(node string) bus.Event {
-	return bus.Event{Node: node, Sent: time.Now().UnixNano()}
 }
 
 func (h *Hub) departed(gone []app.RoomUser) {

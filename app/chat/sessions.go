@@ -41,7 +41,7 @@ func (h *Hub) EndSessions(ids ...string) {
 	}
 	h.closeSessions(ids)
 	payload, _ := json.Marshal(endedSessions{Ended: ids}) // a struct of strings always encodes
-	h.relay.send(bus.Event{Node: h.opts.NodeID, Sent: time.Now().UnixNano(), Payload: payload})
+	h.relay.Send(bus.Event{Node: h.opts.NodeID, Sent: time.Now().UnixNano(), Payload: payload})
 }
 
 // endedMemory is how long a node remembers that a session ended: longer than a WebSocket handshake takes

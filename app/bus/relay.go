@@ -1,4 +1,4 @@
-package chat
+package bus
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/causerie/causerie/app/bus"
 )
 
 const (
@@ -24,7 +22,7 @@ const (
 	staleAfter = 5 * time.Second
 )
 
-// relay hands this node's events to the bus from one goroutine, so that the order of publication is the
+// Relay hands this node's events to the bus from one goroutine, so that the order of publication is the
 // order of send, and nobody else waits on the bus: the hub has already delivered the events to its own
 // connections, and acks do not wait for other nodes.
 //
@@ -33,11 +31,11 @@ const (
 // store. So a message committed here reaches the other nodes, late at worst, unless the node stops first;
 // then the node that claims it in the presence directory (or its own next process) makes every node
 // catch up.
-type relay struct {
-	bus  bus.Bus
+type Relay struct {
+	bus  Bus
 	node string
 	log  *slog.Logger
-	in   chan bus.Event
+	in   chan Event
 	// stopped is closed when the loop has published (or given up on) everything sent before close.
 	stopped chan struct{}
 
@@ -51,13 +49,13 @@ type relay struct {
 	closed  bool
 }
 
-// newRelay returns a relay whose loop the hub's Run starts.
-func newRelay(b bus.Bus, node string, log *slog.Logger) *relay {
-	return &relay{bus: b, node: node, log: log, in: make(chan bus.Event, relayQueue), stopped: make(chan struct{})}
+// NewRelay returns a relay of node's events to b; Run carries them.
+func NewRelay(b Bus, node string, log *slog.Logger) *Relay {
+	return &Relay{bus: b, node: node, log: log, in: make(chan Event, relayQueue), stopped: make(chan struct{})}
 }
 
-// send queues ev for the bus; it never blocks.
-func (r *relay) send(ev bus.Event) {
+// Send queues ev for the bus; it never blocks.
+func (r *Relay) Send(ev Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -71,7 +69,7 @@ func (r *relay) send(ev bus.Event) {
 }
 
 // keepLocked remembers that ev did not reach the bus. r.mu must be held.
-func (r *relay) keepLocked(ev bus.Event) {
+func (r *Relay) keepLocked(ev Event) {
 	if ev.Room == "" {
 		r.resync = true
 	}
@@ -84,11 +82,12 @@ func (r *relay) keepLocked(ev bus.Event) {
 	r.unsent[ev.Room] = max(r.unsent[ev.Room], ev.ID)
 }
 
-func (r *relay) loop() {
+// Run publishes what Send queues, in order, until Close; it retries what failed every retryEvery.
+func (r *Relay) Run() {
 	defer close(r.stopped)
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
-	batch := make([]bus.Event, 0, relayBatch)
+	batch := make([]Event, 0, relayBatch)
 	for {
 		batch = batch[:0]
 		select {
@@ -117,25 +116,25 @@ func (r *relay) loop() {
 }
 
 // takeUnsent returns a bare head event for every room with unsent messages, and forgets them.
-func (r *relay) takeUnsent() []bus.Event {
+func (r *Relay) takeUnsent() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var heads []bus.Event
+	var heads []Event
 	now := time.Now().UnixNano()
 	for room, id := range r.unsent {
-		heads = append(heads, bus.Event{Room: room, ID: id, Node: r.node, Sent: now})
+		heads = append(heads, Event{Room: room, ID: id, Node: r.node, Sent: now})
 	}
 	if r.resync {
-		heads = append(heads, resyncEvent(r.node))
+		heads = append(heads, ResyncEvent(r.node))
 	}
 	r.unsent, r.resync = nil, false
 	return heads
 }
 
-func (r *relay) publish(evs []bus.Event) {
+func (r *Relay) publish(evs []Event) {
 	// joined, left and typing events that waited out a bus outage are news no more.
 	stale := time.Now().Add(-staleAfter).UnixNano()
-	evs = slices.DeleteFunc(evs, func(ev bus.Event) bool { return ev.ID == 0 && ev.Room != "" && ev.Sent < stale })
+	evs = slices.DeleteFunc(evs, func(ev Event) bool { return ev.ID == 0 && ev.Room != "" && ev.Sent < stale })
 	if len(evs) == 0 {
 		return
 	}
@@ -160,8 +159,8 @@ func (r *relay) publish(evs []bus.Event) {
 	}
 }
 
-// close stops taking events and waits, until ctx ends, for those queued to be published.
-func (r *relay) close(ctx context.Context) {
+// Close stops taking events and waits, until ctx ends, for those queued to be published.
+func (r *Relay) Close(ctx context.Context) {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true
@@ -172,4 +171,9 @@ func (r *relay) close(ctx context.Context) {
 	case <-r.stopped:
 	case <-ctx.Done():
 	}
+}
+
+// ResyncEvent asks every other node to catch all its rooms up from the store.
+func ResyncEvent(node string) Event {
+	return Event{Node: node, Sent: time.Now().UnixNano()}
 }
