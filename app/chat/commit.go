@@ -126,7 +126,7 @@ func (p *pipeline) commitLoop() {
 			msgs = append(msgs, r.msg)
 		}
 		// Marked before they can be read from the store: a catch-up leaves them to their events (see
-		// sequencer.inflight), which clear the marks.
+		// sequence.Room.Fly), which clear the marks.
 		for _, r := range batch {
 			if r.from != nil {
 				p.hub.fly(r.msg, +1)

@@ -358,7 +358,7 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)
-		r.seq.stop()
+		r.seq.Stop()
 	}
 }
 

@@ -108,7 +108,7 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	c.expectAnswer()
 	msg := h.message(c.User, in.Room, in.Text, in.ID)
 	if msg.ClientID == "" {
-		// Every message of a connection is found in the store by its client id (see sequencer.inflight):
+		// Every message of a connection is found in the store by its client id (see sequence.Room.Fly):
 		// one the client did not name gets one of ours, which it never sees.
 		msg.ClientID = h.ownClientID()
 	}
@@ -254,7 +254,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		wait.Stop()
 	}
 	frames = append(frames, app.EncodePresence(name, h.roomUsers(ctx, r)))
-	err = r.seq.begin(ctx)
+	err = r.seq.Begin(ctx)
 	var backlog [][]byte
 	var last int64
 	if err == nil {

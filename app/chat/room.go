@@ -2,11 +2,14 @@ package chat
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/sequence"
 )
 
 // room is one room on this node: its local connections, and who they belong to. A room is created when
@@ -14,7 +17,7 @@ import (
 type room struct {
 	name    string
 	members members
-	seq     sequencer
+	seq     *sequence.Room
 
 	// mu guards users, conns and gone, and orders joins, leaves and their joined/left events.
 	mu    sync.Mutex
@@ -114,3 +117,55 @@ func (r *room) typingAllowed(id int64, now time.Time) bool {
 
 // typingEvery is the least time between two typing events of a user in a room that are relayed.
 const typingEvery = time.Second
+
+// dispatch hands ev to the members of its room on this node: message events in id order, through the
+// room's sequencer, others at once. done, when not nil, runs once ev is delivered or known to need no
+// delivery here: it queues the sender's ack, which so never overtakes a message of the room on the
+// sender's connection. landed, when not nil, is the message of a connection of this node that ev
+// announces: its in-flight mark goes.
+func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
+	v, ok := h.rooms.Load(ev.Room)
+	if !ok {
+		if done != nil {
+			done()
+		}
+		return
+	}
+	r := v.(*room)
+	if ev.ID == 0 {
+		h.fanOut(r, ev)
+		return
+	}
+	r.seq.Dispatch(ev, landed, done)
+}
+
+// newSequencer returns the sequencer of room r of the hub.
+func (h *Hub) newSequencer(r *room) *sequence.Room {
+	return sequence.New(sequence.Config{
+		Name:    r.name,
+		Deliver: func(ev bus.Event) { h.fanOut(r, ev) },
+		Base:    func(ctx context.Context) (int64, error) { return h.opts.Store.LastID(ctx, r.name) },
+		Fetch: func(ctx context.Context, after int64) ([]app.Message, error) {
+			return h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: sequence.CatchUpBatch})
+		},
+		CaughtUp: func() { h.stats.CaughtUp.Add(1) },
+		Log:      h.log,
+	})
+}
+
+// fly marks m, a message of a connection of this node, as on its way to the store and its event (delta
+// +1), or takes the mark back (-1): see sequence.Room.Fly. A room that is gone needs no mark: a room made
+// afterwards reads its base from the store, and its sender rejoined it.
+func (h *Hub) fly(m app.Message, delta int) {
+	if v, ok := h.rooms.Load(m.Room); ok {
+		v.(*room).seq.Fly(m, delta)
+	}
+}
+
+// resync catches every room of this node up from the store: the bus says it may have lost events.
+func (h *Hub) resync() {
+	h.rooms.Range(func(_, v any) bool {
+		v.(*room).seq.Resync()
+		return true
+	})
+}

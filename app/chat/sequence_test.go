@@ -13,6 +13,7 @@ import (
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/sequence"
 	"github.com/causerie/causerie/app/store"
 )
 
@@ -188,7 +189,7 @@ func TestSequencerReorders(t *testing.T) {
 		busHandler{h}.Event(evs[i])
 	}
 	conn.waitIDs(t, "[1 2 3 4]")
-	time.Sleep(2 * gapWait)
+	time.Sleep(2 * sequence.GapWait)
 	if got := fmt.Sprint(conn.messageIDs()); got != "[1 2 3 4]" {
 		t.Errorf("after the repeats: %s, want [1 2 3 4]", got)
 	}
@@ -209,13 +210,13 @@ func TestSequencerFillsGapsFromTheStore(t *testing.T) {
 
 	// 4 to 6 are lost and nothing follows them: only a resync can tell.
 	later := remoteNode(t, db, 3)
-	time.Sleep(2 * gapWait)
+	time.Sleep(2 * sequence.GapWait)
 	conn.waitIDs(t, "[1 2 3]")
 	busHandler{h}.Resync()
 	conn.waitIDs(t, "[1 2 3 4 5 6]")
 	busHandler{h}.Event(later[1])                                          // late: dropped
 	busHandler{h}.Event(bus.Event{Room: "general", ID: 6, Node: "remote"}) // a bare head already reached
-	time.Sleep(2 * gapWait)
+	time.Sleep(2 * sequence.GapWait)
 	if got := fmt.Sprint(conn.messageIDs()); got != "[1 2 3 4 5 6]" {
 		t.Errorf("after late events: %s", got)
 	}
@@ -266,7 +267,7 @@ func TestResumeAheadOfThisNode(t *testing.T) {
 	busHandler{h}.Event(evs[0])
 	busHandler{h}.Event(evs[1])
 	first.waitIDs(t, "[1 2]")
-	time.Sleep(2 * gapWait)
+	time.Sleep(2 * sequence.GapWait)
 	if got := conn.messageIDs(); len(got) != 0 {
 		t.Errorf("the resumed client got %v again, want nothing: it had seen up to 2", got)
 	}
@@ -326,7 +327,7 @@ func TestCatchUpLeavesAMessageInFlightToItsEvent(t *testing.T) {
 	}
 	// Another node's message after it arrives, and the gap before it sends a catch-up to the store.
 	busHandler{h}.Event(remoteNode(t, db, 1)[0])
-	time.Sleep(3 * gapWait)
+	time.Sleep(3 * sequence.GapWait)
 	if got := conn.messageIDs(); len(got) != 0 {
 		t.Fatalf("the sender got %v before its message's event: its own message as someone else's", got)
 	}

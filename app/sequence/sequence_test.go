@@ -1,17 +1,22 @@
-package chat
+package sequence
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
 )
+
+// TestMain fails the package's tests if any goroutine outlives them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // roomLog is a room's stored messages, as the store numbers them, for a sequencer with no hub and no store.
 type roomLog struct {
@@ -34,16 +39,16 @@ func (l *roomLog) add(n int) []bus.Event {
 	return evs
 }
 
-func (l *roomLog) sequencer() *sequencer {
-	return &sequencer{
-		room: "r",
-		deliver: func(ev bus.Event) {
+func (l *roomLog) sequencer() *Room {
+	return New(Config{
+		Name: "r",
+		Deliver: func(ev bus.Event) {
 			l.mu.Lock()
 			l.delivered = append(l.delivered, ev.ID)
 			l.mu.Unlock()
 		},
-		base: func(context.Context) (int64, error) { return 0, nil },
-		fetch: func(_ context.Context, after int64) ([]app.Message, error) {
+		Base: func(context.Context) (int64, error) { return 0, nil },
+		Fetch: func(_ context.Context, after int64) ([]app.Message, error) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.fetches++
@@ -55,9 +60,7 @@ func (l *roomLog) sequencer() *sequencer {
 			}
 			return out, nil
 		},
-		caughtUp: func() {},
-		log:      slog.New(slog.DiscardHandler),
-	}
+	})
 }
 
 // waitDelivered polls until the ids delivered are want.
@@ -83,7 +86,8 @@ func (l *roomLog) waitDelivered(t *testing.T, want []int64) {
 func TestSequencerAlone(t *testing.T) {
 	var l roomLog
 	s := l.sequencer()
-	if err := s.begin(context.Background()); err != nil {
+	t.Cleanup(s.Stop)
+	if err := s.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evs := l.add(5)
@@ -95,10 +99,10 @@ func TestSequencerAlone(t *testing.T) {
 			l.mu.Unlock()
 		}
 	}
-	s.dispatch(evs[1], nil, answer(2)) // 2 before 1
-	s.dispatch(evs[0], nil, nil)
-	s.dispatch(evs[0], nil, nil) // a repeat
-	s.dispatch(evs[4], nil, nil) // 5, with 3 and 4 lost on the way
+	s.Dispatch(evs[1], nil, answer(2)) // 2 before 1
+	s.Dispatch(evs[0], nil, nil)
+	s.Dispatch(evs[0], nil, nil) // a repeat
+	s.Dispatch(evs[4], nil, nil) // 5, with 3 and 4 lost on the way
 	l.waitDelivered(t, []int64{1, 2, 3, 4, 5})
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -111,16 +115,17 @@ func TestSequencerAlone(t *testing.T) {
 func TestSequencerLeavesMessagesInFlight(t *testing.T) {
 	var l roomLog
 	s := l.sequencer()
-	if err := s.begin(context.Background()); err != nil {
+	t.Cleanup(s.Stop)
+	if err := s.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evs := l.add(2)
 	mine := l.msgs[0]
-	s.fly(mine, +1)
-	s.dispatch(evs[1], nil, nil) // 2 shows a gap at 1, which is in flight
-	time.Sleep(3 * gapWait)
+	s.Fly(mine, +1)
+	s.Dispatch(evs[1], nil, nil) // 2 shows a gap at 1, which is in flight
+	time.Sleep(3 * GapWait)
 	l.waitDelivered(t, nil)
-	s.dispatch(evs[0], &mine, nil)
+	s.Dispatch(evs[0], &mine, nil)
 	l.waitDelivered(t, []int64{1, 2})
 }
 
@@ -129,15 +134,47 @@ func TestSequencerLeavesMessagesInFlight(t *testing.T) {
 func TestSequencerCatchUpPastAMessageInFlight(t *testing.T) {
 	var l roomLog
 	s := l.sequencer()
-	if err := s.begin(context.Background()); err != nil {
+	t.Cleanup(s.Stop)
+	if err := s.Begin(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evs := l.add(3) // 2 and 3 from another node, their events lost
 	mine := l.msgs[0]
-	s.fly(mine, +1)
-	s.resync() // the bus says events may have been lost
-	time.Sleep(3 * gapWait)
+	s.Fly(mine, +1)
+	s.Resync() // the bus says events may have been lost
+	time.Sleep(3 * GapWait)
 	l.waitDelivered(t, nil)
-	s.dispatch(evs[0], &mine, nil)
+	s.Dispatch(evs[0], &mine, nil)
 	l.waitDelivered(t, []int64{1, 2, 3})
+}
+
+// Stop ends a catch-up whose read of the store hangs: nothing of a room outlives it.
+func TestStopEndsACatchUp(t *testing.T) {
+	reading := make(chan struct{})
+	ended := make(chan error, 1)
+	s := New(Config{
+		Name:    "r",
+		Deliver: func(bus.Event) {},
+		Base:    func(context.Context) (int64, error) { return 0, nil },
+		Fetch: func(ctx context.Context, _ int64) ([]app.Message, error) {
+			close(reading)
+			<-ctx.Done()
+			ended <- ctx.Err()
+			return nil, ctx.Err()
+		},
+	})
+	if err := s.Begin(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Dispatch(bus.Event{Room: "r", ID: 2, Payload: []byte("{}")}, nil, nil) // 1 is missing: a catch-up
+	<-reading
+	s.Stop()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the read ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(catchUpTimeout / 2):
+		t.Fatal("the store read went on after Stop")
+	}
 }

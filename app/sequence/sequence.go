@@ -1,4 +1,6 @@
-package chat
+// Package sequence puts a room's message events back in the order of their ids, whatever order the
+// bus brings them in, and fills the gaps it leaves from the store.
+package sequence
 
 import (
 	"context"
@@ -12,13 +14,13 @@ import (
 
 // Timing of the catch-up that fills a gap in a room's messages from the store.
 const (
-	// gapWait is how long a message that arrived ahead of a missing one waits for it before the store is
+	// GapWait is how long a message that arrived ahead of a missing one waits for it before the store is
 	// read. Nodes publish what they commit within milliseconds, so a gap that outlives this is a loss
 	// (a dropped bus connection, a failed publish), not two nodes' messages crossing on the way.
-	gapWait = 100 * time.Millisecond
-	// catchUpBatch is how many messages one store read of a catch-up takes.
-	catchUpBatch = 500
-	// catchUpTimeout bounds one such read. A failed read is tried again gapWait later, then further and
+	GapWait = 100 * time.Millisecond
+	// CatchUpBatch is how many messages one store read of a catch-up takes.
+	CatchUpBatch = 500
+	// catchUpTimeout bounds one such read. A failed read is tried again GapWait later, then further and
 	// further apart, up to maxCatchUpWait.
 	catchUpTimeout = 5 * time.Second
 	maxCatchUpWait = 5 * time.Second
@@ -28,25 +30,20 @@ const (
 	maxPending = 10000
 )
 
-// sequencer hands a room's message events to the room's members on this node in id order, each once.
+// Room hands a room's message events to the room's members on this node in id order, each once.
 //
 // The store numbers a room's messages without gaps and in commit order, on any number of nodes, so the
-// sequencer knows which id comes next: an event for a later id waits for the missing ones, and if they
-// do not come over the bus within gapWait, they are read from the store. A missed bus event therefore
+// Room knows which id comes next: an event for a later id waits for the missing ones, and if they
+// do not come over the bus within GapWait, they are read from the store. A missed bus event therefore
 // costs a delay, never a hole; and because members see a room's messages in id order, a client that
 // resumes from the last id it saw misses nothing.
 //
-// It knows the room only through what it is given: deliver hands an event to the room's members on this
-// node (in order, one at a time), base reads the id of the room's newest stored message, fetch the stored
-// messages after an id. So it is tested without a hub.
-type sequencer struct {
-	room    string
-	deliver func(bus.Event)
-	base    func(ctx context.Context) (int64, error)
-	fetch   func(ctx context.Context, after int64) ([]app.Message, error)
-	// caughtUp counts a message delivered from the store; log tells of the store's failures.
-	caughtUp func()
-	log      *slog.Logger
+// It knows the room only through its Config. So it is tested without a hub.
+type Room struct {
+	Config
+	// ctx ends with Stop, and with it a catch-up's read of the store.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// start serialises reading the base, so that no member reads its backlog before the room has one.
 	start sync.Mutex
@@ -69,6 +66,8 @@ type sequencer struct {
 	inflight map[flightKey]int
 	// waiters are the senders of repeated messages, answered once last reaches their message's id.
 	waiters []pendingEvent
+	// timer is the catch-up scheduled, for Stop to cancel.
+	timer *time.Timer
 	// fetching is set while a catch-up is scheduled or running; again, when a resync came meanwhile: what
 	// it says was missed may postdate what the running one read.
 	fetching, again bool
@@ -76,6 +75,34 @@ type sequencer struct {
 	retry time.Duration
 	// closed is set when the room has gone: what still arrives is answered and dropped.
 	closed bool
+}
+
+// Config is what a Room knows of its room.
+type Config struct {
+	Name string
+	// Deliver hands an event to the room's members on this node, in order, one at a time.
+	Deliver func(bus.Event)
+	// Base reads the id of the room's newest stored message.
+	Base func(ctx context.Context) (int64, error)
+	// Fetch reads the room's stored messages after an id, oldest first, at most CatchUpBatch of them.
+	Fetch func(ctx context.Context, after int64) ([]app.Message, error)
+	// CaughtUp counts a message delivered from the store.
+	CaughtUp func()
+	// Log tells of the store's failures.
+	Log *slog.Logger
+}
+
+// New returns the sequencer of a room.
+func New(cfg Config) *Room {
+	if cfg.CaughtUp == nil {
+		cfg.CaughtUp = func() {}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Room{Config: cfg}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
 }
 
 // flightKey names a message before the store numbers it.
@@ -90,47 +117,15 @@ type pendingEvent struct {
 	done func()
 }
 
-// dispatch hands ev to the members of its room on this node: message events in id order, through the
-// room's sequencer, others at once. done, when not nil, runs once ev is delivered or known to need no
-// delivery here: it queues the sender's ack, which so never overtakes a message of the room on the
-// sender's connection. landed, when not nil, is the message of a connection of this node that ev
-// announces: its in-flight mark goes.
-func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
-	v, ok := h.rooms.Load(ev.Room)
-	if !ok {
-		if done != nil {
-			done()
-		}
-		return
-	}
-	r := v.(*room)
-	if ev.ID == 0 {
-		h.fanOut(r, ev)
-		return
-	}
-	r.seq.dispatch(ev, landed, done)
-}
-
-// newSequencer returns the sequencer of room r of the hub.
-func (h *Hub) newSequencer(r *room) sequencer {
-	return sequencer{
-		room:    r.name,
-		deliver: func(ev bus.Event) { h.fanOut(r, ev) },
-		base:    func(ctx context.Context) (int64, error) { return h.opts.Store.LastID(ctx, r.name) },
-		fetch: func(ctx context.Context, after int64) ([]app.Message, error) {
-			return h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: catchUpBatch})
-		},
-		caughtUp: func() { h.stats.CaughtUp.Add(1) },
-		log:      h.log,
-	}
-}
-
-// dispatch takes a message event: see Hub.dispatch.
-func (s *sequencer) dispatch(ev bus.Event, landed *app.Message, done func()) {
+// Dispatch takes a message event of the room and delivers it in its turn. done, when not nil, runs once
+// ev is delivered or known to need no delivery here: it answers the event's sender, whose ack so never
+// overtakes an earlier message of the room. landed, when not nil, is the message of a connection of this
+// node that ev announces: its in-flight mark (Fly) goes.
+func (s *Room) Dispatch(ev bus.Event, landed *app.Message, done func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if landed != nil {
-		s.fly(*landed, -1)
+		s.Fly(*landed, -1)
 	}
 	s.head = max(s.head, ev.ID)
 	if ev.Payload == nil && done != nil && !s.closed && !(s.based && ev.ID <= s.last) {
@@ -159,7 +154,7 @@ func (s *sequencer) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	}
 	if len(s.pending) >= maxPending && done == nil {
 		if s.based {
-			s.scheduleCatchUpLocked(gapWait)
+			s.scheduleCatchUpLocked(GapWait)
 		}
 		return
 	}
@@ -169,24 +164,16 @@ func (s *sequencer) dispatch(ev bus.Event, landed *app.Message, done func()) {
 	}
 }
 
-// fly marks m, a message of a connection of this node, as on its way to the store and its event (delta
-// +1), or takes the mark back (-1): see sequencer.inflight. A room that is gone needs no mark: a room made
-// afterwards reads its base from the store, and its sender rejoined it.
-func (h *Hub) fly(m app.Message, delta int) {
-	if v, ok := h.rooms.Load(m.Room); ok {
-		v.(*room).seq.fly(m, delta)
-	}
-}
-
 // inFlight reports whether m is marked (see inflight).
-func (s *sequencer) inFlight(m app.Message) bool {
+func (s *Room) inFlight(m app.Message) bool {
 	s.flightMu.Lock()
 	defer s.flightMu.Unlock()
 	return s.inflight[flightKey{m.From.ID, m.ClientID}] > 0
 }
 
-// fly is Hub.fly for this room.
-func (s *sequencer) fly(m app.Message, delta int) {
+// Fly marks m, a message of a connection of this node, as on its way to the store and its event (delta
+// +1), or takes the mark back (-1): see inflight.
+func (s *Room) Fly(m app.Message, delta int) {
 	s.flightMu.Lock()
 	defer s.flightMu.Unlock()
 	k := flightKey{m.From.ID, m.ClientID}
@@ -201,10 +188,10 @@ func (s *sequencer) fly(m app.Message, delta int) {
 	}
 }
 
-// begin gives the room its base, the id of its newest stored message, if it has none yet. Every joining
+// Begin gives the room its base, the id of its newest stored message, if it has none yet. Every joining
 // member calls it before reading its backlog, so that every backlog reaches at least the base and the
 // deliveries, which begin after it, leave no member a hole.
-func (s *sequencer) begin(ctx context.Context) error {
+func (s *Room) Begin(ctx context.Context) error {
 	s.start.Lock()
 	defer s.start.Unlock()
 	s.mu.Lock()
@@ -213,7 +200,7 @@ func (s *sequencer) begin(ctx context.Context) error {
 	if based {
 		return nil
 	}
-	last, err := s.base(ctx)
+	last, err := s.Base(ctx)
 	if err != nil {
 		return err
 	}
@@ -235,7 +222,7 @@ func (s *sequencer) begin(ctx context.Context) error {
 
 // flushLocked delivers the pending events that follow last without a gap, and schedules a catch-up if a
 // gap is left. s.mu must be held.
-func (s *sequencer) flushLocked() {
+func (s *Room) flushLocked() {
 	for id, pe := range s.pending {
 		// Passed by a catch-up that found the store skipping ids (a message deleted by hand, say).
 		if id <= s.last {
@@ -254,14 +241,14 @@ func (s *sequencer) flushLocked() {
 		s.deliverLocked(pe)
 	}
 	if len(s.pending) > 0 || s.head > s.last {
-		s.scheduleCatchUpLocked(gapWait)
+		s.scheduleCatchUpLocked(GapWait)
 	}
 }
 
 // deliverLocked delivers pe as the room's next message. s.mu must be held.
-func (s *sequencer) deliverLocked(pe pendingEvent) {
+func (s *Room) deliverLocked(pe pendingEvent) {
 	s.last = pe.ev.ID
-	s.deliver(pe.ev)
+	s.Deliver(pe.ev)
 	if pe.done != nil {
 		pe.done()
 	}
@@ -270,7 +257,7 @@ func (s *sequencer) deliverLocked(pe pendingEvent) {
 
 // answerWaitersLocked answers the waiters whose message has been delivered, or all when the room is
 // closed. s.mu must be held.
-func (s *sequencer) answerWaitersLocked() {
+func (s *Room) answerWaitersLocked() {
 	if len(s.waiters) == 0 {
 		return
 	}
@@ -288,17 +275,17 @@ func (s *sequencer) answerWaitersLocked() {
 
 // scheduleCatchUpLocked reads the store after wait unless a catch-up is already on its way. s.mu must
 // be held.
-func (s *sequencer) scheduleCatchUpLocked(wait time.Duration) {
+func (s *Room) scheduleCatchUpLocked(wait time.Duration) {
 	if s.fetching || s.closed {
 		return
 	}
 	s.fetching = true
-	time.AfterFunc(wait, s.catchUp)
+	s.timer = time.AfterFunc(wait, s.catchUp)
 }
 
 // catchUp delivers, from the store, the messages of the room after the last one delivered, merging the
 // events that were waiting for them.
-func (s *sequencer) catchUp() {
+func (s *Room) catchUp() {
 	for {
 		s.mu.Lock()
 		after, closed := s.last, s.closed
@@ -306,23 +293,23 @@ func (s *sequencer) catchUp() {
 		if closed {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
-		msgs, err := s.fetch(ctx, after)
+		ctx, cancel := context.WithTimeout(s.ctx, catchUpTimeout)
+		msgs, err := s.Fetch(ctx, after)
 		cancel()
 
 		s.mu.Lock()
 		if err != nil {
 			if s.retry == 0 {
-				s.log.Error("catch up from the store; trying again", "room", s.room, "after", after, "err", err)
+				s.Log.Error("catch up from the store; trying again", "room", s.Name, "after", after, "err", err)
 			}
-			s.retry = min(max(2*s.retry, gapWait), maxCatchUpWait)
+			s.retry = min(max(2*s.retry, GapWait), maxCatchUpWait)
 			s.fetching = false
 			s.scheduleCatchUpLocked(s.retry)
 			s.mu.Unlock()
 			return
 		}
 		if s.retry != 0 {
-			s.log.Info("catch up from the store: working again", "room", s.room)
+			s.Log.Info("catch up from the store: working again", "room", s.Name)
 			s.retry = 0
 		}
 		for _, m := range msgs {
@@ -342,15 +329,15 @@ func (s *sequencer) catchUp() {
 			} else {
 				frame, _, err := app.EncodeMessage(m)
 				if err != nil {
-					s.log.Error("encode stored message", "room", s.room, "id", m.ID, "err", err)
+					s.Log.Error("encode stored message", "room", s.Name, "id", m.ID, "err", err)
 					continue
 				}
-				pe = pendingEvent{ev: bus.Event{Room: s.room, Payload: frame, ID: m.ID}}
-				s.caughtUp()
+				pe = pendingEvent{ev: bus.Event{Room: s.Name, Payload: frame, ID: m.ID}}
+				s.CaughtUp()
 			}
 			s.deliverLocked(pe)
 		}
-		more := len(msgs) == catchUpBatch && s.last == msgs[len(msgs)-1].ID
+		more := len(msgs) == CatchUpBatch && s.last == msgs[len(msgs)-1].ID
 		if !more && s.again {
 			s.again, more = false, true
 		}
@@ -365,11 +352,16 @@ func (s *sequencer) catchUp() {
 	}
 }
 
-// stop answers what the room still holds and makes it drop what comes later: the room has left the hub.
-func (s *sequencer) stop() {
+// Stop answers what the room still holds, ends its catch-up, and makes it drop what comes later: the
+// room has left the hub.
+func (s *Room) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	s.cancel()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	for _, pe := range s.pending {
 		if pe.done != nil {
 			pe.done()
@@ -379,20 +371,12 @@ func (s *sequencer) stop() {
 	s.answerWaitersLocked()
 }
 
-// resync catches the room up from the store: the bus says it may have lost events.
-func (s *sequencer) resync() {
+// Resync catches the room up from the store: the bus says it may have lost events.
+func (s *Room) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.based {
 		s.again = s.fetching
 		s.scheduleCatchUpLocked(0)
 	}
-}
-
-// resync catches every room of this node up from the store: the bus says it may have lost events.
-func (h *Hub) resync() {
-	h.rooms.Range(func(_, v any) bool {
-		v.(*room).seq.resync()
-		return true
-	})
 }
