@@ -20,6 +20,7 @@ import (
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/budget"
 	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/commit"
 )
 
 // MessageStore is the storage the hub needs.
@@ -106,7 +107,7 @@ type Counter interface {
 type Hub struct {
 	opts    Options
 	log     *slog.Logger
-	pipe    *pipeline
+	pipe    *commit.Pipeline
 	relay   *bus.Relay
 	connSeq atomic.Uint64 // numbers this node's connections
 	// presenceDirty is set when the presence directory may disagree with this node (a call failed, or
@@ -179,7 +180,7 @@ func New(opts Options) (*Hub, error) {
 	h := &Hub{opts: opts, log: opts.Log, sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
 	h.relay = bus.NewRelay(opts.Bus, opts.NodeID, opts.Log)
-	h.pipe = newPipeline(opts.Store, h)
+	h.pipe = commit.New(commit.Config{Store: opts.Store, Mark: h.fly, Publish: h.publishStored, Commit: opts.Timings.Commit})
 	return h, nil
 }
 
@@ -188,8 +189,7 @@ func New(opts Options) (*Hub, error) {
 func (h *Hub) startLoops() {
 	h.loops.Do(func() {
 		h.looping.Store(true)
-		go h.pipe.commitLoop()
-		go h.pipe.publishLoop()
+		go h.pipe.Run()
 		go h.relay.Run()
 		h.opts.Bus.Subscribe(busHandler{h})
 	})
@@ -511,7 +511,7 @@ func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
 const drainTimeout = 3 * time.Second
 
 func (h *Hub) drain() {
-	for _, close := range []func(context.Context){h.pipe.close, h.relay.Close} {
+	for _, close := range []func(context.Context){h.pipe.Close, h.relay.Close} {
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		if !h.looping.Load() {
 			cancel() // a hub that never ran has no loop to wait for: close, and do not wait

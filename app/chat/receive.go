@@ -13,6 +13,7 @@ import (
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/commit"
 )
 
 // Receive handles one text frame from c. Refused frames get an error frame; nothing here closes c.
@@ -62,7 +63,7 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 // CountBadFrame counts a frame the transport refused before it reached the hub (binary, too large).
 func (h *Hub) CountBadFrame(code string) { h.stats.badFrame(code) }
 
-// refuse sends c an error frame, the one writer of them but for a stored message's (pipeline.answer):
+// refuse sends c an error frame, the one writer of them but for a stored message's (send's answer):
 // clientID, when set, names the frame it answers. Errors that are not *app.Error are faults of ours:
 // they are logged and the client gets a generic message. A code after which the connection cannot go on
 // (app.CloseCode) closes it with that code.
@@ -112,7 +113,16 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 		// one the client did not name gets one of ours, which it never sees.
 		msg.ClientID = h.ownClientID()
 	}
-	if err := h.pipe.submit(ctx, &appendReq{msg: msg, ackID: in.ID, from: c}); err != nil {
+	ackID := in.ID // msg.ClientID may be one of ours: the ack echoes the client's
+	answer := func(res commit.Result) {
+		if res.Err != nil {
+			h.log.Error("store message", "conn", c.ID, "room", msg.Room, "err", res.Err)
+			c.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", ackID, 0))
+			return
+		}
+		c.answer(app.EncodeMessageAck(ackID, res.Object))
+	}
+	if err := h.pipe.Submit(ctx, &commit.Request{Msg: msg, Conn: c.ID, Answer: answer}); err != nil {
 		c.answer(nil)
 		return err
 	}
@@ -139,13 +149,14 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 		return app.Message{}, false, err
 	}
 	h.stats.MessagesReceived.Add(1)
-	req := &appendReq{msg: h.message(user, room, text, clientID), done: make(chan appendResult, 1)}
-	if err := h.pipe.submit(ctx, req); err != nil {
+	done := make(chan commit.Result, 1)
+	req := &commit.Request{Msg: h.message(user, room, text, clientID), Answer: func(res commit.Result) { done <- res }}
+	if err := h.pipe.Submit(ctx, req); err != nil {
 		return app.Message{}, false, err
 	}
 	select {
-	case res := <-req.done:
-		return res.msg, res.created, res.err
+	case res := <-done:
+		return res.Msg, res.Created, res.Err
 	case <-ctx.Done(): // done is buffered: the pipeline's late answer does not block it
 		return app.Message{}, false, ctx.Err()
 	}
