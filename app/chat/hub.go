@@ -21,6 +21,7 @@ import (
 	"github.com/causerie/causerie/app/budget"
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/commit"
+	"github.com/causerie/causerie/app/presence"
 )
 
 // MessageStore is the storage the hub needs.
@@ -94,7 +95,7 @@ type Options struct {
 	Creations    Counter
 	// Presence may be nil (a single node). PresenceTTL is how long a stopped node's users stay present;
 	// the hub refreshes this node's every third of it.
-	Presence    Presence
+	Presence    presence.Directory
 	PresenceTTL time.Duration
 }
 
@@ -105,19 +106,14 @@ type Counter interface {
 
 // Hub routes messages between clients. It is safe for concurrent use.
 type Hub struct {
-	opts    Options
-	log     *slog.Logger
-	pipe    *commit.Pipeline
-	relay   *bus.Relay
-	connSeq atomic.Uint64 // numbers this node's connections
-	// presenceDirty is set when the presence directory may disagree with this node (a call failed, or
-	// the other nodes gave it up): the next refresh sets this node's users again.
-	presenceDirty atomic.Bool
-	// presenceCalls counts the calls that change this node's entries, so that setting them all again
-	// can tell it raced with one.
-	presenceCalls atomic.Uint64
-	stats         Stats
-	budgets       *budget.Users
+	opts     Options
+	log      *slog.Logger
+	pipe     *commit.Pipeline
+	relay    *bus.Relay
+	connSeq  atomic.Uint64 // numbers this node's connections
+	presence *presence.Tracker
+	stats    Stats
+	budgets  *budget.Users
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
@@ -131,8 +127,6 @@ type Hub struct {
 	looping atomic.Bool
 	// sessionCheck asks watchSessions to look for connections of ended sessions now.
 	sessionCheck chan struct{}
-	// presenceQ holds the joins and leaves on their way to the directory (see announce).
-	presenceQ [presenceShards]presenceQueue
 	// ended holds the sessions this node heard ended, with when (see closeSessions).
 	endedMu sync.Mutex
 	ended   map[string]time.Time
@@ -180,6 +174,19 @@ func New(opts Options) (*Hub, error) {
 	h := &Hub{opts: opts, log: opts.Log, sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
 	h.relay = bus.NewRelay(opts.Bus, opts.NodeID, opts.Log)
+	h.presence = presence.New(presence.Config{
+		Directory: opts.Presence,
+		Announce: func(kind, room string, who app.Author, skip string) {
+			h.publishEvent(kind, room, who, bus.Event{Skip: skip})
+		},
+		Resync: func() {
+			h.resync()
+			h.relay.Send(bus.ResyncEvent(h.opts.NodeID))
+		},
+		Here:    h.here,
+		Closing: h.isClosing,
+		Log:     opts.Log,
+	})
 	h.pipe = commit.New(commit.Config{Store: opts.Store, Mark: h.fly, Publish: h.publishStored, Commit: opts.Timings.Commit})
 	return h, nil
 }
@@ -325,13 +332,10 @@ func (h *Hub) Unregister(c *Client) {
 }
 
 // enterRoom adds c to the room name, creating the room if needed, and returns it, with, when c is its
-// user's first connection there, a channel closed once the directory has the user (see announce).
+// user's first connection there, a channel closed once the directory has the user.
 func (h *Hub) enterRoom(c *Client, name string) (*room, <-chan struct{}) {
-	var recorded chan struct{}
-	joined := func() {
-		recorded = make(chan struct{})
-		h.announce(presenceOp{enter: true, room: name, who: author(c.User), skip: c.ID, done: recorded})
-	}
+	var recorded <-chan struct{}
+	joined := func() { recorded = h.presence.Enter(name, author(c.User), c.ID) }
 	for {
 		v, ok := h.rooms.Load(name)
 		if !ok {
@@ -354,7 +358,7 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	r := v.(*room)
 	var left func()
 	if !h.isClosing() { // at shutdown every user leaves: nobody is there to tell
-		left = func() { h.announce(presenceOp{room: name, who: author(c.User)}) }
+		left = func() { h.presence.Leave(name, author(c.User)) }
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)
@@ -390,7 +394,7 @@ func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	online := h.online(ctx)
+	online := h.presence.Online(ctx)
 	for name := range online {
 		if !slices.Contains(names, name) {
 			names = append(names, name)
@@ -440,7 +444,7 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-refresh:
-			h.refreshPresence(ctx)
+			h.presence.Refresh(ctx)
 		case <-sweep.C:
 			h.clients.Range(func(_, v any) bool {
 				v.(*Client).retireIfIdle()
@@ -522,3 +526,23 @@ func (h *Hub) drain() {
 }
 
 func author(u app.Identity) app.Author { return app.Author{ID: u.UserID, Name: u.Name} }
+
+// Start clears what an earlier process with this node's id left in the presence directory, telling the
+// rooms those users left, and registers the node. Call it before serving.
+func (h *Hub) Start(ctx context.Context) error {
+	h.startLoops() // subscribed before the first connection, so that it misses no event of the others
+	return h.presence.Start(ctx)
+}
+
+// here lists this node's users, room by room.
+func (h *Hub) here() []app.RoomUser {
+	var here []app.RoomUser
+	h.rooms.Range(func(_, v any) bool {
+		r := v.(*room)
+		for _, who := range r.userList() {
+			here = append(here, app.RoomUser{Room: r.name, User: who})
+		}
+		return true
+	})
+	return here
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/causerie/causerie/app"
-	directory "github.com/causerie/causerie/app/presence"
+	"github.com/causerie/causerie/app/presence/redispresence"
 )
 
 // silentRedis accepts connections and reads commands but never answers, like a Redis behind a partition.
@@ -60,11 +60,11 @@ func TestJoinsDoNotWaitOnADirectoryKnownToBeOff(t *testing.T) {
 	// As redisbus.New configures the client it shares with the directory.
 	client := redis.NewClient(&redis.Options{Addr: silent.ln.Addr().String(), MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
-	h, _ := newTestHub(t, func(o *Options) { o.Presence = directory.NewRedis(client, "t:", "n", time.Minute) })
+	h, _ := newTestHub(t, func(o *Options) { o.Presence = redispresence.New(client, "t:", "n", time.Minute) })
 
 	watcher := joinGeneral(t, h) // its enter, queued, pays the timeout
 	deadline := time.Now().Add(5 * time.Second)
-	for !h.presenceDirty.Load() {
+	for !h.presence.Dirty() {
 		if time.Now().After(deadline) {
 			t.Fatal("a failed enter did not mark the directory off")
 		}
@@ -109,7 +109,7 @@ func TestNoRoomLockWaitsOnTheDirectory(t *testing.T) {
 	silent := newSilentRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: silent.ln.Addr().String(), MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
-	h, _ := newTestHub(t, func(o *Options) { o.Presence = directory.NewRedis(client, "t:", "n", time.Minute) })
+	h, _ := newTestHub(t, func(o *Options) { o.Presence = redispresence.New(client, "t:", "n", time.Minute) })
 
 	registered := make(chan *Client, 1)
 	go func() {
@@ -131,7 +131,7 @@ func TestNoRoomLockWaitsOnTheDirectory(t *testing.T) {
 	if !ok {
 		t.Fatal("no room")
 	}
-	if n := v.(*room).online(); n != 1 || h.presenceDirty.Load() {
-		t.Fatalf("online = %d once the directory gave up (dirty %v): the room's lock waited on Redis", n, h.presenceDirty.Load())
+	if n := len(v.(*room).userList()); n != 1 || h.presence.Dirty() {
+		t.Fatalf("online = %d once the directory gave up (dirty %v): the room's lock waited on Redis", n, h.presence.Dirty())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/commit"
+	"github.com/causerie/causerie/app/presence"
 )
 
 // Receive handles one text frame from c. Refused frames get an error frame; nothing here closes c.
@@ -256,7 +257,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		// Not under the room's lock: the joiner's list shows the joiner in the directory, as the other
 		// nodes will see it, while the room's other joins go on. A bound of its own, which leaves the
 		// join its time for the store: a directory that lags delays the list, never fails the join.
-		wait := time.NewTimer(presenceTimeout)
+		wait := time.NewTimer(presence.Timeout)
 		select {
 		case <-recorded:
 		case <-wait.C:
@@ -264,7 +265,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		}
 		wait.Stop()
 	}
-	frames = append(frames, app.EncodePresence(name, h.roomUsers(ctx, r)))
+	frames = append(frames, app.EncodePresence(name, h.presence.List(ctx, name, r.userList())))
 	err = r.seq.Begin(ctx)
 	var backlog [][]byte
 	var last int64

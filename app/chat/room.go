@@ -1,14 +1,13 @@
 package chat
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
+	"github.com/causerie/causerie/app/presence"
 	"github.com/causerie/causerie/app/sequence"
 )
 
@@ -90,17 +89,8 @@ func (r *room) userList() []app.Author {
 	for _, p := range r.users {
 		list = append(list, p.author)
 	}
-	slices.SortFunc(list, func(a, b app.Author) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
-	})
+	presence.SortUsers(list)
 	return list
-}
-
-// online returns the number of users present.
-func (r *room) online() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.users)
 }
 
 // typingAllowed reports whether user id may send a typing event at now, at most one per typingEvery.

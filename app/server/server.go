@@ -28,6 +28,7 @@ import (
 	"github.com/causerie/causerie/app/metrics"
 	"github.com/causerie/causerie/app/netconn"
 	"github.com/causerie/causerie/app/presence"
+	"github.com/causerie/causerie/app/presence/redispresence"
 	"github.com/causerie/causerie/app/store"
 	"github.com/causerie/causerie/app/throttle"
 	"github.com/causerie/causerie/app/usage"
@@ -70,7 +71,7 @@ type Deps struct {
 	Store *store.DB
 	Bus   Bus
 	// Presence and Usage are nil on a single node.
-	Presence chat.Presence
+	Presence presence.Directory
 	Usage    budget.Usage
 	// Failures counts login attempts over LOGIN_WINDOW, and Hourly the rooms users create and the
 	// accounts registered per address over an hour: in this process, or in Redis for every node.
@@ -115,7 +116,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (Deps, error
 		d.Store.Close()
 		return Deps{}, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	d.Bus, d.Presence = rb, presence.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
+	d.Bus, d.Presence = rb, redispresence.New(rb.Client(), cfg.RedisPrefix, cfg.NodeID, cfg.PresenceTTL)
 	d.Usage = usage.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.NodeID, usageStale)
 	d.Failures = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, cfg.LoginWindow)
 	d.Hourly = throttle.NewRedis(rb.Client(), cfg.RedisPrefix, time.Hour)

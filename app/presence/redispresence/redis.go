@@ -1,4 +1,4 @@
-// Package presence keeps, in Redis, who is in which room on every node of a deployment.
+// Package redispresence keeps, in Redis, who is in which room on every node of a deployment.
 //
 // Each node records its own users and refreshes a heartbeat; a user is present in a room while some node
 // whose heartbeat is younger than the TTL has them there. A node that stops (crash, kill -9, lost
@@ -11,7 +11,7 @@
 // "<user id>|<node>"), node:<node> (set of "<room>|<user id>", what a node must clean up), names (hash of
 // user id -> name), rooms (set of rooms with someone in them). The scripts touch keys they compute, so
 // this needs one Redis (or a primary with replicas), not Redis Cluster.
-package presence
+package redispresence
 
 import (
 	"context"
@@ -24,18 +24,18 @@ import (
 	"github.com/causerie/causerie/app"
 )
 
-// Redis is the presence directory of one node. It is safe for concurrent use.
-type Redis struct {
+// Directory is the presence directory of one node, in Redis. It is safe for concurrent use.
+type Directory struct {
 	client *redis.Client
 	prefix string
 	node   string
 	ttl    time.Duration
 }
 
-// NewRedis returns the directory for node over client; ttl is how long a node's users outlive its last
+// New returns the directory for node over client; ttl is how long a node's users outlive its last
 // heartbeat.
-func NewRedis(client *redis.Client, prefix, node string, ttl time.Duration) *Redis {
-	return &Redis{client: client, prefix: prefix, node: node, ttl: ttl}
+func New(client *redis.Client, prefix, node string, ttl time.Duration) *Directory {
+	return &Directory{client: client, prefix: prefix, node: node, ttl: ttl}
 }
 
 // The Lua helpers every script shares. now() is Redis's clock in ms; alive(node) reads the heartbeat.
@@ -202,12 +202,12 @@ redis.call('ZADD', P .. 'nodes', now, node)
 return out
 `)
 
-func (r *Redis) args(extra ...any) []any {
+func (r *Directory) args(extra ...any) []any {
 	return append([]any{r.prefix, r.node, r.ttl.Milliseconds()}, extra...)
 }
 
 // Enter records that who is in room on this node, and reports whether they were in it on no node before.
-func (r *Redis) Enter(ctx context.Context, room string, who app.Author) (bool, error) {
+func (r *Directory) Enter(ctx context.Context, room string, who app.Author) (bool, error) {
 	n, err := enterScript.Run(ctx, r.client, nil, r.args(room, who.ID, who.Name)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence: enter %s: %w", room, err)
@@ -216,7 +216,7 @@ func (r *Redis) Enter(ctx context.Context, room string, who app.Author) (bool, e
 }
 
 // Leave records that who left room on this node, and reports whether they are now in it on no node.
-func (r *Redis) Leave(ctx context.Context, room string, who app.Author) (bool, error) {
+func (r *Directory) Leave(ctx context.Context, room string, who app.Author) (bool, error) {
 	n, err := leaveScript.Run(ctx, r.client, nil, r.args(room, who.ID)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence: leave %s: %w", room, err)
@@ -225,7 +225,7 @@ func (r *Redis) Leave(ctx context.Context, room string, who app.Author) (bool, e
 }
 
 // List returns the users in room on any live node.
-func (r *Redis) List(ctx context.Context, room string) ([]app.Author, error) {
+func (r *Directory) List(ctx context.Context, room string) ([]app.Author, error) {
 	flat, err := listScript.Run(ctx, r.client, nil, r.args(room)...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("presence: list %s: %w", room, err)
@@ -242,7 +242,7 @@ func (r *Redis) List(ctx context.Context, room string) ([]app.Author, error) {
 }
 
 // Online returns the number of users present in each room that has any, on any live node.
-func (r *Redis) Online(ctx context.Context) (map[string]int, error) {
+func (r *Directory) Online(ctx context.Context) (map[string]int, error) {
 	flat, err := onlineScript.Run(ctx, r.client, nil, r.args()...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("presence: online: %w", err)
@@ -261,7 +261,7 @@ func (r *Redis) Online(ctx context.Context) (map[string]int, error) {
 // clears what this node id left behind in an earlier process. lost reports that this node had itself been
 // claimed, having missed its heartbeats for a TTL (a long pause, a partition): its users are no longer
 // recorded and must be entered again.
-func (r *Redis) Refresh(ctx context.Context, start bool) (app.Refreshed, error) {
+func (r *Directory) Refresh(ctx context.Context, start bool) (app.Refreshed, error) {
 	flag := "0"
 	if start {
 		flag = "1"
@@ -284,7 +284,7 @@ func (r *Redis) Refresh(ctx context.Context, start bool) (app.Refreshed, error) 
 // Reassert makes this node's entries exactly here (every user it has, per room), after the directory and
 // this node disagreed: a failed call, or this node given up for dead. It returns the users it added who
 // were in their room on no node, whose joined events are due.
-func (r *Redis) Reassert(ctx context.Context, here []app.RoomUser) ([]app.RoomUser, error) {
+func (r *Directory) Reassert(ctx context.Context, here []app.RoomUser) ([]app.RoomUser, error) {
 	entries := make([]any, len(here))
 	for i, e := range here {
 		entries[i] = e.Room + "|" + strconv.FormatInt(e.User.ID, 10) + "|" + e.User.Name

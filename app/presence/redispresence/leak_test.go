@@ -1,4 +1,4 @@
-package presence_test
+package redispresence_test
 
 import (
 	"testing"

@@ -1,10 +1,11 @@
-package presence_test
+package redispresence_test
 
 import (
 	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus/bustest"
 	"github.com/causerie/causerie/app/presence"
+	"github.com/causerie/causerie/app/presence/redispresence"
 )
 
 // open returns a client and a key prefix of the test's own.
@@ -23,7 +25,7 @@ var (
 	bob = app.Author{ID: 2, Name: "bob"}
 )
 
-func start(t *testing.T, p *presence.Redis) {
+func start(t *testing.T, p *redispresence.Directory) {
 	t.Helper()
 	if _, err := p.Refresh(context.Background(), true); err != nil {
 		t.Fatal(err)
@@ -31,12 +33,12 @@ func start(t *testing.T, p *presence.Redis) {
 }
 
 // startNodes starts the directories of count nodes, "a", "b", ..., on a key prefix of the test's own.
-func startNodes(t *testing.T, ttl time.Duration, count int) []*presence.Redis {
+func startNodes(t *testing.T, ttl time.Duration, count int) []*redispresence.Directory {
 	t.Helper()
 	client, prefix := open(t)
-	nodes := make([]*presence.Redis, count)
+	nodes := make([]*redispresence.Directory, count)
 	for i := range nodes {
-		nodes[i] = presence.NewRedis(client, prefix, string(rune('a'+i)), ttl)
+		nodes[i] = redispresence.New(client, prefix, string(rune('a'+i)), ttl)
 		start(t, nodes[i])
 	}
 	return nodes
@@ -96,7 +98,7 @@ func TestStoppedNodeIsReapedOnce(t *testing.T) {
 	var gone []app.RoomUser
 	claimed := 0
 	for time.Now().Before(deadline) {
-		for _, p := range []*presence.Redis{b, c} {
+		for _, p := range []*redispresence.Directory{b, c} {
 			got, err := p.Refresh(ctx, false)
 			if err != nil || got.Lost {
 				t.Fatalf("refresh: %v, lost %v", err, got.Lost)
@@ -128,12 +130,12 @@ func TestStoppedNodeIsReapedOnce(t *testing.T) {
 func TestRestartClearsEarlierLife(t *testing.T) {
 	ctx := context.Background()
 	client, prefix := open(t)
-	a := presence.NewRedis(client, prefix, "a", time.Minute)
+	a := redispresence.New(client, prefix, "a", time.Minute)
 	start(t, a)
 	if _, err := a.Enter(ctx, "general", ada); err != nil {
 		t.Fatal(err)
 	}
-	again := presence.NewRedis(client, prefix, "a", time.Minute)
+	again := redispresence.New(client, prefix, "a", time.Minute)
 	got, err := again.Refresh(ctx, true)
 	if err != nil || fmt.Sprint(got.Gone) != "[{general {1 ada}}]" {
 		t.Errorf("restart: departures %v, %v", got.Gone, err)
@@ -154,7 +156,7 @@ func TestTwoStoppedNodesOneDeparture(t *testing.T) {
 	const ttl = 200 * time.Millisecond
 	n := startNodes(t, ttl, 3)
 	a, b, c := n[0], n[1], n[2]
-	for _, p := range []*presence.Redis{a, b} {
+	for _, p := range []*redispresence.Directory{a, b} {
 		if _, err := p.Enter(ctx, "general", ada); err != nil {
 			t.Fatal(err)
 		}
@@ -195,5 +197,38 @@ func TestReassert(t *testing.T) {
 	list, err := b.List(ctx, "general")
 	if err != nil || fmt.Sprint(sorted(list)) != "[{1 ada} {3 ca|rol}]" {
 		t.Errorf("general = %v, %v; want ada and carol, bob gone", list, err)
+	}
+}
+
+// Two nodes' trackers over one directory announce a user's joined event once, when they first appear on
+// any node, and their left event once, when they are gone from every node.
+func TestTrackersOfTwoNodes(t *testing.T) {
+	dirs := startNodes(t, time.Minute, 2)
+	var mu sync.Mutex
+	var got []string
+	tracker := func(d *redispresence.Directory) *presence.Tracker {
+		return presence.New(presence.Config{
+			Directory: d,
+			Announce: func(kind, room string, who app.Author, _ string) {
+				mu.Lock()
+				got = append(got, kind+" "+who.Name)
+				mu.Unlock()
+			},
+			Resync:  func() {},
+			Here:    func() []app.RoomUser { return nil },
+			Closing: func() bool { return false },
+		})
+	}
+	a, b := tracker(dirs[0]), tracker(dirs[1])
+	<-a.Enter("general", ada, "a-1")
+	<-b.Enter("general", ada, "b-1")
+	a.Leave("general", ada)
+	<-a.Enter("general", bob, "a-2") // changes of a room go out in order: ada's leave is done
+	b.Leave("general", ada)
+	<-b.Enter("general", bob, "b-2")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"joined ada", "joined bob", "left ada"}; !slices.Equal(got, want) {
+		t.Errorf("announced %q, want %q", got, want)
 	}
 }
