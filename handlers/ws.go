@@ -122,8 +122,8 @@ func (h *WS) Serve(c echo.Context) error {
 	session := chat.Session{
 		User:  middleware.Identity(c),
 		Joins: joins,
-		Batch: c.QueryParam("batch") == "1",
 	}
+	batch := c.QueryParam("batch") == "1"
 	addr := addrKey(c.RealIP())
 	if err := h.addrs.admit(addr, h.MaxConnsPerIP); err != nil {
 		return err
@@ -163,7 +163,7 @@ func (h *WS) Serve(c echo.Context) error {
 		Handler: func(*websocket.Conn) {
 			started, handedOff = true, true
 			c.Response().Status = http.StatusSwitchingProtocols
-			h.start(w.reader, live, deflate, session, release)
+			h.start(w.reader, live, deflate, batch, session, release)
 		},
 	}.ServeHTTP(w, c.Request())
 	if !started { // the library refused the handshake; the socket is ours to close
@@ -180,8 +180,8 @@ func (h *WS) Serve(c echo.Context) error {
 // long as the connection lives. The reader starts from a small stack that only ever holds a frame read.
 // x/net/websocket closes the socket when its handler returns: lean hands it a connection whose Close does
 // nothing, and the session closes the real one (wsConn.Abort) when it ends.
-func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate bool, s chat.Session, release func()) {
-	conn := &wsConn{live: live, writeWait: h.writeWait(), closed: make(chan struct{})}
+func (h *WS) start(br *bufio.Reader, live *netconn.Conn, deflate, batch bool, s chat.Session, release func()) {
+	conn := &wsConn{live: live, batch: batch, writeWait: h.writeWait(), closed: make(chan struct{})}
 	if deflate {
 		conn.deflate = h.Compressor
 	}
@@ -356,6 +356,7 @@ func parseJoins(rooms, since string, max int) ([]chat.Join, error) {
 type wsConn struct {
 	live      *netconn.Conn
 	deflate   *wsframe.Compressor // nil: frames go uncompressed
+	batch     bool                // ?batch=1: frames written together go in one, newline-separated
 	refreshAt time.Time           // when the write deadline needs pushing back; used by the writer only
 	writeWait time.Duration       // see WS.WriteWait
 
@@ -372,6 +373,11 @@ var _ chat.Conn = (*wsConn)(nil)
 func (c *wsConn) WriteFrames(frames [][]byte) error {
 	if err := c.extendDeadline(); err != nil {
 		return err
+	}
+	if c.batch && len(frames) > 1 {
+		linesp := batchBuffers.Get().(*[]byte)
+		defer batchBuffers.Put(linesp)
+		frames = joinLines(frames, linesp)
 	}
 	bufp := frameBuffers.Get().(*[]byte)
 	buf := (*bufp)[:0]
@@ -391,6 +397,31 @@ func (c *wsConn) WriteFrames(frames [][]byte) error {
 		return fmt.Errorf("ws: write: %w", err)
 	}
 	return nil
+}
+
+// maxBatchBytes caps one batched frame, as a client may cap what it reads in one frame (the server takes
+// 64 KiB); a frame bigger than that on its own still goes alone.
+const maxBatchBytes = 64 << 10
+
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// joinLines joins frames by newlines, in *bufp, into as few frames of at most maxBatchBytes as they fit.
+func joinLines(frames [][]byte, bufp *[]byte) [][]byte {
+	buf := (*bufp)[:0]
+	var out [][]byte
+	start := 0
+	for _, f := range frames {
+		if len(buf) > start && len(buf)-start+1+len(f) > maxBatchBytes {
+			out = append(out, buf[start:])
+			start = len(buf)
+		}
+		if len(buf) > start {
+			buf = append(buf, '\n')
+		}
+		buf = append(buf, f...)
+	}
+	*bufp = buf
+	return append(out, buf[start:])
 }
 
 // maxPooledBuffer keeps the rare huge batch from pinning its buffer in the pool.

@@ -45,7 +45,6 @@ type Client struct {
 	conn     Conn
 	hub      *Hub
 	maxQueue int
-	batch    bool
 	// pings is the connection's budget of pings, made at the first ping; quietUntil is when a frame over
 	// the user's budget gets an error frame again. Only the reader goroutine uses them.
 	pings      *rate.Limiter
@@ -432,9 +431,7 @@ func (c *Client) write(batch [][]byte, ping, pong bool, pongData []byte) error {
 		}
 	}
 	var err error
-	if len(batch) > 1 && c.batch {
-		err = c.writeBatched(batch)
-	} else if len(batch) > 0 {
+	if len(batch) > 0 {
 		err = c.conn.WriteFrames(batch)
 	}
 	if err == nil && ping {
@@ -445,34 +442,6 @@ func (c *Client) write(batch [][]byte, ping, pong bool, pongData []byte) error {
 
 // maxSpare bounds the queue array a client keeps between batches.
 const maxSpare = 64
-
-// maxBatchBytes caps one batched frame, as a client may cap what it reads in one frame (the server takes
-// 64 KiB); a frame bigger than that on its own still goes alone.
-const maxBatchBytes = 64 << 10
-
-var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-// writeBatched writes frames joined by newlines, in as few frames of at most maxBatchBytes as they fit.
-func (c *Client) writeBatched(frames [][]byte) error {
-	bufp := batchBuffers.Get().(*[]byte)
-	defer batchBuffers.Put(bufp)
-	buf := (*bufp)[:0]
-	var out [][]byte
-	start := 0
-	for _, f := range frames {
-		if len(buf) > start && len(buf)-start+1+len(f) > maxBatchBytes {
-			out = append(out, buf[start:])
-			start = len(buf)
-		}
-		if len(buf) > start {
-			buf = append(buf, '\n')
-		}
-		buf = append(buf, f...)
-	}
-	out = append(out, buf[start:])
-	*bufp = buf
-	return c.conn.WriteFrames(out)
-}
 
 // join records room as joined and starts holding its events; it reports false when the client is
 // already in it, and fails when that would exceed max rooms.

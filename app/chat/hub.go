@@ -187,7 +187,7 @@ func New(opts Options) (*Hub, error) {
 		Closing: h.isClosing,
 		Log:     opts.Log,
 	})
-	h.pipe = commit.New(commit.Config{Store: opts.Store, Mark: h.fly, Publish: h.publishStored, Commit: opts.Timings.Commit})
+	h.pipe = commit.New(commit.Config{Store: opts.Store, Mark: h.fly, Publish: h.publish, Commit: opts.Timings.Commit})
 	return h, nil
 }
 
@@ -220,9 +220,8 @@ func (b busHandler) Event(ev bus.Event) {
 		b.h.closeSessions(decodeEnded(ev.Payload))
 		return
 	}
-	if ev.Room == "" { // another node claimed a stopped one (refreshPresence), or lost a bus event
-		b.h.resync()
-		b.h.checkSessions()
+	if ev.Room == "" { // another node claimed a stopped one (presence.Tracker.Refresh), or lost a bus event
+		b.Resync()
 		return
 	}
 	if ev.Sent != 0 {
@@ -239,12 +238,9 @@ func (b busHandler) Resync() {
 }
 
 // publish delivers ev to this node's connections and hands it to the bus for the others. done is as
-// for dispatch.
-func (h *Hub) publish(ev bus.Event, done func()) { h.publishStored(ev, nil, done) }
-
-// publishStored is publish for a message of this node's: landed, when not nil, is the message as it was
-// marked in flight (fly), whose mark the delivery clears.
-func (h *Hub) publishStored(ev bus.Event, landed *app.Message, done func()) {
+// for dispatch; landed, when not nil, is a message of this node's as it was marked in flight (fly), whose
+// mark the delivery clears.
+func (h *Hub) publish(ev bus.Event, landed *app.Message, done func()) {
 	ev.Node, ev.Sent = h.opts.NodeID, time.Now().UnixNano()
 	if landed != nil && landed.Room != ev.Room {
 		// A repeat of a client id its author used in another room: the store answered with that room's
@@ -269,8 +265,6 @@ type Join struct {
 type Session struct {
 	User  app.Identity
 	Joins []Join
-	// Batch lets the writer put several frames in one, newline-separated.
-	Batch bool
 }
 
 // Register adds a connection: it queues the welcome frame, then joins each room with its presence and
@@ -285,7 +279,6 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 		conn:     conn,
 		hub:      h,
 		maxQueue: h.opts.QueueBytes,
-		batch:    s.Batch,
 		rooms:    make(map[string]struct{}, len(joins)),
 	}
 	// Stored under h.mu, so that Shutdown, which sets closing under it, sees every client it must close.
@@ -369,7 +362,7 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 // publishEvent publishes a joined, left or typing frame; ev supplies who to skip.
 func (h *Hub) publishEvent(kind, room string, who app.Author, ev bus.Event) {
 	ev.Room, ev.Payload = room, app.EncodeUserEvent(kind, room, who)
-	h.publish(ev, nil)
+	h.publish(ev, nil, nil)
 }
 
 // fanOut queues ev's frame, the same bytes, on every member of r.

@@ -88,19 +88,13 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	if in.Room == "" {
 		in.Room = app.DefaultRoom
 	}
-	if err := h.checkText(in.Text); err != nil {
-		return err
-	}
-	if err := checkRoom(in.Room); err != nil {
-		return err
-	}
-	if !c.inRoom(in.Room) {
+	if app.ValidRoom(in.Room) && !c.inRoom(in.Room) {
 		return app.Errorf(app.CodeNotJoined, "not in room %q; join it first", in.Room)
 	}
-	if err := h.checkCreation(ctx, c.User.UserID, in.Room); err != nil {
+	msg, err := h.newMessage(ctx, c.User, in.Room, in.Text, in.ID)
+	if err != nil {
 		return err
 	}
-	h.stats.MessagesReceived.Add(1)
 	// The course logs each message; at debug, and checked first, so that at info it costs nothing.
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.Debug("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
@@ -108,7 +102,6 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	// The ack (or the error) comes from the pipeline once the message is stored and published; meanwhile
 	// this reader goes on with the connection's next frames.
 	c.expectAnswer()
-	msg := h.message(c.User, in.Room, in.Text, in.ID)
 	if msg.ClientID == "" {
 		// Every message of a connection is found in the store by its client id (see sequence.Room.Fly):
 		// one the client did not name gets one of ours, which it never sees.
@@ -134,24 +127,18 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 // in the room gets it, the user's own included. For a clientID the user already used, it returns the
 // earlier message with created false and delivers nothing.
 func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error) {
-	if err := h.checkText(text); err != nil {
-		return app.Message{}, false, err
-	}
-	if err := checkRoom(room); err != nil {
-		return app.Message{}, false, err
-	}
 	if len(clientID) > app.MaxClientIDBytes {
 		return app.Message{}, false, app.Errorf(app.CodeInvalid, "id must be at most %d bytes", app.MaxClientIDBytes)
 	}
 	if ok, wait := h.budgets.Take(user.UserID, time.Now()); !ok {
 		return app.Message{}, false, app.Limited(app.CodeRateLimited, wait, "over %g messages per second, all your connections together", h.opts.RateLimit)
 	}
-	if err := h.checkCreation(ctx, user.UserID, room); err != nil {
+	msg, err := h.newMessage(ctx, user, room, text, clientID)
+	if err != nil {
 		return app.Message{}, false, err
 	}
-	h.stats.MessagesReceived.Add(1)
 	done := make(chan commit.Result, 1)
-	req := &commit.Request{Msg: h.message(user, room, text, clientID), Answer: func(res commit.Result) { done <- res }}
+	req := &commit.Request{Msg: msg, Answer: func(res commit.Result) { done <- res }}
 	if err := h.pipe.Submit(ctx, req); err != nil {
 		return app.Message{}, false, err
 	}
@@ -205,14 +192,25 @@ func checkRoom(name string) error {
 	return nil
 }
 
-func (h *Hub) message(user app.Identity, room, text, clientID string) app.Message {
+// newMessage checks a message of user to room and returns it, ready to store.
+func (h *Hub) newMessage(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, error) {
+	if err := h.checkText(text); err != nil {
+		return app.Message{}, err
+	}
+	if err := checkRoom(room); err != nil {
+		return app.Message{}, err
+	}
+	if err := h.checkCreation(ctx, user.UserID, room); err != nil {
+		return app.Message{}, err
+	}
+	h.stats.MessagesReceived.Add(1)
 	return app.Message{
 		Room:     room,
 		From:     author(user),
 		Text:     text,
 		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
 		ClientID: clientID,
-	}
+	}, nil
 }
 
 // ownClientID returns a client id for a message whose client gave none: random, so that no other

@@ -337,7 +337,7 @@ func TestCatchUpLeavesAMessageInFlightToItsEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := bus.Event{Room: "general", Payload: frame, ID: out[0].Message.ID, Skip: c.ID}
-	h.publishStored(ev, &mine, func() { c.enqueue(app.EncodeMessageAck("m-1", object)) })
+	h.publish(ev, &mine, func() { c.enqueue(app.EncodeMessageAck("m-1", object)) })
 	conn.waitOrder(t, "[ack 2]")
 	bystander.waitIDs(t, "[1 2]")
 }
