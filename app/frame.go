@@ -205,3 +205,24 @@ func EncodeUserEvent(kind, room string, user Author) []byte {
 	}{kind, room, user})
 	return b
 }
+
+// endedSessions is the payload of the bus event that tells every node that sessions ended.
+type endedSessions struct {
+	Ended []string `json:"ended"`
+}
+
+// EncodeEndedSessions returns the payload of a room-less bus event that tells every node the sessions ids
+// ended; DecodeEndedSessions reads it back.
+func EncodeEndedSessions(ids []string) []byte {
+	payload, _ := json.Marshal(endedSessions{Ended: ids}) // a struct of strings always encodes
+	return payload
+}
+
+// DecodeEndedSessions returns the sessions of an EncodeEndedSessions payload, none if it is not one.
+func DecodeEndedSessions(payload []byte) []string {
+	var e endedSessions
+	if json.Unmarshal(payload, &e) != nil {
+		return nil
+	}
+	return e.Ended
+}

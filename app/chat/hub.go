@@ -92,33 +92,27 @@ type Options struct {
 	// RoomsPerHour caps the rooms one user creates (by storing their first message) in an hour, counted by
 	// Creations; 0 is no cap.
 	RoomsPerHour int
-	Creations    Counter
+	Creations    budget.Counter
 	// Presence may be nil (a single node). PresenceTTL is how long a stopped node's users stay present;
 	// the hub refreshes this node's every third of it.
 	Presence    presence.Directory
 	PresenceTTL time.Duration
 }
 
-// Counter counts events per key over a window (app/throttle), in this process or for every node.
-type Counter interface {
-	Add(ctx context.Context, key string) (n int64, left time.Duration, err error)
-}
-
 // Hub routes messages between clients. It is safe for concurrent use.
 type Hub struct {
-	opts     Options
-	log      *slog.Logger
-	pipe     *commit.Pipeline
-	relay    *bus.Relay
-	connSeq  atomic.Uint64 // numbers this node's connections
-	presence *presence.Tracker
-	stats    Stats
-	budgets  *budget.Users
+	opts      Options
+	log       *slog.Logger
+	pipe      *commit.Pipeline
+	relay     *bus.Relay
+	connSeq   atomic.Uint64 // numbers this node's connections
+	presence  *presence.Tracker
+	stats     Stats
+	budgets   *budget.Users
+	creations *budget.Rooms
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
-	// stored holds the names of rooms known to have messages: a message to one of them creates nothing.
-	stored sync.Map
 	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 
@@ -173,6 +167,7 @@ func New(opts Options) (*Hub, error) {
 	}
 	h := &Hub{opts: opts, log: opts.Log, sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
+	h.creations = &budget.Rooms{Max: opts.RoomsPerHour, Counter: opts.Creations, Store: opts.Store}
 	h.relay = bus.NewRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.presence = presence.New(presence.Config{
 		Directory: opts.Presence,
@@ -217,7 +212,7 @@ func (b busHandler) Event(ev bus.Event) {
 		return
 	}
 	if ev.Room == "" && ev.Payload != nil {
-		b.h.closeSessions(decodeEnded(ev.Payload))
+		b.h.closeSessions(app.DecodeEndedSessions(ev.Payload))
 		return
 	}
 	if ev.Room == "" { // another node claimed a stopped one (presence.Tracker.Refresh), or lost a bus event

@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -150,31 +148,6 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	}
 }
 
-// checkCreation counts a message to a room without messages, which creates the room, against its author's
-// RoomsPerHour. A room known to have messages costs nothing; one not known yet, a read of the store.
-// A counter that does not answer (Redis down) refuses nothing: creating rooms is not worth an outage.
-func (h *Hub) checkCreation(ctx context.Context, user int64, room string) error {
-	if h.opts.RoomsPerHour <= 0 || room == app.DefaultRoom {
-		return nil
-	}
-	if _, ok := h.stored.Load(room); ok {
-		return nil
-	}
-	last, err := h.opts.Store.LastID(ctx, room)
-	if err != nil {
-		return fmt.Errorf("chat: does room %q exist: %w", room, err)
-	}
-	if last > 0 {
-		h.stored.Store(room, struct{}{})
-		return nil
-	}
-	n, left, err := h.opts.Creations.Add(ctx, "rooms:user:"+strconv.FormatInt(user, 10))
-	if err == nil && n > int64(h.opts.RoomsPerHour) {
-		return app.Limited(app.CodeRateLimited, left, "you created %d rooms in the last hour, the most one user may (ROOMS_PER_HOUR): post in a room that has messages", h.opts.RoomsPerHour)
-	}
-	return nil
-}
-
 func (h *Hub) checkText(text string) error {
 	switch {
 	case strings.TrimSpace(text) == "":
@@ -200,7 +173,7 @@ func (h *Hub) newMessage(ctx context.Context, user app.Identity, room, text, cli
 	if err := checkRoom(room); err != nil {
 		return app.Message{}, err
 	}
-	if err := h.checkCreation(ctx, user.UserID, room); err != nil {
+	if err := h.creations.Check(ctx, user.UserID, room); err != nil {
 		return app.Message{}, err
 	}
 	h.stats.MessagesReceived.Add(1)
@@ -251,18 +224,9 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		return nil
 	}
 	r, recorded := h.enterRoom(c, name)
-	if recorded != nil {
-		// Not under the room's lock: the joiner's list shows the joiner in the directory, as the other
-		// nodes will see it, while the room's other joins go on. A bound of its own, which leaves the
-		// join its time for the store: a directory that lags delays the list, never fails the join.
-		wait := time.NewTimer(presence.Timeout)
-		select {
-		case <-recorded:
-		case <-wait.C:
-		case <-ctx.Done():
-		}
-		wait.Stop()
-	}
+	// Not under the room's lock: the joiner's list shows the joiner in the directory, as the other nodes
+	// will see it, while the room's other joins go on.
+	presence.Await(ctx, recorded)
 	frames = append(frames, app.EncodePresence(name, h.presence.List(ctx, name, r.userList())))
 	err = r.seq.Begin(ctx)
 	var backlog [][]byte

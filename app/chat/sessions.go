@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/causerie/causerie/app"
@@ -17,19 +16,6 @@ type SessionChecker interface {
 // sessionCheckTimeout bounds the store query that looks for ended sessions.
 const sessionCheckTimeout = 5 * time.Second
 
-// endedSessions is the payload of the bus event that tells every node that sessions ended.
-type endedSessions struct {
-	Ended []string `json:"ended"`
-}
-
-func decodeEnded(payload []byte) []string {
-	var e endedSessions
-	if json.Unmarshal(payload, &e) != nil {
-		return nil
-	}
-	return e.Ended
-}
-
 // EndSessions closes the connections of sessions that just ended (a log out), on this node at once and on
 // the others when the bus brings them the news: each gets a session_ended error frame, then close 4001.
 // Should the bus lose it, the relay asks every node to catch up once it works again, and the nodes then
@@ -40,8 +26,7 @@ func (h *Hub) EndSessions(ids ...string) {
 		return
 	}
 	h.closeSessions(ids)
-	payload, _ := json.Marshal(endedSessions{Ended: ids}) // a struct of strings always encodes
-	h.relay.Send(bus.Event{Node: h.opts.NodeID, Sent: time.Now().UnixNano(), Payload: payload})
+	h.relay.Send(bus.Event{Node: h.opts.NodeID, Sent: time.Now().UnixNano(), Payload: app.EncodeEndedSessions(ids)})
 }
 
 // endedMemory is how long a node remembers that a session ended: longer than a WebSocket handshake takes

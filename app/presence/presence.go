@@ -115,6 +115,22 @@ func (t *Tracker) Enter(room string, who app.Author, skip string) <-chan struct{
 	return done
 }
 
+// Await waits until the directory has the change of recorded (from Enter; nil: none), or ctx ends, or
+// Timeout passes: a bound of its own, which leaves a join its time for the store. A directory that lags
+// delays a presence list, never fails a join.
+func Await(ctx context.Context, recorded <-chan struct{}) {
+	if recorded == nil {
+		return
+	}
+	wait := time.NewTimer(Timeout)
+	defer wait.Stop()
+	select {
+	case <-recorded:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+}
+
 // Leave tells that who has left room on this node, their last connection there gone. As Enter, it does
 // no I/O.
 func (t *Tracker) Leave(room string, who app.Author) {
