@@ -10,6 +10,10 @@ import {
   STABLE_CONNECTION_MS, restartDelay, backoffDelay, disconnectedText, closeAction, socketURL as buildSocketURL,
 } from './socket.js';
 import { DEFAULT_ROOM, MAX_ROOMS, validRoom, messageId, savedRooms, gapPage } from './rooms.js';
+import { api, authErrorText } from './api.js';
+import {
+  loadingNote, markFailed, messageLine, presenceItem, roomItem, setTime, showRoomItem, startNote, systemNote, typingText,
+} from './view.js';
 
 const TOKEN_KEY = 'causerie.token';
 const USER_KEY = 'causerie.user';
@@ -45,30 +49,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
 const LOGOUT_ALL_FAILED = 'Logged out here, but your other devices could not be logged out (the server could not be reached, or this session had already ended). Log in and try again.';
-
-const LINE_OTHER = 'msg flex max-w-[85%] flex-col items-start self-start';
-const LINE_OWN = 'msg flex max-w-[85%] flex-col items-end self-end';
-const BUBBLE_OTHER = 'msg-bubble max-w-full rounded-2xl rounded-bl-sm bg-white px-3 py-2 text-slate-900 shadow-sm ring-1 ring-slate-200';
-const BUBBLE_OWN = 'msg-bubble max-w-full rounded-2xl rounded-br-sm bg-indigo-600 px-3 py-2 text-white shadow-sm';
-const META = 'flex items-baseline gap-2 text-xs';
-const AUTHOR_OTHER = 'msg-author font-semibold text-indigo-700';
-const AUTHOR_OWN = 'msg-author font-semibold text-indigo-100';
-const TIME_OTHER = 'msg-time tabular-nums text-slate-600';
-const TIME_OWN = 'msg-time tabular-nums text-indigo-100';
-const TEXT = 'msg-text mt-0.5 whitespace-pre-wrap wrap-anywhere';
-const ERROR_TEXT_OTHER = 'msg-error mt-1 text-xs font-medium text-red-700';
-const ERROR_TEXT_OWN = 'msg-error mt-1 text-right text-xs font-medium text-red-700';
-const SYSTEM_INFO = 'msg-system self-center rounded-full bg-slate-200 px-3 py-0.5 text-center text-xs text-slate-700';
-const SYSTEM_ERROR = 'msg-system self-center rounded-lg bg-red-50 px-3 py-1 text-center text-xs font-medium text-red-800 ring-1 ring-red-200';
-const SYSTEM_START = 'msg-system msg-start self-center px-3 py-0.5 text-center text-xs font-medium text-slate-600';
-const LOADING_OLDER = 'loading-older self-center text-xs text-slate-600';
-
-const ROOM_ITEM = 'room flex shrink-0 items-center rounded-full bg-slate-100 text-slate-800 ring-1 ring-slate-300 data-current:bg-indigo-600 data-current:text-white data-current:ring-indigo-600 md:rounded-lg';
-const ROOM_BUTTON = 'room-button flex min-h-8 min-w-0 flex-1 cursor-pointer items-center gap-1.5 rounded-full py-1 pl-3 pr-2 text-left text-sm font-medium md:rounded-lg';
-const ROOM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["#"_/_""]';
-const UNREAD = 'unread min-w-5 shrink-0 rounded-full bg-red-600 px-1.5 text-center text-xs leading-5 font-semibold text-white tabular-nums';
-const ROOM_LEAVE = 'room-leave mr-0.5 flex size-7 shrink-0 cursor-pointer items-center justify-center rounded-full text-lg leading-none opacity-70 hover:bg-black/10 hover:opacity-100 md:rounded-md';
-const PRESENCE_USER = 'presence-user max-w-full truncate rounded-full bg-slate-100 px-2 py-0.5 text-sm text-slate-800 md:rounded-md md:bg-transparent md:px-1';
 
 const els = {
   auth: document.getElementById('auth'),
@@ -291,28 +271,6 @@ function sendAuth() {
 
 // ---- REST ---------------------------------------------------------------------------------------
 
-// api calls a JSON route. It resolves with the status and the parsed body (null when there is none)
-// and rejects only when the server cannot be reached.
-async function api(method, path, body, token, options = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: 'no-store',
-    ...options,
-  });
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  return { status: res.status, ok: res.ok, data };
-}
-
 // checkToken asks GET /api/me whether the token still holds: 'ok', 'unauthorized', or 'unknown' when
 // the server cannot be reached.
 async function checkToken() {
@@ -356,19 +314,6 @@ async function fetchMessages(name, query) {
     return res.data.messages.filter((m) => m && typeof m === 'object');
   }
   return null;
-}
-
-function authErrorText(res) {
-  const serverMessage = res.data && res.data.error && typeof res.data.error.message === 'string'
-    ? res.data.error.message
-    : '';
-  if (res.status === 401) return 'Wrong e-mail or password';
-  if (res.status === 409 && res.data && res.data.error && res.data.error.code === 'name_taken') {
-    return 'This name is already taken: choose another in the Name field';
-  }
-  if (res.status === 409) return 'This e-mail is already registered';
-  if (serverMessage) return serverMessage;
-  return `Something went wrong (HTTP ${res.status}). Please try again.`;
 }
 
 async function onAuthSubmit(event) {
@@ -583,38 +528,9 @@ function addRoom(name) {
   room = newRoom(name);
   state.rooms.set(name, room);
 
-  const item = document.createElement('li');
-  item.className = ROOM_ITEM;
-  const button = document.createElement('button');
-  button.type = 'button';
-  button.className = ROOM_BUTTON;
-  button.dataset.room = name;
-  const label = document.createElement('span');
-  label.className = ROOM_NAME;
-  label.textContent = name;
-  const badge = document.createElement('span');
-  badge.className = UNREAD;
-  badge.hidden = true;
-  badge.textContent = '0';
-  const badgeLabel = document.createElement('span');
-  badgeLabel.className = 'sr-only';
-  badgeLabel.hidden = true;
-  badgeLabel.textContent = ' unread';
-  button.append(label, badge, badgeLabel);
-  button.addEventListener('click', () => switchRoom(name));
-
-  const leave = document.createElement('button');
-  leave.type = 'button';
-  leave.className = ROOM_LEAVE;
-  leave.dataset.leave = name;
-  leave.setAttribute('aria-label', `Leave ${name}`);
-  leave.title = `Leave #${name}`;
-  leave.textContent = '×';
-  leave.addEventListener('click', () => leaveRoom(name));
-
-  item.append(button, leave);
-  els.rooms.append(item);
-  Object.assign(room, { item, button, badge, badgeLabel, leave });
+  const item = roomItem(name, () => switchRoom(name), () => leaveRoom(name));
+  els.rooms.append(item.item);
+  Object.assign(room, item);
   updateRoomList();
   saveRooms();
   return room;
@@ -658,20 +574,7 @@ function syncRooms(names) {
 
 function updateRoomList() {
   const single = state.rooms.size <= 1;
-  for (const room of state.rooms.values()) {
-    const current = room.name === state.current;
-    if (current) {
-      room.button.setAttribute('aria-current', 'true');
-      room.item.dataset.current = 'true';
-    } else {
-      room.button.removeAttribute('aria-current');
-      delete room.item.dataset.current;
-    }
-    room.badge.textContent = String(room.unread);
-    room.badge.hidden = room.unread === 0;
-    room.badgeLabel.hidden = room.unread === 0;
-    room.leave.hidden = single;
-  }
+  for (const room of state.rooms.values()) showRoomItem(room, room.name === state.current, single);
 }
 
 function updateRoomTitle() {
@@ -832,15 +735,8 @@ function onLeft(frame) {
 function renderPresence() {
   const room = currentRoom();
   const users = room ? [...room.users].sort((a, b) => a[1].localeCompare(b[1])) : [];
-  const items = users.map(([key, name]) => {
-    const li = document.createElement('li');
-    li.className = PRESENCE_USER;
-    li.dataset.userId = key;
-    if (state.user && state.user.id != null && key === String(state.user.id)) li.dataset.self = 'true';
-    li.textContent = name || 'unknown';
-    li.dir = 'auto';
-    return li;
-  });
+  const self = state.user && state.user.id != null ? String(state.user.id) : null;
+  const items = users.map(([key, name]) => presenceItem(key, name, key === self));
   els.presence.replaceChildren(...items);
   for (const el of document.querySelectorAll('.presence-count')) el.textContent = String(users.length);
   for (const el of document.querySelectorAll('.presence-room')) el.textContent = room ? `#${room.name}` : '';
@@ -880,13 +776,7 @@ function clearTyping(room) {
 
 function renderTyping() {
   const room = currentRoom();
-  // Each name between Unicode isolates (FSI … PDI): a right-to-left name must not reorder the sentence.
-  const names = room ? [...room.typing.values()].map((e) => `\u2068${e.name}\u2069`) : [];
-  let text = '';
-  if (names.length === 1) text = `${names[0]} is typing…`;
-  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
-  else if (names.length === 3) text = `${names[0]}, ${names[1]} and ${names[2]} are typing…`;
-  else if (names.length > 3) text = `${names[0]}, ${names[1]} and ${names.length - 2} others are typing…`;
+  const text = typingText(room ? [...room.typing.values()].map((e) => e.name) : []);
   // Setting the same text again would make screen readers repeat it.
   if (els.typing.textContent !== text) els.typing.textContent = text;
 }
@@ -1329,7 +1219,7 @@ function onSend(event) {
   const ws = state.ws;
   if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
   const id = newClientId();
-  const line = createLine(state.user ? state.user.name : '', text, true);
+  const line = messageLine(state.user ? state.user.name : '', text, true);
   line.classList.add('pending');
   line.dataset.clientId = id;
   appendLine(room, line, true);
@@ -1377,7 +1267,7 @@ function lineFor(message) {
   const from = message.from && typeof message.from === 'object' ? message.from : {};
   const author = typeof from.name === 'string' ? from.name : '';
   const text = typeof message.text === 'string' ? message.text : '';
-  return createLine(author, text, isOwn(message));
+  return messageLine(author, text, isOwn(message));
 }
 
 function noteId(room, id) {
@@ -1447,68 +1337,19 @@ function appendLine(room, line, force) {
   if (current && (force || atBottom)) list.scrollTop = list.scrollHeight;
 }
 
-function createLine(author, text, own) {
-  const line = document.createElement('div');
-  line.className = own ? LINE_OWN : LINE_OTHER;
-  if (own) line.dataset.own = 'true';
-
-  const bubble = document.createElement('div');
-  bubble.className = own ? BUBBLE_OWN : BUBBLE_OTHER;
-
-  const meta = document.createElement('div');
-  meta.className = META;
-  const who = document.createElement('span');
-  who.className = own ? AUTHOR_OWN : AUTHOR_OTHER;
-  who.textContent = author || 'unknown';
-  // dir=auto isolates names and texts: one written right to left must not reorder what stands beside it.
-  who.dir = 'auto';
-  const time = document.createElement('time');
-  time.className = own ? TIME_OWN : TIME_OTHER;
-  meta.append(who, time);
-
-  const body = document.createElement('p');
-  body.className = TEXT;
-  body.textContent = text;
-  body.dir = 'auto';
-
-  bubble.append(meta, body);
-  line.append(bubble);
-  return line;
-}
-
 function markDelivered(room, line, id, at) {
   if (id !== null) {
     line.dataset.id = String(id);
     room.shown.add(id);
     noteId(room, id);
   }
-  const time = line.querySelector('.msg-time');
-  const date = typeof at === 'string' ? new Date(at) : null;
-  if (!time || !date || Number.isNaN(date.getTime())) return;
-  time.dateTime = at;
-  time.title = date.toLocaleString();
-  time.textContent = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-function markFailed(line, text) {
-  line.classList.remove('pending');
-  line.classList.add('failed');
-  let note = line.querySelector('.msg-error');
-  if (!note) {
-    note = document.createElement('p');
-    note.className = line.dataset.own === 'true' ? ERROR_TEXT_OWN : ERROR_TEXT_OTHER;
-    line.append(note);
-  }
-  note.textContent = text;
+  setTime(line, at);
 }
 
 // systemLine adds a line about the connection or an error, to the current room unless told otherwise.
 function systemLine(text, isError = false, room = currentRoom()) {
   if (!room) return;
-  const line = document.createElement('p');
-  line.className = isError ? SYSTEM_ERROR : SYSTEM_INFO;
-  line.textContent = text;
-  appendLine(room, line, false);
+  appendLine(room, systemNote(text, isError), false);
 }
 
 // markStart puts the "beginning of the room" line at the top of room's list.
@@ -1516,10 +1357,7 @@ function markStart(room) {
   room.atStart = true;
   const list = listOf(room);
   if (list.querySelector('.msg-start')) return;
-  const line = document.createElement('p');
-  line.className = SYSTEM_START;
-  line.textContent = `This is the beginning of the room #${room.name}.`;
-  list.prepend(line);
+  list.prepend(startNote(room.name));
 }
 
 function oldestShownId(room) {
@@ -1551,9 +1389,7 @@ async function maybeLoadOlder(room) {
   if (before === null) return; // nothing shown yet: the history frame comes first
   const session = state.session;
   room.loadingOlder = true;
-  const loading = document.createElement('p');
-  loading.className = LOADING_OLDER;
-  loading.textContent = 'Loading older messages…';
+  const loading = loadingNote();
   listOf(room).prepend(loading);
   els.messages.setAttribute('aria-busy', 'true');
   let messages = null;
@@ -1607,10 +1443,6 @@ async function fillGap(room, since, first) {
     if (page.before === null) return;
     before = page.before;
   }
-}
-
-function pad(n) {
-  return String(n).padStart(2, '0');
 }
 
 // ---- start --------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@
 #   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4|S5|S1-deflate ...]
 #                                                           (default: S1 S2 S2-overload S3 S4)
 #   BASELINE=<git revision> bash app/bench/scenarios.sh S1 S2   also runs Causerie as built at that revision
-#                                                              (in S1, S2 and S3)
+#                                                              (in S1, S2, S2-wsload and S3)
+#   CAUSERIE_ENV="WS_WRITE_DELAY=0" bash app/bench/scenarios.sh S2   settings for every Causerie server
+#
+# S2-wsload runs S2's closed loop under the second load tool, app/bench/wsload (Node.js, needs node and npm).
 #
 # S1-login-storm runs S1 beside a storm of wrong logins (with BASELINE, the earlier build too).
 # S1-deflate runs S1 with WS_COMPRESSION=1 and clients that offer permessage-deflate, beside S1 without.
@@ -32,7 +35,7 @@ server_pid=""
 start_causerie() { # extra environment as arguments; BIN picks another build
   mkdir -p "$work/data"; rm -rf "$work/data"/*
   env HOST= PORT=18181 DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes \
-    MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 "$@" \
+    MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 ${CAUSERIE_ENV:-} "$@" \
     taskset -c 0 "${BIN:-$work/causerie}" >"$work/server.log" 2>&1 &
   server_pid=$!
   url=http://127.0.0.1:18181
@@ -123,6 +126,14 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
       if [ -n "${BASELINE:-}" ]; then
         BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0
         measure S2-causerie-baseline -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_server
+      fi ;;
+    S2-wsload) # S2's closed loop under app/bench/wsload
+      [ -d app/bench/wsload/node_modules ] || (cd app/bench/wsload && npm ci --silent --no-audit --no-fund)
+      wsload() { echo "{\"scenario\":\"$1\",\"load\":$(taskset -c 1 node app/bench/wsload/load.js --url "$url" --server-pid "$server_pid" --proto "$2" || true)}"; }
+      start_gorilla; wsload S2-wsload-gorilla gorilla; stop_server
+      start_causerie RATE_LIMIT=0; wsload S2-wsload-causerie causerie; stop_server
+      if [ -n "${BASELINE:-}" ]; then
+        BIN="$work/causerie-baseline" start_causerie RATE_LIMIT=0; wsload S2-wsload-causerie-baseline causerie; stop_server
       fi ;;
     S1-login-storm) # S1 while 16 goroutines post wrong logins, GET /api/me timed every 50 ms: with the login
       # limits, with the bcrypt slots alone (LOGIN_FAILURES=0), without the storm, and the BASELINE build

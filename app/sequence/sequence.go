@@ -45,10 +45,10 @@ type Room struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// start serialises reading the base, so that no member reads its backlog before the room has one.
-	start sync.Mutex
-
 	mu sync.Mutex
+	// basing is closed when the read of the base in progress ends: no member reads its backlog before
+	// the room has a base, and none holds a lock while the store reads it.
+	basing chan struct{}
 	// based is set once last holds the room's newest stored message id as of the first member's join.
 	based bool
 	// last is the id of the newest message delivered here.
@@ -192,32 +192,48 @@ func (s *Room) Fly(m app.Message, delta int) {
 // member calls it before reading its backlog, so that every backlog reaches at least the base and the
 // deliveries, which begin after it, leave no member a hole.
 func (s *Room) Begin(ctx context.Context) error {
-	s.start.Lock()
-	defer s.start.Unlock()
-	s.mu.Lock()
-	based := s.based
-	s.mu.Unlock()
-	if based {
-		return nil
-	}
-	last, err := s.Base(ctx)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.based, s.last = true, last
-	s.answerWaitersLocked()
-	for id, pe := range s.pending {
-		if id <= last {
-			delete(s.pending, id)
-			if pe.done != nil {
-				pe.done()
+	for {
+		s.mu.Lock()
+		if s.based {
+			s.mu.Unlock()
+			return nil
+		}
+		reading := s.basing
+		if reading != nil { // another member reads it: wait for that read, without a lock
+			s.mu.Unlock()
+			select {
+			case <-reading:
+				continue // based, or failed: then this member reads it
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
+		reading = make(chan struct{})
+		s.basing = reading
+		s.mu.Unlock()
+
+		last, err := s.Base(ctx)
+		s.mu.Lock()
+		s.basing = nil
+		close(reading)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.based, s.last = true, last
+		s.answerWaitersLocked()
+		for id, pe := range s.pending {
+			if id <= last {
+				delete(s.pending, id)
+				if pe.done != nil {
+					pe.done()
+				}
+			}
+		}
+		s.flushLocked()
+		s.mu.Unlock()
+		return nil
 	}
-	s.flushLocked()
-	return nil
 }
 
 // flushLocked delivers the pending events that follow last without a gap, and schedules a catch-up if a

@@ -252,7 +252,7 @@ func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *m
 		return page(c)
 	})
 	e.HEAD("/", page)
-	for _, name := range []string{"app.js", "token.js", "socket.js", "rooms.js", "app.css"} {
+	for _, name := range []string{"app.js", "api.js", "view.js", "token.js", "socket.js", "rooms.js", "app.css"} {
 		e.Match([]string{http.MethodGet, http.MethodHead}, "/"+name, echo.StaticFileHandler(name, public.Files))
 	}
 	if s.cfg.Pprof && s.cfg.MetricsAddr == "" {

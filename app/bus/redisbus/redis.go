@@ -172,12 +172,15 @@ func (r *Bus) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub 
 		cancel()
 		if err == nil {
 			r.mu.Lock()
-			defer r.mu.Unlock()
-			if r.closed {
+			closed := r.closed
+			if !closed {
+				r.pubsub = ps
+			}
+			r.mu.Unlock()
+			if closed {
 				_ = ps.Close()
 				return nil
 			}
-			r.pubsub = ps
 			return ps
 		}
 		select {
@@ -236,11 +239,12 @@ func (r *Bus) Close() error {
 		r.stop()
 		r.mu.Lock()
 		r.closed = true
-		var err error
-		if r.pubsub != nil {
-			err = r.pubsub.Close() // unblocks the receive loop's read
-		}
+		ps := r.pubsub
 		r.mu.Unlock()
+		var err error
+		if ps != nil {
+			err = ps.Close() // unblocks the receive loop's read
+		}
 		<-r.stopped
 		r.closeErr = errors.Join(err, r.client.Close())
 	})

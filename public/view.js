@@ -1,0 +1,180 @@
+// The page's DOM pieces: each function builds or updates elements from plain values, and knows nothing
+// of the connection or the page's state (app.js). Text always goes in with textContent, never as HTML.
+
+const LINE_OTHER = 'msg flex max-w-[85%] flex-col items-start self-start';
+const LINE_OWN = 'msg flex max-w-[85%] flex-col items-end self-end';
+const BUBBLE_OTHER = 'msg-bubble max-w-full rounded-2xl rounded-bl-sm bg-white px-3 py-2 text-slate-900 shadow-sm ring-1 ring-slate-200';
+const BUBBLE_OWN = 'msg-bubble max-w-full rounded-2xl rounded-br-sm bg-indigo-600 px-3 py-2 text-white shadow-sm';
+const META = 'flex items-baseline gap-2 text-xs';
+const AUTHOR_OTHER = 'msg-author font-semibold text-indigo-700';
+const AUTHOR_OWN = 'msg-author font-semibold text-indigo-100';
+const TIME_OTHER = 'msg-time tabular-nums text-slate-600';
+const TIME_OWN = 'msg-time tabular-nums text-indigo-100';
+const TEXT = 'msg-text mt-0.5 whitespace-pre-wrap wrap-anywhere';
+const ERROR_TEXT_OTHER = 'msg-error mt-1 text-xs font-medium text-red-700';
+const ERROR_TEXT_OWN = 'msg-error mt-1 text-right text-xs font-medium text-red-700';
+const SYSTEM_INFO = 'msg-system self-center rounded-full bg-slate-200 px-3 py-0.5 text-center text-xs text-slate-700';
+const SYSTEM_ERROR = 'msg-system self-center rounded-lg bg-red-50 px-3 py-1 text-center text-xs font-medium text-red-800 ring-1 ring-red-200';
+const SYSTEM_START = 'msg-system msg-start self-center px-3 py-0.5 text-center text-xs font-medium text-slate-600';
+const LOADING_OLDER = 'loading-older self-center text-xs text-slate-600';
+
+const ROOM_ITEM = 'room flex shrink-0 items-center rounded-full bg-slate-100 text-slate-800 ring-1 ring-slate-300 data-current:bg-indigo-600 data-current:text-white data-current:ring-indigo-600 md:rounded-lg';
+const ROOM_BUTTON = 'room-button flex min-h-8 min-w-0 flex-1 cursor-pointer items-center gap-1.5 rounded-full py-1 pl-3 pr-2 text-left text-sm font-medium md:rounded-lg';
+const ROOM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["#"_/_""]';
+const UNREAD = 'unread min-w-5 shrink-0 rounded-full bg-red-600 px-1.5 text-center text-xs leading-5 font-semibold text-white tabular-nums';
+const ROOM_LEAVE = 'room-leave mr-0.5 flex size-7 shrink-0 cursor-pointer items-center justify-center rounded-full text-lg leading-none opacity-70 hover:bg-black/10 hover:opacity-100 md:rounded-md';
+const PRESENCE_USER = 'presence-user max-w-full truncate rounded-full bg-slate-100 px-2 py-0.5 text-sm text-slate-800 md:rounded-md md:bg-transparent md:px-1';
+
+// messageLine builds the line of a message: author, time (see setTime) and text.
+export function messageLine(author, text, own) {
+  const line = document.createElement('div');
+  line.className = own ? LINE_OWN : LINE_OTHER;
+  if (own) line.dataset.own = 'true';
+
+  const bubble = document.createElement('div');
+  bubble.className = own ? BUBBLE_OWN : BUBBLE_OTHER;
+
+  const meta = document.createElement('div');
+  meta.className = META;
+  const who = document.createElement('span');
+  who.className = own ? AUTHOR_OWN : AUTHOR_OTHER;
+  who.textContent = author || 'unknown';
+  // dir=auto isolates names and texts: one written right to left must not reorder what stands beside it.
+  who.dir = 'auto';
+  const time = document.createElement('time');
+  time.className = own ? TIME_OWN : TIME_OTHER;
+  meta.append(who, time);
+
+  const body = document.createElement('p');
+  body.className = TEXT;
+  body.textContent = text;
+  body.dir = 'auto';
+
+  bubble.append(meta, body);
+  line.append(bubble);
+  return line;
+}
+
+// setTime shows at (RFC 3339) in line's time element, as hours and minutes, with the full date as its
+// title; a missing or bad date leaves it empty.
+export function setTime(line, at) {
+  const time = line.querySelector('.msg-time');
+  const date = typeof at === 'string' ? new Date(at) : null;
+  if (!time || !date || Number.isNaN(date.getTime())) return;
+  time.dateTime = at;
+  time.title = date.toLocaleString();
+  time.textContent = `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function pad(n) {
+  return String(n).padStart(2, '0');
+}
+
+// markFailed marks line as not sent, with text saying why.
+export function markFailed(line, text) {
+  line.classList.remove('pending');
+  line.classList.add('failed');
+  let note = line.querySelector('.msg-error');
+  if (!note) {
+    note = document.createElement('p');
+    note.className = line.dataset.own === 'true' ? ERROR_TEXT_OWN : ERROR_TEXT_OTHER;
+    line.append(note);
+  }
+  note.textContent = text;
+}
+
+function note(text, className) {
+  const line = document.createElement('p');
+  line.className = className;
+  line.textContent = text;
+  return line;
+}
+
+// systemNote builds a line about the connection, or an error.
+export function systemNote(text, isError) {
+  return note(text, isError ? SYSTEM_ERROR : SYSTEM_INFO);
+}
+
+// startNote builds the line that says a room's first message is the one below.
+export function startNote(room) {
+  return note(`This is the beginning of the room #${room}.`, SYSTEM_START);
+}
+
+// loadingNote builds the line shown while older messages load.
+export function loadingNote() {
+  return note('Loading older messages…', LOADING_OLDER);
+}
+
+// roomItem builds a room's entry in the room list: a button that opens it (with its unread count) and
+// one that leaves it. It returns the elements showRoomItem updates.
+export function roomItem(name, onOpen, onLeave) {
+  const item = document.createElement('li');
+  item.className = ROOM_ITEM;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = ROOM_BUTTON;
+  button.dataset.room = name;
+  const label = document.createElement('span');
+  label.className = ROOM_NAME;
+  label.textContent = name;
+  const badge = document.createElement('span');
+  badge.className = UNREAD;
+  badge.hidden = true;
+  badge.textContent = '0';
+  const badgeLabel = document.createElement('span');
+  badgeLabel.className = 'sr-only';
+  badgeLabel.hidden = true;
+  badgeLabel.textContent = ' unread';
+  button.append(label, badge, badgeLabel);
+  button.addEventListener('click', onOpen);
+
+  const leave = document.createElement('button');
+  leave.type = 'button';
+  leave.className = ROOM_LEAVE;
+  leave.dataset.leave = name;
+  leave.setAttribute('aria-label', `Leave ${name}`);
+  leave.title = `Leave #${name}`;
+  leave.textContent = '×';
+  leave.addEventListener('click', onLeave);
+
+  item.append(button, leave);
+  return { item, button, badge, badgeLabel, leave };
+}
+
+// showRoomItem shows whether a room is the current one, its unread count, and its leave button unless
+// it is the only room.
+export function showRoomItem(room, current, only) {
+  if (current) {
+    room.button.setAttribute('aria-current', 'true');
+    room.item.dataset.current = 'true';
+  } else {
+    room.button.removeAttribute('aria-current');
+    delete room.item.dataset.current;
+  }
+  room.badge.textContent = String(room.unread);
+  room.badge.hidden = room.unread === 0;
+  room.badgeLabel.hidden = room.unread === 0;
+  room.leave.hidden = only;
+}
+
+// presenceItem builds a user's entry in the online list.
+export function presenceItem(key, name, self) {
+  const li = document.createElement('li');
+  li.className = PRESENCE_USER;
+  li.dataset.userId = key;
+  if (self) li.dataset.self = 'true';
+  li.textContent = name || 'unknown';
+  li.dir = 'auto';
+  return li;
+}
+
+// typingText says who is typing, from their names: none, one, two, three, or two and a count.
+export function typingText(names) {
+  // Each name between Unicode isolates (FSI … PDI): a right-to-left name must not reorder the sentence.
+  const n = names.map((name) => `\u2068${name}\u2069`);
+  if (n.length === 1) return `${n[0]} is typing…`;
+  if (n.length === 2) return `${n[0]} and ${n[1]} are typing…`;
+  if (n.length === 3) return `${n[0]}, ${n[1]} and ${n[2]} are typing…`;
+  if (n.length > 3) return `${n[0]}, ${n[1]} and ${n.length - 2} others are typing…`;
+  return '';
+}
