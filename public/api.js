@@ -1,9 +1,9 @@
 // The page's REST calls, without the DOM: tested by node --test against a real HTTP server
 // (test/api.test.js).
 
-export // api calls a JSON route. It resolves with the status and the parsed body (null when there is none)
+// api calls a JSON route. It resolves with the status and the parsed body (null when there is none)
 // and rejects only when the server cannot be reached.
-async function api(method, path, body, token, options = {}) {
+export async function api(method, path, body, token, options = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;

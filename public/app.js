@@ -1,9 +1,10 @@
 // Causerie chat page: log in over REST, then chat in rooms over one WebSocket.
 //
 // The wire protocol (routes, frames, close codes) is docs/protocol.md. Everything that comes from the
-// network reaches the DOM through textContent, never as markup. Class names are written out in full
-// because Tailwind builds app.css from the literal strings in this file and in index.html. What does not
-// need the DOM lives in modules of its own, tested by node --test: token.js, socket.js, rooms.js.
+// network reaches the DOM through textContent, never as markup. This file holds the page's state and
+// wires the modules: api.js (REST), socket.js (the connection's comings and goings), rooms.js (rooms and
+// message ids), token.js, and view.js (the DOM pieces, whose class names Tailwind reads, with
+// index.html's, to build app.css); all are tested by node --test, and the page in Chromium.
 
 import { tokenClaims, tokenExpiry, refreshDelay } from './token.js';
 import {

@@ -14,7 +14,8 @@ import (
 // WriteFrames, Ping, Pong and Close from the client's writer goroutine only, and Abort from any goroutine:
 // one goroutine writes, so no frame can cut into another or follow the close frame.
 type Conn interface {
-	// WriteFrames writes each payload as one text frame, in order, bounded by a write deadline.
+	// WriteFrames writes the payloads, in order, bounded by a write deadline: each as one text frame, or,
+	// where the client asked for batches, joined by newlines into as few as fit.
 	WriteFrames(frames [][]byte) error
 	// Ping writes a ping control frame.
 	Ping() error
@@ -77,6 +78,9 @@ type Client struct {
 	awaiting int
 	// inWrite is set while the writer writes a batch it took.
 	inWrite bool
+	// lastWrite is when the writer last wrote: a connection written to within busyWrites write delays is
+	// busy, and its next write waits WriteDelay for more.
+	lastWrite time.Time
 	// gone is set once the client is unregistered (finish).
 	gone  bool
 	rooms map[string]struct{}
@@ -362,8 +366,10 @@ func (c *Client) writeLoop() {
 				c.parked = false
 			}
 		}
-		if d := c.hub.opts.WriteDelay; d > 0 && c.closeCode == 0 && !c.pong {
-			// What else comes meanwhile goes in this write too: fewer, fuller writes (WS_WRITE_DELAY).
+		if d := c.hub.opts.WriteDelay; d > 0 && time.Since(c.lastWrite) < busyWrites*d && c.closeCode == 0 && !c.pong {
+			// What else comes meanwhile goes in this write too: fewer, fuller writes (WS_WRITE_DELAY). Only
+			// when busy: a connection whose messages come far apart would wait for nothing, and a timer per
+			// write costs more than the write it saves.
 			c.mu.Unlock()
 			time.Sleep(d)
 			c.mu.Lock()
@@ -386,7 +392,7 @@ func (c *Client) writeLoop() {
 		}
 		err := c.write(batch, ping, pong, pongData)
 		c.mu.Lock()
-		c.inWrite = false
+		c.inWrite, c.lastWrite = false, time.Now()
 		if err != nil {
 			if c.closeCode == 0 {
 				c.closeCode = app.CloseInternal
@@ -439,6 +445,9 @@ func (c *Client) write(batch [][]byte, ping, pong bool, pongData []byte) error {
 	}
 	return err
 }
+
+// busyWrites is, in write delays, how recent a connection's last write makes it busy.
+const busyWrites = 5
 
 // maxSpare bounds the queue array a client keeps between batches.
 const maxSpare = 64

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// The hub links no adapter: the bus, presence and usage it runs over are interfaces here, and their
-// Redis implementations live in packages of their own, which only app/server puts together.
+// The hub links no adapter: the bus, presence and usage it runs over are interfaces (in bus, presence and
+// budget), and their Redis implementations live in packages of their own, which only app/server puts
+// together.
 func TestHubLinksNoAdapter(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {

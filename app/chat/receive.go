@@ -86,7 +86,10 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	if in.Room == "" {
 		in.Room = app.DefaultRoom
 	}
-	if app.ValidRoom(in.Room) && !c.inRoom(in.Room) {
+	if err := h.checkMessage(in.Room, in.Text); err != nil {
+		return err
+	}
+	if !c.inRoom(in.Room) {
 		return app.Errorf(app.CodeNotJoined, "not in room %q; join it first", in.Room)
 	}
 	msg, err := h.newMessage(ctx, c.User, in.Room, in.Text, in.ID)
@@ -125,6 +128,9 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 // in the room gets it, the user's own included. For a clientID the user already used, it returns the
 // earlier message with created false and delivers nothing.
 func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error) {
+	if err := h.checkMessage(room, text); err != nil {
+		return app.Message{}, false, err
+	}
 	if len(clientID) > app.MaxClientIDBytes {
 		return app.Message{}, false, app.Errorf(app.CodeInvalid, "id must be at most %d bytes", app.MaxClientIDBytes)
 	}
@@ -165,14 +171,17 @@ func checkRoom(name string) error {
 	return nil
 }
 
-// newMessage checks a message of user to room and returns it, ready to store.
-func (h *Hub) newMessage(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, error) {
+// checkMessage refuses a message whose text or room cannot be.
+func (h *Hub) checkMessage(room, text string) error {
 	if err := h.checkText(text); err != nil {
-		return app.Message{}, err
+		return err
 	}
-	if err := checkRoom(room); err != nil {
-		return app.Message{}, err
-	}
+	return checkRoom(room)
+}
+
+// newMessage returns a message of user to room, ready to store, once checkMessage passed it and unless
+// it would create one room too many.
+func (h *Hub) newMessage(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, error) {
 	if err := h.creations.Check(ctx, user.UserID, room); err != nil {
 		return app.Message{}, err
 	}

@@ -35,7 +35,7 @@ type roomUser struct {
 
 // enter adds c, and reports false when the room is gone. When c is its user's first connection here,
 // joined runs, under the room's lock, so that joined and left events go out in the order of the changes;
-// it must not wait on I/O (it queues, see Hub.announce).
+// it must not wait on I/O (it queues, see presence.Tracker.Enter).
 func (r *room) enter(c *Client, joined func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -83,9 +83,13 @@ func TestNewOptions(t *testing.T) {
 	zero.Shutdown(context.Background(), app.CloseGoingAway, "")
 }
 
-// With a write delay, what is queued meanwhile goes out in the same write.
-func TestWriteDelayGathers(t *testing.T) {
-	h, _ := newTestHub(t, func(o *Options) { o.WriteDelay = 100 * time.Millisecond })
+// A write delay holds a busy connection's writes only (one written to within busyWrites delays): then
+// what is queued meanwhile goes out in the same write, while a connection whose frames come far apart
+// has each written at once.
+func TestWriteDelayGathersWhenBusy(t *testing.T) {
+	t.Parallel()
+	const delay = 200 * time.Millisecond // its half bounds how late an idle connection's write may be
+	h, _ := newTestHub(t, func(o *Options) { o.WriteDelay = delay })
 	conn := &frameConn{}
 	c, err := h.Register(context.Background(), conn, Session{
 		User: app.Identity{UserID: 1, Name: "ada", Session: "s", ExpiresAt: time.Now().Add(time.Hour)},
@@ -94,32 +98,36 @@ func TestWriteDelayGathers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Unregister(c) })
-	written := func() (frames, writes int) {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
-		return len(conn.frames), conn.writes
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for frames, _ := written(); frames < 1; frames, _ = written() { // the welcome
-		if time.Now().After(deadline) {
-			t.Fatal("no welcome")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.enqueue(app.PongFrame)
-	time.Sleep(20 * time.Millisecond) // within the delay: without one, the first goes alone
-	c.enqueue(app.PongFrame)
-	for {
-		frames, writes := written()
-		if frames == 3 {
-			if writes != 2 {
-				t.Errorf("the two frames took %d writes, want 1", writes-1)
+	// waitFrames waits for n frames written, and returns the writes they took.
+	waitFrames := func(n int) int {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			conn.mu.Lock()
+			frames, writes := len(conn.frames), conn.writes
+			conn.mu.Unlock()
+			if frames == n {
+				return writes
 			}
-			return
+			if time.Now().After(deadline) {
+				t.Fatalf("%d frames written, want %d", frames, n)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d frames written", frames)
-		}
-		time.Sleep(5 * time.Millisecond)
+	}
+	twoApart := func() {
+		c.enqueue(app.PongFrame)
+		time.Sleep(delay / 2) // within the delay
+		c.enqueue(app.PongFrame)
+	}
+	waitFrames(1)                          // the welcome
+	time.Sleep(busyWrites*delay + 2*delay) // the connection is idle
+	twoApart()
+	if writes := waitFrames(3); writes != 3 {
+		t.Errorf("an idle connection's first frame waited for the second (%d writes for both, want 2)", writes-1)
+	}
+	twoApart() // right after a write: busy
+	if writes := waitFrames(5); writes != 4 {
+		t.Errorf("a busy connection's two frames took %d writes, want 1", writes-3)
 	}
 }

@@ -39,7 +39,7 @@ type Pipeline struct {
 	appends chan *Request
 	outbox  chan published
 	stopped chan struct{}
-	// quit tells submitters waiting on a full appends to give up, so that close can take mu.
+	// quit tells submitters waiting on a full appends to give up, so that Close can take mu.
 	quit     chan struct{}
 	quitOnce sync.Once
 	mu       sync.RWMutex // guards closed against sends on a closed appends

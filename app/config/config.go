@@ -65,7 +65,7 @@ type Config struct {
 	// WriteTimeout bounds one write to a WebSocket; a peer that takes longer to read it is cut
 	// (WS_WRITE_TIMEOUT, default 10s).
 	WriteTimeout time.Duration
-	// WriteDelay is how long a connection's writer waits for more to write with what it has
+	// WriteDelay is how long a busy connection's writer waits for more to write with what it has
 	// (WS_WRITE_DELAY, default 0: none).
 	WriteDelay time.Duration
 	// Compression accepts permessage-deflate (RFC 7692) from WebSocket clients that offer it, browsers

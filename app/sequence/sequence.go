@@ -314,6 +314,10 @@ func (s *Room) catchUp() {
 		cancel()
 
 		s.mu.Lock()
+		if err != nil && s.closed { // Stop ended the read: the room is gone
+			s.mu.Unlock()
+			return
+		}
 		if err != nil {
 			if s.retry == 0 {
 				s.Log.Error("catch up from the store; trying again", "room", s.Name, "after", after, "err", err)
