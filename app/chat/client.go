@@ -78,9 +78,9 @@ type Client struct {
 	awaiting int
 	// inWrite is set while the writer writes a batch it took.
 	inWrite bool
-	// lastWrite is when the writer last wrote: a connection written to within busyWrites write delays is
-	// busy, and its next write waits WriteDelay for more.
-	lastWrite time.Time
+	// busy is set when the writer's last write carried more than one frame: messages come faster than
+	// it writes them, and its next write waits WriteDelay for more.
+	busy bool
 	// gone is set once the client is unregistered (finish).
 	gone  bool
 	rooms map[string]struct{}
@@ -366,10 +366,10 @@ func (c *Client) writeLoop() {
 				c.parked = false
 			}
 		}
-		if d := c.hub.opts.WriteDelay; d > 0 && time.Since(c.lastWrite) < busyWrites*d && c.closeCode == 0 && !c.pong {
+		if d := c.hub.opts.WriteDelay; d > 0 && c.busy && c.closeCode == 0 && !c.pong {
 			// What else comes meanwhile goes in this write too: fewer, fuller writes (WS_WRITE_DELAY). Only
-			// when busy: a connection whose messages come far apart would wait for nothing, and a timer per
-			// write costs more than the write it saves.
+			// when busy: a connection that gets one message at a time would wait for nothing, and a timer
+			// per write costs more than the write it saves.
 			c.mu.Unlock()
 			time.Sleep(d)
 			c.mu.Lock()
@@ -383,7 +383,7 @@ func (c *Client) writeLoop() {
 		pong, pongData := c.pong, c.pongData
 		c.queue, c.queued, c.ping, c.pong, c.pongData = c.spare, 0, false, false, nil
 		c.spare = nil
-		c.inWrite = !dropped
+		c.inWrite, c.busy = !dropped, len(batch) > 1
 		c.mu.Unlock()
 
 		if dropped {
@@ -392,7 +392,7 @@ func (c *Client) writeLoop() {
 		}
 		err := c.write(batch, ping, pong, pongData)
 		c.mu.Lock()
-		c.inWrite, c.lastWrite = false, time.Now()
+		c.inWrite = false
 		if err != nil {
 			if c.closeCode == 0 {
 				c.closeCode = app.CloseInternal
@@ -445,9 +445,6 @@ func (c *Client) write(batch [][]byte, ping, pong bool, pongData []byte) error {
 	}
 	return err
 }
-
-// busyWrites is, in write delays, how recent a connection's last write makes it busy.
-const busyWrites = 5
 
 // maxSpare bounds the queue array a client keeps between batches.
 const maxSpare = 64

@@ -70,9 +70,9 @@ type Options struct {
 	Now             func() time.Time
 	MaxMessageBytes int
 	QueueBytes      int
-	// WriteDelay, when set, is how long a busy connection's writer (one written to within busyWrites
-	// delays) waits, once it has something to write, for more to write with it: fewer system calls for a
-	// little latency.
+	// WriteDelay, when set, is how long a busy connection's writer (one whose last write carried several
+	// frames) waits, once it has something to write, for more to write with it: fewer system calls for a
+	// little latency, under load only.
 	WriteDelay   time.Duration
 	PingInterval time.Duration
 	PongWait     time.Duration

@@ -83,9 +83,9 @@ func TestNewOptions(t *testing.T) {
 	zero.Shutdown(context.Background(), app.CloseGoingAway, "")
 }
 
-// A write delay holds a busy connection's writes only (one written to within busyWrites delays): then
-// what is queued meanwhile goes out in the same write, while a connection whose frames come far apart
-// has each written at once.
+// A write delay holds a busy connection's writes only (one whose last write carried several frames):
+// then what is queued meanwhile goes out in the same write, while a connection that gets one frame at a
+// time has each written at once.
 func TestWriteDelayGathersWhenBusy(t *testing.T) {
 	t.Parallel()
 	const delay = 200 * time.Millisecond // its half bounds how late an idle connection's write may be
@@ -120,14 +120,15 @@ func TestWriteDelayGathersWhenBusy(t *testing.T) {
 		time.Sleep(delay / 2) // within the delay
 		c.enqueue(app.PongFrame)
 	}
-	waitFrames(1)                          // the welcome
-	time.Sleep(busyWrites*delay + 2*delay) // the connection is idle
+	waitFrames(1) // the welcome, alone
 	twoApart()
 	if writes := waitFrames(3); writes != 3 {
 		t.Errorf("an idle connection's first frame waited for the second (%d writes for both, want 2)", writes-1)
 	}
-	twoApart() // right after a write: busy
-	if writes := waitFrames(5); writes != 4 {
-		t.Errorf("a busy connection's two frames took %d writes, want 1", writes-3)
+	c.enqueue(app.PongFrame, app.PongFrame) // one write of two frames: busy
+	waitFrames(5)
+	twoApart()
+	if writes := waitFrames(7); writes != 5 {
+		t.Errorf("a busy connection's two frames took %d writes, want 1", writes-4)
 	}
 }

@@ -66,7 +66,7 @@ type Config struct {
 	// (WS_WRITE_TIMEOUT, default 10s).
 	WriteTimeout time.Duration
 	// WriteDelay is how long a busy connection's writer waits for more to write with what it has
-	// (WS_WRITE_DELAY, default 0: none).
+	// (WS_WRITE_DELAY, default 5ms; 0: none).
 	WriteDelay time.Duration
 	// Compression accepts permessage-deflate (RFC 7692) from WebSocket clients that offer it, browsers
 	// among them (WS_COMPRESSION=1; default 0, off: it trades server CPU for bandwidth).
@@ -149,7 +149,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxMessageBytes:    p.int("MAX_MESSAGE_BYTES", 4096, 1, 60<<10),
 		QueueBytes:         p.int("WS_QUEUE_BYTES", 1<<20, 64<<10, 1<<30),
 		WriteTimeout:       p.duration("WS_WRITE_TIMEOUT", 10*time.Second),
-		WriteDelay:         p.delay("WS_WRITE_DELAY"),
+		WriteDelay:         p.delay("WS_WRITE_DELAY", 5*time.Millisecond),
 		Compression:        p.oneOf("WS_COMPRESSION", "0", "0", "1") == "1",
 		PingInterval:       p.duration("PING_INTERVAL", 25*time.Second),
 		PongWait:           p.duration("PONG_WAIT", 60*time.Second),
@@ -297,10 +297,10 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 }
 
 // delay reads a duration that may be 0, and is 0 when unset; at most a second.
-func (p *parser) delay(name string) time.Duration {
+func (p *parser) delay(name string, def time.Duration) time.Duration {
 	v := strings.TrimSpace(p.getenv(name))
 	if v == "" {
-		return 0
+		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 || d > time.Second {

@@ -39,7 +39,7 @@ var Settings = []Setting{
 	{"MAX_MESSAGE_BYTES", "`4096`", "largest message text, up to 61440 (60 KiB); a longer one gets a `too_long` error"},
 	{"WS_QUEUE_BYTES", "`1048576`", "bytes that may wait to be written to one connection (at least 65536); a client that falls further behind is disconnected (close 4100)"},
 	{"WS_WRITE_TIMEOUT", "`10s`", "how long one write to a WebSocket may take; a client that reads slower is cut (the client sees 1006)"},
-	{"WS_WRITE_DELAY", "`0`", "how long a busy connection's writer (one written to within the last five delays) waits, once it has something to send, for more to send with it: fewer, fuller writes under load for that much latency (`1ms`, say; at most `1s`). `0` sends at once"},
+	{"WS_WRITE_DELAY", "`5ms`", "how long a busy connection's writer (one whose last write carried several messages) waits, once it has something to send, for more to send with it: fewer, fuller writes under load for that much latency, a connection that gets one message at a time never waits (at most `1s`). `0` sends at once"},
 	{"WS_COMPRESSION", "`0`", "`1` compresses WebSocket messages (permessage-deflate, RFC 7692) with clients that offer it, browsers among them: less bandwidth for more server CPU (see docs/performance.md)"},
 	{"HISTORY_LIMIT", "`50`", "recent messages sent to a client that joins a room (0 to 200)"},
 	{"RESUME_MAX", "`1000`", "most messages replayed to a client that resumes a room with `since` (1 to 100000); past it the replay says `complete:false`"},
