@@ -45,6 +45,31 @@ type RoomInfo struct {
 	Online int    `json:"online"`
 }
 
+// The kinds of room: anyone may join a public room; only its members see a private room or a direct
+// message (a DM, between two users).
+const (
+	RoomPublic  = "public"
+	RoomPrivate = "private"
+	RoomDM      = "dm"
+)
+
+// Room is a room as stored: its kind, its owner (a private room's; 0 for the others) and the id of its
+// newest message.
+type Room struct {
+	Name   string
+	Kind   string
+	Owner  int64
+	LastID int64
+}
+
+// MemberRoom is a room in a user's room list, with how many of its messages the user has not read.
+type MemberRoom struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	LastID int64  `json:"last_id"`
+	Unread int64  `json:"unread"`
+}
+
 // RoomUser is a user in a room: presence reports, as these, the users who left with a node that stopped.
 type RoomUser struct {
 	Room string

@@ -117,7 +117,7 @@ func (d *DB) checkpointLoop() {
 
 func isSQLiteUnique(err error) bool {
 	var e *sqlite.Error
-	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 // isSQLiteNameTaken reads the column from the message, "UNIQUE constraint failed: users.name_key": SQLite

@@ -211,6 +211,7 @@ type DB struct {
 	write, read *sql.DB
 	dialect     dialect
 	q           queries
+	rq          roomQueries
 	// prepared holds, by text, the statements of AppendMessages of up to preparedRows rows, prepared on
 	// write at open and closed by Close. It is not changed after open.
 	prepared map[string]*sql.Stmt
@@ -222,7 +223,7 @@ type DB struct {
 // open brings the schema of a newly opened database up to date. On error it closes write and read. The
 // caller starts any background work, or closes stopped.
 func open(ctx context.Context, write, read *sql.DB, dl dialect) (*DB, error) {
-	d := &DB{write: write, read: read, dialect: dl, q: newQueries(dl), prepared: map[string]*sql.Stmt{},
+	d := &DB{write: write, read: read, dialect: dl, q: newQueries(dl), rq: newRoomQueries(dl.rebind), prepared: map[string]*sql.Stmt{},
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	fail := func(err error) (*DB, error) {
 		close(d.stopped)

@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/causerie/causerie/app"
+)
+
+// roomQueries are the statements of rooms and their members.
+type roomQueries struct {
+	createRoom, room, addMember, removeMember string
+	members, memberRooms, readUpto, markRead  string
+}
+
+func newRoomQueries(r func(string) string) roomQueries {
+	return roomQueries{
+		createRoom:   r(`INSERT INTO rooms (name, last_id, kind, owner_id) VALUES (?, 0, ?, ?)`),
+		room:         r(`SELECT kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE name = ?`),
+		addMember:    r(`INSERT INTO room_members (room, user_id, added_at) VALUES (?, ?, ?) ON CONFLICT (room, user_id) DO NOTHING`),
+		removeMember: r(`DELETE FROM room_members WHERE room = ? AND user_id = ?`),
+		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
+			WHERE m.room = ? ORDER BY u.name, u.id`),
+		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto FROM room_members AS m
+			JOIN rooms AS r ON r.name = m.room WHERE m.user_id = ? ORDER BY r.name`),
+		readUpto: r(`SELECT m.read_upto, r.last_id FROM room_members AS m JOIN rooms AS r ON r.name = m.room
+			WHERE m.room = ? AND m.user_id = ?`),
+		markRead: r(`UPDATE room_members SET read_upto = ? WHERE room = ? AND user_id = ? AND read_upto < ?`),
+	}
+}
+
+// CreateRoom stores a new room of no messages with its first members (its owner, or a DM's two users),
+// or fails with an app.CodeConflict error when the name is taken, by a room of any kind.
+func (d *DB) CreateRoom(ctx context.Context, r app.Room, members []int64, at time.Time) error {
+	var owner any // NULL for a room without an owner
+	if r.Owner != 0 {
+		owner = r.Owner
+	}
+	return d.inTx(ctx, "create room", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, d.rq.createRoom, r.Name, r.Kind, owner); err != nil {
+			if d.dialect.isUnique(err) {
+				return app.Errorf(app.CodeConflict, "the room name %q is taken", r.Name)
+			}
+			return err
+		}
+		for _, user := range members {
+			if _, err := tx.ExecContext(ctx, d.rq.addMember, r.Name, user, at.UnixMilli()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// inTx runs f in a transaction of the write pool, committed when f returns nil.
+func (d *DB) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	tx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin %s: %w", what, err)
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		var e *app.Error
+		if errors.As(err, &e) {
+			return err
+		}
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit %s: %w", what, err)
+	}
+	return nil
+}
+
+// Room returns the room name, or an app.CodeNotFound error when there is none: no message was ever
+// stored in it and nobody created it.
+func (d *DB) Room(ctx context.Context, name string) (app.Room, error) {
+	r := app.Room{Name: name}
+	err := d.read.QueryRowContext(ctx, d.rq.room, name).Scan(&r.Kind, &r.Owner, &r.LastID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.Room{}, app.Errorf(app.CodeNotFound, "no room %q", name)
+	}
+	if err != nil {
+		return app.Room{}, fmt.Errorf("store: room %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// AddMember makes user a member of room, which must exist; a member already is one.
+func (d *DB) AddMember(ctx context.Context, room string, user int64, at time.Time) error {
+	if _, err := d.Room(ctx, room); err != nil {
+		return err
+	}
+	if _, err := d.write.ExecContext(ctx, d.rq.addMember, room, user, at.UnixMilli()); err != nil {
+		return fmt.Errorf("store: add member to %s: %w", room, err)
+	}
+	return nil
+}
+
+// RemoveMember ends user's membership of room, and reports whether there was one.
+func (d *DB) RemoveMember(ctx context.Context, room string, user int64) (bool, error) {
+	res, err := d.write.ExecContext(ctx, d.rq.removeMember, room, user)
+	if err != nil {
+		return false, fmt.Errorf("store: remove member from %s: %w", room, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: remove member from %s: %w", room, err)
+	}
+	return n == 1, nil
+}
+
+// Members returns the members of room, by name.
+func (d *DB) Members(ctx context.Context, room string) ([]app.Author, error) {
+	rows, err := d.read.QueryContext(ctx, d.rq.members, room)
+	if err != nil {
+		return nil, fmt.Errorf("store: members of %s: %w", room, err)
+	}
+	defer rows.Close()
+	var out []app.Author
+	for rows.Next() {
+		var a app.Author
+		if err := rows.Scan(&a.ID, &a.Name); err != nil {
+			return nil, fmt.Errorf("store: members of %s: %w", room, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// MemberRooms returns the rooms user is a member of, by name, with their newest message id and how many
+// messages after what the user has read.
+func (d *DB) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error) {
+	rows, err := d.read.QueryContext(ctx, d.rq.memberRooms, user)
+	if err != nil {
+		return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
+	}
+	defer rows.Close()
+	var out []app.MemberRoom
+	for rows.Next() {
+		var r app.MemberRoom
+		var read int64
+		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &read); err != nil {
+			return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
+		}
+		// A room's ids have no gaps, so the unread are the ids after the last read.
+		r.Unread = max(0, r.LastID-read)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// MarkRead records that user has read room up to message upto (at most the room's newest), and returns
+// how far the user has read it now: never less than before. A user who is not a member gets an
+// app.CodeNotFound error.
+func (d *DB) MarkRead(ctx context.Context, room string, user, upto int64) (int64, error) {
+	var read, last int64
+	err := d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, app.Errorf(app.CodeNotFound, "no room %q", room)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: read state of %s: %w", room, err)
+	}
+	upto = min(upto, last)
+	if upto <= read {
+		return read, nil
+	}
+	// Only forwards, whatever another connection of the user wrote meanwhile.
+	if _, err := d.write.ExecContext(ctx, d.rq.markRead, upto, room, user, upto); err != nil {
+		return 0, fmt.Errorf("store: mark %s read: %w", room, err)
+	}
+	return upto, nil
+}

@@ -1,0 +1,103 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/store"
+)
+
+// Rooms have a kind, an owner and members; a name is taken whatever the kind, and a room of messages made
+// before the kinds is public.
+func TestRoomsAndMembers(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store.DB) {
+		ctx := context.Background()
+		db := open(t)
+		ada, bob := createUser(t, db, "ada@example.com"), createUser(t, db, "bob@example.com")
+		now := time.Now()
+		if _, err := db.AppendMessages(ctx, []app.Message{{Room: "general", From: app.Author{ID: ada.ID, Name: ada.Name}, Text: "hi", At: now}}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := db.Room(ctx, "general"); err != nil || r.Kind != app.RoomPublic || r.Owner != 0 || r.LastID != 1 {
+			t.Errorf("a room of messages: %+v, %v; want public, no owner, last id 1", r, err)
+		}
+		if _, err := db.Room(ctx, "nowhere"); app.ErrorCode(err) != app.CodeNotFound {
+			t.Errorf("a room that does not exist: %v, want not_found", err)
+		}
+		if err := db.CreateRoom(ctx, app.Room{Name: "secret", Kind: app.RoomPrivate, Owner: ada.ID}, []int64{ada.ID}, now); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"secret", "general"} {
+			if err := db.CreateRoom(ctx, app.Room{Name: name, Kind: app.RoomPrivate, Owner: bob.ID}, []int64{bob.ID}, now); app.ErrorCode(err) != app.CodeConflict {
+				t.Errorf("creating %s again: %v, want conflict", name, err)
+			}
+		}
+		if r, err := db.Room(ctx, "secret"); err != nil || r.Kind != app.RoomPrivate || r.Owner != ada.ID {
+			t.Errorf("the private room: %+v, %v", r, err)
+		}
+		if err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
+			t.Errorf("adding a member again: %v, want nothing", err)
+		}
+		if err := db.AddMember(ctx, "nowhere", bob.ID, now); app.ErrorCode(err) != app.CodeNotFound {
+			t.Errorf("adding to a room that does not exist: %v, want not_found", err)
+		}
+		if got, err := db.Members(ctx, "secret"); err != nil || fmt.Sprint(got) != fmt.Sprint([]app.Author{{ID: ada.ID, Name: ada.Name}, {ID: bob.ID, Name: bob.Name}}) {
+			t.Errorf("members %v, %v", got, err)
+		}
+		if removed, err := db.RemoveMember(ctx, "secret", bob.ID); err != nil || !removed {
+			t.Errorf("removing bob: %v, %v", removed, err)
+		}
+		if removed, err := db.RemoveMember(ctx, "secret", bob.ID); err != nil || removed {
+			t.Errorf("removing bob again: %v, %v; want false", removed, err)
+		}
+	})
+}
+
+// A member's room list counts what they have not read; reading never moves back, nor past the newest
+// message.
+func TestReadState(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store.DB) {
+		ctx := context.Background()
+		db := open(t)
+		ada := createUser(t, db, "ada@example.com")
+		now := time.Now()
+		if err := db.CreateRoom(ctx, app.Room{Name: "secret", Kind: app.RoomPrivate, Owner: ada.ID}, []int64{ada.ID}, now); err != nil {
+			t.Fatal(err)
+		}
+		var msgs []app.Message
+		for i := range 5 {
+			msgs = append(msgs, app.Message{Room: "secret", From: app.Author{ID: ada.ID, Name: ada.Name}, Text: fmt.Sprint(i), At: now})
+		}
+		if _, err := db.AppendMessages(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		rooms := func() string {
+			t.Helper()
+			list, err := db.MemberRooms(ctx, ada.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprint(list)
+		}
+		if got := rooms(); got != "[{secret private 5 5}]" {
+			t.Errorf("before reading: %s", got)
+		}
+		for _, step := range []struct{ upto, want int64 }{{3, 3}, {2, 3}, {99, 5}} {
+			if got, err := db.MarkRead(ctx, "secret", ada.ID, step.upto); err != nil || got != step.want {
+				t.Errorf("read up to %d: %d, %v; want %d", step.upto, got, err, step.want)
+			}
+		}
+		if got := rooms(); got != "[{secret private 5 0}]" {
+			t.Errorf("after reading: %s", got)
+		}
+		if _, err := db.MarkRead(ctx, "general", ada.ID, 1); app.ErrorCode(err) != app.CodeNotFound {
+			t.Errorf("reading a room one is not a member of: %v, want not_found", err)
+		}
+	})
+}
