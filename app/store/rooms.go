@@ -169,9 +169,13 @@ func (d *DB) MarkRead(ctx context.Context, room string, user, upto int64) (int64
 	if upto <= read {
 		return read, nil
 	}
-	// Only forwards, whatever another connection of the user wrote meanwhile.
+	// Only forwards, whatever another connection of the user wrote meanwhile; and what is stored then is
+	// the answer, which such a write may have moved past upto.
 	if _, err := d.write.ExecContext(ctx, d.rq.markRead, upto, room, user, upto); err != nil {
 		return 0, fmt.Errorf("store: mark %s read: %w", room, err)
 	}
-	return upto, nil
+	if err := d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last); err != nil {
+		return 0, fmt.Errorf("store: read state of %s: %w", room, err)
+	}
+	return read, nil
 }
