@@ -42,6 +42,7 @@ type MessageQuery struct {
 // RoomInfo is a room as listed to clients.
 type RoomInfo struct {
 	Name   string `json:"name"`
+	Kind   string `json:"kind"`
 	Online int    `json:"online"`
 }
 
@@ -53,8 +54,8 @@ const (
 	RoomDM      = "dm"
 )
 
-// Room is a room as stored: its kind, its owner (a private room's; 0 for the others) and the id of its
-// newest message.
+// Room is a room as stored: its kind, its owner (who created it; 0 for general, DMs and rooms made before
+// rooms had owners) and the id of its newest message.
 type Room struct {
 	Name   string
 	Kind   string

@@ -109,7 +109,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	}
 	b2 := one.Connect(t, bob)
 	_, rooms := one.Do(t, http.MethodGet, "/api/rooms", ada.Token, nil)
-	if got := fmt.Sprint(rooms["rooms"]); got != "[map[name:general online:2]]" {
+	if got := fmt.Sprint(rooms["rooms"]); got != "[map[kind:public name:general online:2]]" {
 		t.Errorf("rooms = %s, want general with 2 online (bob counted once)", got)
 	}
 	b2.Close()

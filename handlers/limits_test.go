@@ -268,38 +268,38 @@ func TestPingsHaveABudget(t *testing.T) {
 	}
 }
 
-// A user creates at most ROOMS_PER_HOUR rooms (a room is created by its first message), over REST or a
-// WebSocket; posting in rooms that have messages is not counted.
+// A user creates at most ROOMS_PER_HOUR rooms; messages, in rooms of theirs or others', are not counted.
 func TestRoomCreationsAreCapped(t *testing.T) {
 	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"ROOMS_PER_HOUR": "3", "RATE_LIMIT": "0"})
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
-		post := func(u servertest.User, room string) (int, map[string]any) {
-			return s.Do(t, http.MethodPost, "/api/rooms/"+room+"/messages", u.Token, map[string]string{"text": "hi"})
+		create := func(u servertest.User, room string, private bool) (int, map[string]any) {
+			return s.Do(t, http.MethodPost, "/api/rooms", u.Token, map[string]any{"name": room, "private": private})
 		}
 		for i := range 3 {
-			if status, body := post(ada, fmt.Sprint("ada-", i)); status != http.StatusCreated {
+			if status, body := create(ada, fmt.Sprint("ada-", i), i == 2); status != http.StatusCreated {
 				t.Fatalf("room %d: %d %v", i, status, body)
 			}
 		}
-		if status, body := post(ada, "ada-3"); status != http.StatusTooManyRequests || body["error"].(map[string]any)["code"] != "rate_limited" {
+		if status, body := create(ada, "ada-3", true); status != http.StatusTooManyRequests || body["error"].(map[string]any)["code"] != "rate_limited" {
 			t.Errorf("a fourth room: %d %v, want 429 rate_limited", status, body)
 		}
-		c := s.Connect(t, ada, "&rooms=ada-4")
-		c.Send(map[string]string{"type": "message", "room": "ada-4", "text": "hi", "id": "w1"})
-		if f := c.Read(); f["code"] != "rate_limited" {
-			t.Errorf("a fifth room over the WebSocket: %v, want rate_limited", f)
+		post := func(u servertest.User, room string) int {
+			status, _ := s.Do(t, http.MethodPost, "/api/rooms/"+room+"/messages", u.Token, map[string]string{"text": "hi"})
+			return status
 		}
-		// Rooms that have messages take any number of messages, and another user has a cap of their own.
-		if status, _ := post(ada, "ada-0"); status != http.StatusCreated {
-			t.Errorf("a room ada made: %d, want 201", status)
+		for _, p := range []struct {
+			who  servertest.User
+			room string
+		}{{ada, "ada-0"}, {ada, "ada-0"}, {bob, "ada-1"}, {ada, "general"}} {
+			if status := post(p.who, p.room); status != http.StatusCreated {
+				t.Errorf("%s posting in %s: %d, want 201", p.who.Name, p.room, status)
+			}
 		}
-		if status, _ := post(bob, "ada-1"); status != http.StatusCreated {
-			t.Errorf("bob in ada's room: %d, want 201", status)
-		}
-		if status, _ := post(bob, "bob-0"); status != http.StatusCreated {
-			t.Errorf("bob's first room: %d, want 201", status)
+		// Another user has a cap of their own.
+		if status, body := create(bob, "bob-0", false); status != http.StatusCreated {
+			t.Errorf("bob's first room: %d %v, want 201", status, body)
 		}
 	})
 }

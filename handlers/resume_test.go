@@ -120,6 +120,7 @@ func TestJoinFrameWithSince(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		u := s.Register(t, "ada@example.com")
+		s.CreateRoom(t, u, "jeux")
 		for i := 1; i <= 3; i++ {
 			s.Do(t, http.MethodPost, "/api/rooms/jeux/messages", u.Token, map[string]string{"text": fmt.Sprint(i)})
 		}
@@ -217,6 +218,7 @@ func TestSinceJoinsToo(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, nil)
 	u := s.Register(t, "ada@example.com")
+	s.CreateRoom(t, u, "jeux")
 	for _, room := range []string{"general", "jeux"} {
 		for i := 1; i <= 2; i++ {
 			s.Do(t, http.MethodPost, "/api/rooms/"+room+"/messages", u.Token, map[string]string{"text": fmt.Sprint(room, i)})

@@ -15,7 +15,10 @@ import (
 
 // RoomHub is what the room routes need of the hub.
 type RoomHub interface {
-	Rooms(ctx context.Context) ([]app.RoomInfo, error)
+	Rooms(ctx context.Context, user int64) ([]app.RoomInfo, error)
+	CreateRoom(ctx context.Context, user app.Identity, name string, private bool) (app.Room, error)
+	// Open returns the room if user may see it, or the not_found error of a room that does not exist.
+	Open(ctx context.Context, user int64, name string) (app.Room, error)
 	Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error)
 }
 
@@ -49,7 +52,8 @@ type roomPage struct {
 	Next  string `json:"next,omitempty"`
 }
 
-// List returns a page of the rooms, by name, with their users online: GET /api/rooms?limit=&after=.
+// List returns a page of the rooms the caller may see (every public room, and the private rooms and DMs
+// they are a member of), by name, with their users online: GET /api/rooms?limit=&after=.
 func (r *Rooms) List(c echo.Context) error {
 	limit, err := intParam(c, "limit", defaultRoomPage, 1, maxRoomPage)
 	if err != nil {
@@ -59,7 +63,7 @@ func (r *Rooms) List(c echo.Context) error {
 	if after != "" && !app.ValidRoom(after) {
 		return app.Errorf(app.CodeInvalid, "after must be a room name, the next of the previous page")
 	}
-	rooms, err := r.Hub.Rooms(c.Request().Context())
+	rooms, err := r.Hub.Rooms(c.Request().Context(), middleware.Identity(c).UserID)
 	if err != nil {
 		return err
 	}
@@ -78,10 +82,31 @@ func (r *Rooms) List(c echo.Context) error {
 	return c.JSON(http.StatusOK, page)
 }
 
+type createBody struct {
+	Name    string `json:"name"`
+	Private bool   `json:"private"`
+}
+
+// Create makes a room owned by the caller, public unless private is set: POST /api/rooms.
+func (r *Rooms) Create(c echo.Context) error {
+	var in createBody
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	room, err := r.Hub.CreateRoom(c.Request().Context(), middleware.Identity(c), in.Name, in.Private)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, app.MemberRoom{Name: room.Name, Kind: room.Kind})
+}
+
 // History returns a page of a room's messages, oldest first: GET /api/rooms/:room/messages.
 func (r *Rooms) History(c echo.Context) error {
 	room, err := roomParam(c)
 	if err != nil {
+		return err
+	}
+	if _, err := r.Hub.Open(c.Request().Context(), middleware.Identity(c).UserID, room); err != nil {
 		return err
 	}
 	q := app.MessageQuery{Limit: defaultPage}

@@ -16,6 +16,7 @@ func TestRoomsScopeDelivery(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		s.CreateRoom(t, bob, "jeux")
 		a := s.Connect(t, ada)
 		b := s.Connect(t, bob, "&rooms=general,jeux")
 
@@ -73,10 +74,12 @@ func TestRoomFrameErrors(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, map[string]string{"MAX_ROOMS": "2"})
 	u := s.Register(t, "ada@example.com")
+	s.CreateRoom(t, u, "second", "third")
 	c := s.Connect(t, u)
 	cases := []struct {
 		name, frame, code string
 	}{
+		{"join a room that does not exist", `{"type":"join","room":"nowhere"}`, "not_found"},
 		{"join without room", `{"type":"join"}`, "invalid_room"},
 		{"join upper case", `{"type":"join","room":"Jeux"}`, "invalid_room"},
 		{"join with space", `{"type":"join","room":"a b"}`, "invalid_room"},
@@ -167,7 +170,7 @@ func TestPresenceCountsAUserOnce(t *testing.T) {
 		tab2.Expect("history", "general")
 
 		status, body := s.Do(t, http.MethodGet, "/api/rooms", bob.Token, nil)
-		if status != 200 || fmt.Sprint(body["rooms"]) != "[map[name:general online:2]]" {
+		if status != 200 || fmt.Sprint(body["rooms"]) != "[map[kind:public name:general online:2]]" {
 			t.Errorf("GET /api/rooms = %d %v, want general with 2 online", status, body)
 		}
 
@@ -310,6 +313,7 @@ func TestRoomRoutes(t *testing.T) {
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(map[string]string{"MAX_MESSAGE_BYTES": "20"})
 		ada, bob := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com")
+		s.CreateRoom(t, ada, "jeux")
 		adaConn, bobConn := s.Connect(t, ada), s.Connect(t, bob)
 
 		status, body := s.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "from a script", "id": "s-1"})
@@ -356,7 +360,7 @@ func TestRoomRoutes(t *testing.T) {
 		}
 
 		status, body = s.Do(t, http.MethodGet, "/api/rooms", ada.Token, nil)
-		if status != 200 || fmt.Sprint(body["rooms"]) != "[map[name:general online:2] map[name:jeux online:0]]" {
+		if status != 200 || fmt.Sprint(body["rooms"]) != "[map[kind:public name:general online:2] map[kind:public name:jeux online:0]]" {
 			t.Errorf("rooms = %d %v", status, body)
 		}
 
@@ -381,6 +385,15 @@ func TestRoomRoutes(t *testing.T) {
 			{"publish not JSON", "POST", "/api/rooms/general/messages", ada.Token, "text", 400, "invalid"},
 			{"publish id too long", "POST", "/api/rooms/general/messages", ada.Token, map[string]string{"text": "x", "id": strings.Repeat("i", 65)}, 400, "invalid"},
 			{"refresh without token", "POST", "/api/token/refresh", "", nil, 401, "unauthorized"},
+			{"history of a room that does not exist", "GET", "/api/rooms/nowhere/messages", ada.Token, nil, 404, "not_found"},
+			{"publish to a room that does not exist", "POST", "/api/rooms/nowhere/messages", ada.Token, map[string]string{"text": "x"}, 404, "not_found"},
+			{"create without token", "POST", "/api/rooms", "", map[string]any{"name": "x"}, 401, "unauthorized"},
+			{"create a room that exists", "POST", "/api/rooms", bob.Token, map[string]any{"name": "jeux", "private": true}, 409, "conflict"},
+			{"create general", "POST", "/api/rooms", bob.Token, map[string]any{"name": "general"}, 409, "conflict"},
+			{"create a bad name", "POST", "/api/rooms", bob.Token, map[string]any{"name": "Jeux"}, 400, "invalid"},
+			{"create without a name", "POST", "/api/rooms", bob.Token, map[string]any{"private": true}, 400, "invalid"},
+			{"create a DM's name", "POST", "/api/rooms", bob.Token, map[string]any{"name": "dm-1-2"}, 400, "invalid"},
+			{"create from a string", "POST", "/api/rooms", bob.Token, "jeux", 400, "invalid"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -394,26 +407,33 @@ func TestRoomRoutes(t *testing.T) {
 	})
 }
 
-// A room is gone once its last connection leaves and it holds no message.
-func TestEmptyRoomsAreForgotten(t *testing.T) {
+// A room made with POST /api/rooms exists with no message and no connection: it is listed, and joined
+// again after its last connection left it (the node forgot it meanwhile, and reads it back).
+func TestRoomsOutliveTheirConnections(t *testing.T) {
 	t.Parallel()
 	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
 		s := start(nil)
 		u := s.Register(t, "ada@example.com")
-		c := s.Connect(t, u)
-		c.Send(map[string]string{"type": "join", "room": "passage"})
-		c.Expect("ack", "passage")
-		c.Expect("presence", "passage")
-		c.Expect("history", "passage")
-		_, body := s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
-		if !strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
-			t.Fatalf("rooms = %v, want passage while joined", body["rooms"])
+		status, body := s.Do(t, http.MethodPost, "/api/rooms", u.Token, map[string]any{"name": "passage"})
+		if status != http.StatusCreated || body["name"] != "passage" || body["kind"] != "public" || body["unread"] != 0.0 {
+			t.Fatalf("create: %d %v", status, body)
 		}
-		c.Send(map[string]string{"type": "leave", "room": "passage"})
-		c.Expect("ack", "passage")
 		_, body = s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
-		if strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
-			t.Errorf("rooms = %v, want passage gone", body["rooms"])
+		if !strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
+			t.Fatalf("rooms = %v, want passage before anyone joined", body["rooms"])
+		}
+		c := s.Connect(t, u)
+		for range 2 {
+			c.Send(map[string]string{"type": "join", "room": "passage"})
+			c.Expect("ack", "passage")
+			c.Expect("presence", "passage")
+			c.Expect("history", "passage")
+			c.Send(map[string]string{"type": "leave", "room": "passage"})
+			c.Expect("ack", "passage")
+		}
+		_, body = s.Do(t, http.MethodGet, "/api/rooms", u.Token, nil)
+		if !strings.Contains(fmt.Sprint(body["rooms"]), "passage") {
+			t.Errorf("rooms = %v, want passage after its connections left", body["rooms"])
 		}
 	})
 }
@@ -423,19 +443,17 @@ func TestRoomListPages(t *testing.T) {
 	t.Parallel()
 	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0"})
 	ada := s.Register(t, "ada@example.com")
-	var want []string
+	want := []string{"general"}
 	for i := range 7 {
 		name := fmt.Sprintf("room-%d", i)
-		if status, body := s.Do(t, http.MethodPost, "/api/rooms/"+name+"/messages", ada.Token, map[string]string{"text": "hi"}); status != http.StatusCreated {
-			t.Fatalf("post to %s: %d %v", name, status, body)
-		}
+		s.CreateRoom(t, ada, name)
 		want = append(want, name)
 	}
 	var got []string
 	after := ""
 	for pages := 0; ; pages++ {
 		status, body := s.Do(t, http.MethodGet, "/api/rooms?limit=3&after="+after, ada.Token, nil)
-		if status != http.StatusOK || body["total"].(float64) != 7 || len(body["rooms"].([]any)) > 3 || pages > 3 {
+		if status != http.StatusOK || body["total"].(float64) != 8 || len(body["rooms"].([]any)) > 3 || pages > 3 {
 			t.Fatalf("page %d: %d %v", pages, status, body)
 		}
 		for _, r := range body["rooms"].([]any) {

@@ -23,16 +23,20 @@ export async function api(method, path, body, token, options = {}) {
   return { status: res.status, ok: res.ok, data };
 }
 
-// authErrorText says in words why a login or registration was refused.
-export function authErrorText(res) {
+// errorText says in words why a call was refused: the server's message, or its status.
+export function errorText(res) {
   const serverMessage = res.data && res.data.error && typeof res.data.error.message === 'string'
     ? res.data.error.message
     : '';
+  return serverMessage || `Something went wrong (HTTP ${res.status}). Please try again.`;
+}
+
+// authErrorText says in words why a login or registration was refused.
+export function authErrorText(res) {
   if (res.status === 401) return 'Wrong e-mail or password';
   if (res.status === 409 && res.data && res.data.error && res.data.error.code === 'name_taken') {
     return 'This name is already taken: choose another in the Name field';
   }
   if (res.status === 409) return 'This e-mail is already registered';
-  if (serverMessage) return serverMessage;
-  return `Something went wrong (HTTP ${res.status}). Please try again.`;
+  return errorText(res);
 }

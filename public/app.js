@@ -11,7 +11,7 @@ import {
   STABLE_CONNECTION_MS, restartDelay, backoffDelay, disconnectedText, closeAction, socketURL as buildSocketURL,
 } from './socket.js';
 import { DEFAULT_ROOM, MAX_ROOMS, validRoom, messageId, savedRooms, gapPage } from './rooms.js';
-import { api, authErrorText } from './api.js';
+import { api, authErrorText, errorText } from './api.js';
 import {
   loadingNote, markFailed, messageLine, presenceItem, roomItem, setTime, showRoomItem, startNote, systemNote, typingText,
 } from './view.js';
@@ -619,13 +619,8 @@ function switchRoom(name) {
 function onJoinSubmit(event) {
   event.preventDefault();
   const name = els.joinInput.value.trim();
-  const fail = (text) => {
-    els.joinError.textContent = text;
-    els.joinInput.setAttribute('aria-invalid', 'true');
-    els.joinInput.focus();
-  };
   if (!validRoom(name)) {
-    fail(ROOM_RULE);
+    joinFailed(ROOM_RULE);
     return;
   }
   els.joinError.textContent = '';
@@ -637,17 +632,50 @@ function onJoinSubmit(event) {
     return;
   }
   if (state.rooms.size >= MAX_ROOMS) {
-    fail(`You can be in at most ${MAX_ROOMS} rooms: leave one first.`);
+    joinFailed(`You can be in at most ${MAX_ROOMS} rooms: leave one first.`);
     return;
   }
   if ([...state.joins.values()].includes(name)) return; // already asked
+  sendJoin(name);
+}
+
+// joinFailed shows why the room of the join form could not be joined.
+function joinFailed(text) {
+  els.joinError.textContent = text;
+  els.joinInput.setAttribute('aria-invalid', 'true');
+  els.joinInput.focus();
+}
+
+function sendJoin(name) {
   const id = `j-${nextSeq()}`;
   if (!sendFrame({ type: 'join', room: name, id })) {
-    fail('Not connected: try again once the connection is back.');
+    joinFailed('Not connected: try again once the connection is back.');
     return;
   }
   state.joins.set(id, name);
   els.joinButton.setAttribute('aria-busy', 'true');
+}
+
+// createRoom makes the room the join form named, which did not exist, then joins it. A name that is
+// taken (by a private room, or by someone quicker) is not joined again: the server said no already.
+async function createRoom(name) {
+  els.joinButton.setAttribute('aria-busy', 'true');
+  let res = null;
+  try {
+    res = await api('POST', '/api/rooms', { name }, state.token);
+  } catch {
+    // Not reached: said below.
+  }
+  if (state.joins.size === 0) els.joinButton.removeAttribute('aria-busy');
+  if (!res) {
+    joinFailed('Could not reach the server: try again.');
+    return;
+  }
+  if (res.status !== 201) {
+    joinFailed(res.status === 409 ? `The name #${name} is taken: choose another.` : errorText(res));
+    return;
+  }
+  sendJoin(name);
 }
 
 function onJoinAck(frame) {
@@ -1162,8 +1190,14 @@ function onError(frame) {
     return;
   }
   if (id !== null && state.joins.has(id)) {
+    const name = state.joins.get(id);
     state.joins.delete(id);
     if (state.joins.size === 0) els.joinButton.removeAttribute('aria-busy');
+    if (code === 'not_found') {
+      // Rooms exist before they are joined: the join form makes the room it names.
+      createRoom(name);
+      return;
+    }
     els.joinError.textContent = text;
     els.joinInput.setAttribute('aria-invalid', 'true');
     return;

@@ -119,6 +119,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	if err := r.createRooms(ctx, tokens); err != nil {
+		return Report{}, err
+	}
 
 	perRoom := make([]int, cfg.Rooms)
 	for i := 0; i < cfg.Conns; i++ {
@@ -252,6 +255,36 @@ func (r *run) tokens(ctx context.Context) ([]string, error) {
 		tokens[i] = out.Token
 	}
 	return tokens, nil
+}
+
+// createRooms makes the run's rooms, each with a token of its own in turn, before anyone joins them.
+func (r *run) createRooms(ctx context.Context, tokens []string) error {
+	if r.cfg.Proto == ProtoGorilla {
+		return nil
+	}
+	for i := range r.cfg.Rooms {
+		body, _ := json.Marshal(map[string]string{"name": r.room(i)})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URLs[i%len(r.cfg.URLs)]+"/api/rooms", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("bench: create room: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("bench: create room: %w", err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusCreated:
+		case http.StatusMethodNotAllowed: // a build from before issue 15, where a room is made by its first message
+		case http.StatusTooManyRequests:
+			return fmt.Errorf("bench: create room %d: over ROOMS_PER_HOUR: set it to 0 on the server, or give more -users", i)
+		default:
+			return fmt.Errorf("bench: create room %d: HTTP %d", i, resp.StatusCode)
+		}
+	}
+	return nil
 }
 
 func (r *run) room(i int) string { return fmt.Sprintf("bench-%s-%d", r.id, i%r.cfg.Rooms) }

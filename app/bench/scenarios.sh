@@ -35,7 +35,7 @@ server_pid=""
 start_causerie() { # extra environment as arguments; BIN picks another build
   mkdir -p "$work/data"; rm -rf "$work/data"/*
   env HOST= PORT=18181 DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes \
-    MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 ${CAUSERIE_ENV:-} "$@" \
+    MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 ROOMS_PER_HOUR=0 ${CAUSERIE_ENV:-} "$@" \
     taskset -c 0 "${BIN:-$work/causerie}" >"$work/server.log" 2>&1 &
   server_pid=$!
   url=http://127.0.0.1:18181
@@ -66,7 +66,7 @@ start_nodes() { # N
   for i in $(seq "$1"); do
     local port=$((18180 + i))
     env HOST= PORT=$port DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes \
-      RATE_LIMIT=0 MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 NODE_ID="node-$i" REDIS_URL="$redis_url" REDIS_PREFIX="$schema:" \
+      RATE_LIMIT=0 MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 ROOMS_PER_HOUR=0 NODE_ID="node-$i" REDIS_URL="$redis_url" REDIS_PREFIX="$schema:" \
       DATABASE_URL="$db_url${sep}search_path=$schema" taskset -c 0 "$work/causerie" >"$work/node-$i.log" 2>&1 &
     node_pids+=($!)
     node_urls+=(-url "http://127.0.0.1:$port")

@@ -11,13 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/access"
 	"github.com/causerie/causerie/app/budget"
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/commit"
@@ -32,10 +32,9 @@ type MessageStore interface {
 	AppendMessages(ctx context.Context, msgs []app.Message) ([]app.Appended, error)
 	// Messages returns messages of room, oldest first.
 	Messages(ctx context.Context, room string, q app.MessageQuery) ([]app.Message, error)
-	// Rooms returns the names of the rooms that have messages.
-	Rooms(ctx context.Context) ([]string, error)
 	// LastID returns the id of the newest message of room, 0 when it has none.
 	LastID(ctx context.Context, room string) (int64, error)
+	RoomStore
 }
 
 // Timings receives the durations the metrics report. Its methods must not block.
@@ -90,8 +89,7 @@ type Options struct {
 	MaxConnsPerUser int
 	// Usage may be nil (a single node); with it, RateLimit and MaxConnsPerUser hold across nodes.
 	Usage budget.Usage
-	// RoomsPerHour caps the rooms one user creates (by storing their first message) in an hour, counted by
-	// Creations; 0 is no cap.
+	// RoomsPerHour caps the rooms one user creates in an hour, counted by Creations; 0 is no cap.
 	RoomsPerHour int
 	Creations    budget.Counter
 	// Presence may be nil (a single node). PresenceTTL is how long a stopped node's users stay present;
@@ -111,6 +109,7 @@ type Hub struct {
 	stats     Stats
 	budgets   *budget.Users
 	creations *budget.Rooms
+	access    *access.Rooms
 
 	// clients is the registry of live connections by Client.ID.
 	clients sync.Map
@@ -168,7 +167,8 @@ func New(opts Options) (*Hub, error) {
 	}
 	h := &Hub{opts: opts, log: opts.Log, sessionCheck: make(chan struct{}, 1), ended: map[string]time.Time{}}
 	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
-	h.creations = &budget.Rooms{Max: opts.RoomsPerHour, Counter: opts.Creations, Store: opts.Store}
+	h.creations = &budget.Rooms{Max: opts.RoomsPerHour, Counter: opts.Creations}
+	h.access = access.New(opts.Store)
 	h.relay = bus.NewRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.presence = presence.New(presence.Config{
 		Directory: opts.Presence,
@@ -375,26 +375,6 @@ func (h *Hub) fanOut(r *room, ev bus.Event) {
 	if ev.ID != 0 {
 		h.stats.Deliveries.Add(n)
 	}
-}
-
-// Rooms lists the rooms with messages or connections, by name, with their users online on every node.
-func (h *Hub) Rooms(ctx context.Context) ([]app.RoomInfo, error) {
-	names, err := h.opts.Store.Rooms(ctx)
-	if err != nil {
-		return nil, err
-	}
-	online := h.presence.Online(ctx)
-	for name := range online {
-		if !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	list := make([]app.RoomInfo, len(names))
-	for i, name := range names {
-		list[i] = app.RoomInfo{Name: name, Online: online[name]}
-	}
-	return list, nil
 }
 
 // expire ends a connection whose token expired without an auth frame renewing it.

@@ -92,10 +92,7 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 	if !c.inRoom(in.Room) {
 		return app.Errorf(app.CodeNotJoined, "not in room %q; join it first", in.Room)
 	}
-	msg, err := h.newMessage(ctx, c.User, in.Room, in.Text, in.ID)
-	if err != nil {
-		return err
-	}
+	msg := h.newMessage(c.User, in.Room, in.Text, in.ID)
 	// The course logs each message; at debug, and checked first, so that at info it costs nothing.
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.Debug("message received", "conn", c.ID, "user", c.User.UserID, "name", c.User.Name, "room", in.Room, "bytes", len(in.Text))
@@ -137,10 +134,10 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	if ok, wait := h.budgets.Take(user.UserID, time.Now()); !ok {
 		return app.Message{}, false, app.Limited(app.CodeRateLimited, wait, "over %g messages per second, all your connections together", h.opts.RateLimit)
 	}
-	msg, err := h.newMessage(ctx, user, room, text, clientID)
-	if err != nil {
+	if _, err := h.access.Open(ctx, user.UserID, room); err != nil {
 		return app.Message{}, false, err
 	}
+	msg := h.newMessage(user, room, text, clientID)
 	done := make(chan commit.Result, 1)
 	req := &commit.Request{Msg: msg, Answer: func(res commit.Result) { done <- res }}
 	if err := h.pipe.Submit(ctx, req); err != nil {
@@ -179,12 +176,9 @@ func (h *Hub) checkMessage(room, text string) error {
 	return checkRoom(room)
 }
 
-// newMessage returns a message of user to room, ready to store, once checkMessage passed it and unless
-// it would create one room too many.
-func (h *Hub) newMessage(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, error) {
-	if err := h.creations.Check(ctx, user.UserID, room); err != nil {
-		return app.Message{}, err
-	}
+// newMessage returns a message of user to room, ready to store, once checkMessage passed it and access
+// let user in the room (by its join, for a connection).
+func (h *Hub) newMessage(user app.Identity, room, text, clientID string) app.Message {
 	h.stats.MessagesReceived.Add(1)
 	return app.Message{
 		Room:     room,
@@ -192,7 +186,7 @@ func (h *Hub) newMessage(ctx context.Context, user app.Identity, room, text, cli
 		Text:     text,
 		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
 		ClientID: clientID,
-	}, nil
+	}
 }
 
 // ownClientID returns a client id for a message whose client gave none: random, so that no other
@@ -219,6 +213,9 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 	defer cancel()
 	if since != nil && *since < 0 {
 		return app.Errorf(app.CodeInvalid, "since must be a message id, 0 or more")
+	}
+	if _, err := h.access.Open(ctx, c.User.UserID, name); err != nil {
+		return err
 	}
 	added, err := c.join(name, h.opts.MaxRooms)
 	if err != nil {

@@ -88,7 +88,7 @@ type Config struct {
 	RateBurst int
 	// MaxRooms caps the rooms one connection may be in (MAX_ROOMS, default 50).
 	MaxRooms int
-	// RoomsPerHour caps the rooms one user creates, by posting the first message of a room, in an hour
+	// RoomsPerHour caps the rooms one user creates (POST /api/rooms) in an hour
 	// (ROOMS_PER_HOUR, default 30; 0 is no cap). Counted in Redis with REDIS_URL.
 	RoomsPerHour int
 	// RegistrationsPerIP caps the accounts registered from one client address in an hour

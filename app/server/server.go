@@ -232,6 +232,7 @@ func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *m
 	e.POST("/api/logout", accounts.Logout, jwt)
 	e.POST("/api/logout/all", accounts.LogoutAll, jwt)
 	e.GET("/api/rooms", rooms.List, jwt)
+	e.POST("/api/rooms", rooms.Create, jwt)
 	e.GET("/api/rooms/:room/messages", rooms.History, jwt)
 	e.POST("/api/rooms/:room/messages", rooms.Publish, jwt)
 	e.GET("/ws", upgrade)

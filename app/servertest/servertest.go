@@ -299,6 +299,16 @@ func (s *Server) Register(t testing.TB, email string) User {
 	return User{ID: int64(u["id"].(float64)), Email: u["email"].(string), Name: u["name"].(string), Token: body["token"].(string)}
 }
 
+// CreateRoom makes the rooms names, public, as u: a room exists before anyone joins or posts to it.
+func (s *Server) CreateRoom(t testing.TB, u User, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if status, body := s.Do(t, http.MethodPost, "/api/rooms", u.Token, map[string]any{"name": name}); status != http.StatusCreated {
+			t.Fatalf("create room %s: status %d, body %v", name, status, body)
+		}
+	}
+}
+
 // Client is a WebSocket client (gorilla/websocket, which shows close codes that x/net/websocket hides).
 type Client struct {
 	*websocket.Conn

@@ -14,6 +14,7 @@ import (
 type roomQueries struct {
 	createRoom, room, addMember, removeMember string
 	members, memberRooms, readUpto, markRead  string
+	isMember, visibleRooms                    string
 }
 
 func newRoomQueries(r func(string) string) roomQueries {
@@ -29,6 +30,9 @@ func newRoomQueries(r func(string) string) roomQueries {
 		readUpto: r(`SELECT m.read_upto, r.last_id FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			WHERE m.room = ? AND m.user_id = ?`),
 		markRead: r(`UPDATE room_members SET read_upto = ? WHERE room = ? AND user_id = ? AND read_upto < ?`),
+		isMember: r(`SELECT COUNT(*) FROM room_members WHERE room = ? AND user_id = ?`),
+		visibleRooms: r(`SELECT name, kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE kind = 'public'
+			OR name IN (SELECT room FROM room_members WHERE user_id = ?) ORDER BY name`),
 	}
 }
 
@@ -111,6 +115,34 @@ func (d *DB) RemoveMember(ctx context.Context, room string, user int64) (bool, e
 		return false, fmt.Errorf("store: remove member from %s: %w", room, err)
 	}
 	return n == 1, nil
+}
+
+// IsMember reports whether user is a member of room.
+func (d *DB) IsMember(ctx context.Context, room string, user int64) (bool, error) {
+	var n int
+	if err := d.read.QueryRowContext(ctx, d.rq.isMember, room, user).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: is %d a member of %s: %w", user, room, err)
+	}
+	return n > 0, nil
+}
+
+// VisibleRooms returns the rooms user may see, by name: every public room, and the private rooms and DMs
+// user is a member of.
+func (d *DB) VisibleRooms(ctx context.Context, user int64) ([]app.Room, error) {
+	rows, err := d.read.QueryContext(ctx, d.rq.visibleRooms, user)
+	if err != nil {
+		return nil, fmt.Errorf("store: rooms user %d sees: %w", user, err)
+	}
+	defer rows.Close()
+	var out []app.Room
+	for rows.Next() {
+		var r app.Room
+		if err := rows.Scan(&r.Name, &r.Kind, &r.Owner, &r.LastID); err != nil {
+			return nil, fmt.Errorf("store: rooms user %d sees: %w", user, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // Members returns the members of room, by name.

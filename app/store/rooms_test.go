@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -49,6 +50,32 @@ func TestRoomsAndMembers(t *testing.T) {
 		}
 		if got, err := db.Members(ctx, "secret"); err != nil || fmt.Sprint(got) != fmt.Sprint([]app.Author{{ID: ada.ID, Name: ada.Name}, {ID: bob.ID, Name: bob.Name}}) {
 			t.Errorf("members %v, %v", got, err)
+		}
+		for _, who := range []struct {
+			user int64
+			want bool
+		}{{ada.ID, true}, {bob.ID, true}, {999, false}} {
+			if got, err := db.IsMember(ctx, "secret", who.user); err != nil || got != who.want {
+				t.Errorf("IsMember(secret, %d) = %v, %v; want %v", who.user, got, err, who.want)
+			}
+		}
+		seen := func(user int64) string {
+			t.Helper()
+			list, err := db.VisibleRooms(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, r := range list {
+				names = append(names, r.Name+":"+r.Kind)
+			}
+			return fmt.Sprint(names)
+		}
+		if got := seen(bob.ID); got != "[general:public secret:private]" {
+			t.Errorf("bob, a member, sees %s", got)
+		}
+		if got := seen(999); got != "[general:public]" {
+			t.Errorf("a non-member sees %s", got)
 		}
 		if removed, err := db.RemoveMember(ctx, "secret", bob.ID); err != nil || !removed {
 			t.Errorf("removing bob: %v, %v", removed, err)
@@ -100,4 +127,45 @@ func TestReadState(t *testing.T) {
 			t.Errorf("reading a room one is not a member of: %v, want not_found", err)
 		}
 	})
+}
+
+// Migrating a database of version 5: general exists whether or not it had messages, the rooms of messages
+// stay public, and the rows earlier versions made for rooms that never had one go.
+func TestRoomsOfEarlierVersions(t *testing.T) {
+	for _, dl := range dialects {
+		t.Run(dl.name, func(t *testing.T) {
+			ctx := context.Background()
+			addr := dl.database(t)
+			db, err := dl.open(ctx, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			raw, err := sql.Open(map[string]string{"sqlite": "sqlite", "postgres": "pgx"}[dl.name], addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			for _, stmt := range []string{
+				`DELETE FROM schema_migrations WHERE version = 6`,
+				`DELETE FROM rooms`,
+				`INSERT INTO rooms (name, last_id) VALUES ('stray', 0), ('talk', 3)`,
+			} {
+				if _, err := raw.ExecContext(ctx, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			db, err = dl.open(ctx, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for name, want := range map[string]string{"general": app.RoomPublic, "talk": app.RoomPublic, "stray": ""} {
+				r, err := db.Room(ctx, name)
+				if want == "" && app.ErrorCode(err) != app.CodeNotFound || want != "" && (err != nil || r.Kind != want) {
+					t.Errorf("room %s: %+v, %v; want kind %q", name, r, err, want)
+				}
+			}
+		})
+	}
 }

@@ -76,8 +76,8 @@ type dialect struct {
 // queries is every statement of the store in one dialect's text, rebound once at open.
 type queries struct {
 	createUser, userByEmail, userByID      string
+	userByNameKey                          string
 	messagesOldest, messagesNewest, lastID string
-	rooms                                  string
 	usersWithoutNameKey, setNameKey        string
 	createSession, dropExpiredSessions     string
 	session, rotateSession                 string
@@ -94,12 +94,10 @@ func newQueries(dl dialect) queries {
 		createUser:     r(`INSERT INTO users (email, name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`),
 		userByEmail:    r(selectUser + dl.emailIs),
 		userByID:       r(selectUser + `id = ?`),
+		userByNameKey:  r(selectUser + `name_key = ?`),
 		messagesOldest: r(selectMessages + `ASC LIMIT ?`),
 		messagesNewest: r(selectMessages + `DESC LIMIT ?`),
 		lastID:         r(`SELECT last_id FROM rooms WHERE name = ?`),
-		// A room's row may exist without messages: earlier versions made a row for every room of a
-		// batch, even one it stored nothing in.
-		rooms: r(`SELECT name FROM rooms WHERE last_id > 0 ORDER BY name`),
 		// A key goes to the first user to have it: a later user whose name has the same key keeps none.
 		usersWithoutNameKey: r(`SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id`),
 		setNameKey: r(`UPDATE users SET name_key = ? WHERE id = ? AND name_key IS NULL
@@ -479,6 +477,16 @@ func (d *DB) UserByID(ctx context.Context, id int64) (app.User, error) {
 	return d.user(ctx, d.q.userByID, id)
 }
 
+// UserByName returns the user whose name is name, compared as app.NameKey compares names, or an
+// app.CodeNotFound error.
+func (d *DB) UserByName(ctx context.Context, name string) (app.User, error) {
+	key, err := app.NameKey(name)
+	if err != nil {
+		return app.User{}, app.Errorf(app.CodeNotFound, "no such user")
+	}
+	return d.user(ctx, d.q.userByNameKey, key)
+}
+
 func (d *DB) user(ctx context.Context, query string, arg any) (app.User, error) {
 	var u app.User
 	var created int64
@@ -833,15 +841,6 @@ func (d *DB) LastID(ctx context.Context, room string) (int64, error) {
 		return 0, fmt.Errorf("store: last id of %s: %w", room, err)
 	}
 	return last, nil
-}
-
-// Rooms returns the names of the rooms that have messages, in order.
-func (d *DB) Rooms(ctx context.Context) ([]string, error) {
-	names, err := scanStrings(d.read.QueryContext(ctx, d.q.rooms))
-	if err != nil {
-		return nil, fmt.Errorf("store: list rooms: %w", err)
-	}
-	return names, nil
 }
 
 // scanStrings reads the rows of a query of one text column, and closes them.

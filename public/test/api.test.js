@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 
-import { api, authErrorText } from '../api.js';
+import { api, authErrorText, errorText } from '../api.js';
 
 // serve answers every request with handler, on a loopback port, for the test's length.
 async function serve(t, handler) {
@@ -44,4 +44,9 @@ test('authErrorText says why a login or registration was refused', () => {
   assert.equal(authErrorText(err(409, 'conflict', 'x')), 'This e-mail is already registered');
   assert.equal(authErrorText(err(429, 'rate_limited', 'slow down')), 'slow down');
   assert.match(authErrorText({ status: 500, data: null }), /HTTP 500/);
+});
+
+test('errorText gives the server message, or the status when there is none', () => {
+  assert.equal(errorText({ status: 401, data: { error: { code: 'unauthorized', message: 'token expired' } } }), 'token expired');
+  assert.match(errorText({ status: 404, data: null }), /HTTP 404/);
 });
