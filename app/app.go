@@ -69,6 +69,8 @@ type MemberRoom struct {
 	Kind   string `json:"kind"`
 	LastID int64  `json:"last_id"`
 	Unread int64  `json:"unread"`
+	// With is, for a DM, the other user.
+	With *Author `json:"with,omitempty"`
 }
 
 // RoomUser is a user in a room: presence reports, as these, the users who left with a node that stopped.
@@ -141,7 +143,18 @@ type Message struct {
 	Text     string    `json:"text"`
 	At       time.Time `json:"at"`
 	ClientID string    `json:"-"`
+	// Kind is empty for a message. A member event (MemberAdded, MemberRemoved, MemberLeft) has no text:
+	// From is who did it and User whom it was done to.
+	Kind string  `json:"kind,omitempty"`
+	User *Author `json:"user,omitempty"`
 }
+
+// The kinds of member event in a room's log.
+const (
+	MemberAdded   = "member_added"
+	MemberRemoved = "member_removed"
+	MemberLeft    = "member_left"
+)
 
 // Appended is the outcome of storing one message.
 type Appended struct {

@@ -87,10 +87,32 @@ func EncodeMessage(m Message) (frame, object []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode message: %w", err)
 	}
-	frame = make([]byte, 0, len(object)+len(`{"type":"message",`))
-	frame = append(frame, `{"type":"message",`...)
+	prefix := messagePrefix
+	if m.Kind != "" {
+		prefix = memberPrefix
+	}
+	frame = make([]byte, 0, len(object)+len(prefix))
+	frame = append(frame, prefix...)
 	frame = append(frame, object[1:]...)
 	return frame, object, nil
+}
+
+// The openings of a message's frame and a member event's.
+const (
+	messagePrefix = `{"type":"message",`
+	memberPrefix  = `{"type":"member",`
+)
+
+// DecodeMemberEvent returns the member event that frame, from EncodeMessage, carries; ok is false for
+// any other frame, which it tells from the frame's first bytes without parsing it.
+func DecodeMemberEvent(frame []byte) (ev Message, ok bool) {
+	if !bytes.HasPrefix(frame, []byte(memberPrefix)) {
+		return Message{}, false
+	}
+	if err := json.Unmarshal(frame, &ev); err != nil || ev.User == nil {
+		return Message{}, false
+	}
+	return ev, true
 }
 
 // EncodeMessageAck returns the ack frame for a message the client sent with clientID; object is the

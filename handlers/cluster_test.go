@@ -176,3 +176,37 @@ func killSubscriber(t *testing.T, s *servertest.Server) {
 	}
 	t.Fatalf("no subscriber connection named %s", name)
 }
+
+// A member removed on one node stops getting the room on every node, right after the removal event: the
+// event comes through each node's sequencer, in the room's order.
+func TestRemovalReachesEveryNode(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2)
+	one, two := nodes[0], nodes[1]
+	ada, bob := one.Register(t, "ada@example.com"), two.Register(t, "bob@example.com")
+	if status, body := one.Do(t, http.MethodPost, "/api/rooms", ada.Token, map[string]any{"name": "secret", "private": true}); status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	one.Do(t, http.MethodPut, "/api/rooms/secret/members/bob", ada.Token, nil)
+	a := one.Connect(t, ada, "&rooms=secret")
+	b := two.Connect(t, bob, "&rooms=secret")
+	a.Send(map[string]string{"type": "message", "room": "secret", "text": "avant", "id": "a1"})
+	a.Read() // the ack
+	if f := b.Read(); f["text"] != "avant" {
+		t.Fatalf("bob on node 2 got %v", f)
+	}
+	if status, body := one.Do(t, http.MethodDelete, "/api/rooms/secret/members/bob", ada.Token, nil); status != http.StatusOK {
+		t.Fatalf("remove: %d %v", status, body)
+	}
+	a.Send(map[string]string{"type": "message", "room": "secret", "text": "après", "id": "a2"})
+	if f := b.Read(); f["type"] != "member" || f["kind"] != "member_removed" {
+		t.Errorf("bob on node 2 got %v, want his removal", f)
+	}
+	b.Send(map[string]string{"type": "ping"})
+	if f := b.Read(); f["type"] != "pong" {
+		t.Errorf("bob on node 2 got %v after his removal, want nothing of the room", f)
+	}
+	if status, _ := two.Do(t, http.MethodGet, "/api/rooms/secret/messages", bob.Token, nil); status != http.StatusNotFound {
+		t.Errorf("bob reading on node 2: %d, want 404", status)
+	}
+}

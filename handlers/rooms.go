@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,10 @@ type RoomHub interface {
 	// Open returns the room if user may see it, or the not_found error of a room that does not exist.
 	Open(ctx context.Context, user int64, name string) (app.Room, error)
 	Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error)
+	Members(ctx context.Context, user int64, room string) ([]app.Author, error)
+	AddMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, bool, error)
+	RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error)
+	OpenDM(ctx context.Context, actor app.Identity, name string) (app.MemberRoom, bool, error)
 }
 
 // MessageReader reads stored messages.
@@ -155,6 +160,90 @@ func (r *Rooms) Publish(c echo.Context) error {
 		status = http.StatusOK
 	}
 	return c.JSON(status, m)
+}
+
+// Members lists a room's members, by name, for a user who may see it: GET /api/rooms/:room/members.
+func (r *Rooms) Members(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	members, err := r.Hub.Members(c.Request().Context(), middleware.Identity(c).UserID, room)
+	if err != nil {
+		return err
+	}
+	if members == nil {
+		members = []app.Author{}
+	}
+	return c.JSON(http.StatusOK, map[string][]app.Author{"members": members})
+}
+
+// AddMember makes a user a member of a private room, as its owner: PUT /api/rooms/:room/members/:name.
+// 201 with the member_added event, or 204 for a member already.
+func (r *Rooms) AddMember(c echo.Context) error {
+	room, name, err := memberParams(c)
+	if err != nil {
+		return err
+	}
+	ev, created, err := r.Hub.AddMember(c.Request().Context(), middleware.Identity(c), room, name)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.JSON(http.StatusCreated, ev)
+}
+
+// RemoveMember ends a membership of a private room: its owner removes others, a member itself.
+// DELETE /api/rooms/:room/members/:name answers the member_removed or member_left event.
+func (r *Rooms) RemoveMember(c echo.Context) error {
+	room, name, err := memberParams(c)
+	if err != nil {
+		return err
+	}
+	ev, err := r.Hub.RemoveMember(c.Request().Context(), middleware.Identity(c), room, name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ev)
+}
+
+type dmBody struct {
+	User string `json:"user"`
+}
+
+// OpenDM returns the DM with another user, by name, made by the first call from either side:
+// POST /api/dms, 201 when it made it, 200 when it existed.
+func (r *Rooms) OpenDM(c echo.Context) error {
+	var in dmBody
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.User == "" {
+		return app.Errorf(app.CodeInvalid, "user is required: the name of the other user")
+	}
+	room, created, err := r.Hub.OpenDM(c.Request().Context(), middleware.Identity(c), in.User)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, room)
+}
+
+// memberParams returns the room and the user name of a member route; the name comes percent-encoded.
+func memberParams(c echo.Context) (room, name string, err error) {
+	if room, err = roomParam(c); err != nil {
+		return "", "", err
+	}
+	name, err = url.PathUnescape(c.Param("name"))
+	if err != nil || name == "" {
+		return "", "", app.Errorf(app.CodeInvalid, "the user name in the path must be percent-encoded UTF-8")
+	}
+	return room, name, nil
 }
 
 func roomParam(c echo.Context) (string, error) {

@@ -13,7 +13,8 @@ import {
 import { DEFAULT_ROOM, MAX_ROOMS, validRoom, messageId, savedRooms, gapPage } from './rooms.js';
 import { api, authErrorText, errorText } from './api.js';
 import {
-  loadingNote, markFailed, messageLine, presenceItem, roomItem, setTime, showRoomItem, startNote, systemNote, typingText,
+  loadingNote, markFailed, memberText, messageLine, presenceItem, roomItem, setTime, showRoomItem, startNote, systemNote,
+  typingText,
 } from './view.js';
 
 const TOKEN_KEY = 'causerie.token';
@@ -1028,6 +1029,9 @@ function onFrame(data) {
     case 'history':
       onHistory(frame);
       break;
+    case 'member':
+      onMember(frame);
+      break;
     case 'resumed':
       onResumed(frame);
       break;
@@ -1102,6 +1106,20 @@ function onMessage(frame) {
   const id = messageId(frame.id);
   if (room.resuming && room.resuming.firstId === null && id !== null) room.resuming.firstId = id;
   addMessage(room, frame, 'live');
+}
+
+// onMember shows a member event in its place in the room; one that takes this user out of the room (a
+// removal, or leaving from another device) takes the room off the list: the server sends nothing more
+// of it.
+function onMember(frame) {
+  const room = roomFor(frame);
+  if (!room) return;
+  addMessage(room, frame, 'live');
+  const me = state.user && frame.user && String(frame.user.id) === String(state.user.id);
+  if (me && (frame.kind === 'member_removed' || frame.kind === 'member_left')) {
+    removeRoom(room.name);
+    if (frame.kind === 'member_removed') systemLine(`You were removed from #${room.name}.`, true);
+  }
 }
 
 function onHistory(frame) {
@@ -1299,6 +1317,8 @@ function isAtBottom(list) {
 }
 
 function lineFor(message) {
+  const event = memberText(message);
+  if (event) return systemNote(event, false);
   const from = message.from && typeof message.from === 'object' ? message.from : {};
   const author = typeof from.name === 'string' ? from.name : '';
   const text = typeof message.text === 'string' ? message.text : '';
@@ -1325,7 +1345,7 @@ function addMessage(room, message, source) {
     const key = userKey(message.from);
     if (key !== null) stopTyping(room, key);
   }
-  if (source !== 'history' && !current && !isOwn(message)) {
+  if (source !== 'history' && !current && !isOwn(message) && !message.kind) {
     room.unread += 1;
     updateRoomList();
   }

@@ -168,6 +168,21 @@ export function presenceItem(key, name, self) {
   return li;
 }
 
+// memberText says in words what a member event of a room's log did, or '' for anything else.
+export function memberText(event) {
+  const name = (who) => (who && typeof who.name === 'string' ? who.name : 'someone');
+  switch (event.kind) {
+    case 'member_added':
+      return `${name(event.from)} added ${name(event.user)} to the room.`;
+    case 'member_removed':
+      return `${name(event.from)} removed ${name(event.user)} from the room.`;
+    case 'member_left':
+      return `${name(event.user)} left the room.`;
+    default:
+      return '';
+  }
+}
+
 // typingText says who is typing, from their names: none, one, two, three, or two and a count.
 export function typingText(names) {
   // Each name between Unicode isolates (FSI … PDI): a right-to-left name must not reorder the sentence.

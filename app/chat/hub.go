@@ -293,12 +293,24 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 		return c, nil
 	}
 
-	names := make([]string, len(joins))
-	for i, j := range joins {
-		names[i] = j.Room
+	// The welcome names the rooms the connection will be in: not those that do not exist, or that the
+	// user may not see, which get their error after it.
+	names := make([]string, 0, len(joins))
+	open := make([]Join, 0, len(joins))
+	var refused []error
+	for _, j := range joins {
+		if _, err := h.access.Open(ctx, user.UserID, j.Room); err != nil {
+			refused = append(refused, err)
+			continue
+		}
+		open = append(open, j)
+		names = append(names, j.Room)
 	}
 	c.enqueue(app.EncodeWelcome(author(user), names, h.opts.MaxMessageBytes))
-	for _, j := range joins {
+	for _, err := range refused {
+		h.refuse(c, err, "")
+	}
+	for _, j := range open {
 		if err := h.join(ctx, c, j.Room, j.Since, false, ""); err != nil {
 			h.refuse(c, err, "")
 		}

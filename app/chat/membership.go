@@ -7,6 +7,7 @@ import (
 
 	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/access"
+	"github.com/causerie/causerie/app/bus"
 )
 
 // RoomStore is the storage of rooms and of their members that the hub needs.
@@ -17,6 +18,14 @@ type RoomStore interface {
 	CreateRoom(ctx context.Context, r app.Room, members []int64, at time.Time) error
 	// VisibleRooms returns every public room, and the private rooms and DMs user is a member of, by name.
 	VisibleRooms(ctx context.Context, user int64) ([]app.Room, error)
+	// AddMember and RemoveMember report whether they changed anything.
+	AddMember(ctx context.Context, room string, user int64, at time.Time) (bool, error)
+	RemoveMember(ctx context.Context, room string, user int64) (bool, error)
+	Members(ctx context.Context, room string) ([]app.Author, error)
+	// MemberRooms returns the rooms user is a member of, with unread counts and, for a DM, the other user.
+	MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error)
+	// UserByName returns the user of that name (compared as app.NameKey compares), or app.CodeNotFound.
+	UserByName(ctx context.Context, name string) (app.User, error)
 }
 
 // CreateRoom makes the room name, public or private, owned by user, who is its first member; it counts
@@ -55,4 +64,156 @@ func (h *Hub) Rooms(ctx context.Context, user int64) ([]app.RoomInfo, error) {
 		list[i] = app.RoomInfo{Name: r.Name, Kind: r.Kind, Online: online[r.Name]}
 	}
 	return list, nil
+}
+
+// Members returns the members of room, by name, for a user who may see it.
+func (h *Hub) Members(ctx context.Context, user int64, room string) ([]app.Author, error) {
+	if _, err := h.access.Open(ctx, user, room); err != nil {
+		return nil, err
+	}
+	members, err := h.opts.Store.Members(ctx, room)
+	if err != nil {
+		return nil, fmt.Errorf("chat: members of %s: %w", room, err)
+	}
+	return members, nil
+}
+
+// AddMember makes the user called name a member of room, a private room that actor owns, and puts a
+// member_added event in the room's log. A member already gets created false and no event.
+func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name string) (ev app.Message, created bool, err error) {
+	r, err := h.access.Open(ctx, actor.UserID, room)
+	if err != nil {
+		return app.Message{}, false, err
+	}
+	switch {
+	case r.Kind != app.RoomPrivate:
+		return app.Message{}, false, app.Errorf(app.CodeForbidden, "only a private room has members to add: anyone may join a public room, and a DM is for two")
+	case r.Owner != actor.UserID:
+		return app.Message{}, false, app.Errorf(app.CodeForbidden, "only the owner of #%s adds members", room)
+	}
+	who, err := h.user(ctx, name)
+	if err != nil {
+		return app.Message{}, false, err
+	}
+	added, err := h.opts.Store.AddMember(ctx, room, who.ID, h.opts.Now())
+	if err != nil || !added {
+		return app.Message{}, false, err
+	}
+	ev, err = h.logMember(ctx, actor, room, app.MemberAdded, who)
+	return ev, err == nil, err
+}
+
+// RemoveMember ends the membership of the user called name in room, a private room: its owner removes
+// anyone but itself, and a member removes itself (leaves). A member_removed or member_left event goes in
+// the room's log; once a node delivers it, that user's connections there get nothing more of the room.
+func (h *Hub) RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error) {
+	r, err := h.access.Open(ctx, actor.UserID, room)
+	if err != nil {
+		return app.Message{}, err
+	}
+	who, err := h.user(ctx, name)
+	if err != nil {
+		return app.Message{}, err
+	}
+	self := who.ID == actor.UserID
+	switch {
+	case r.Kind != app.RoomPrivate:
+		return app.Message{}, app.Errorf(app.CodeForbidden, "only a private room has members to remove: anyone may join a public room, and a DM is for two")
+	case self && r.Owner == actor.UserID:
+		return app.Message{}, app.Errorf(app.CodeForbidden, "the owner of #%s cannot leave it", room)
+	case !self && r.Owner != actor.UserID:
+		return app.Message{}, app.Errorf(app.CodeForbidden, "only the owner of #%s removes others", room)
+	}
+	removed, err := h.opts.Store.RemoveMember(ctx, room, who.ID)
+	if err != nil {
+		return app.Message{}, fmt.Errorf("chat: remove member: %w", err)
+	}
+	if !removed {
+		return app.Message{}, app.Errorf(app.CodeNotFound, "%s is not a member of #%s", who.Name, room)
+	}
+	kind := app.MemberRemoved
+	if self {
+		kind = app.MemberLeft
+	}
+	return h.logMember(ctx, actor, room, kind, who)
+}
+
+// user returns the user called name as an author, or a not_found error.
+func (h *Hub) user(ctx context.Context, name string) (app.Author, error) {
+	u, err := h.opts.Store.UserByName(ctx, name)
+	if app.ErrorCode(err) == app.CodeNotFound {
+		return app.Author{}, app.Errorf(app.CodeNotFound, "no user %q", name)
+	}
+	if err != nil {
+		return app.Author{}, fmt.Errorf("chat: user %q: %w", name, err)
+	}
+	return app.Author{ID: u.ID, Name: u.Name}, nil
+}
+
+// logMember stores a member event of kind, done by actor to who, in room's log, delivers it like a
+// message, and returns it.
+func (h *Hub) logMember(ctx context.Context, actor app.Identity, room, kind string, who app.Author) (app.Message, error) {
+	res, err := h.commit(ctx, app.Message{Room: room, From: author(actor), Kind: kind, User: &who, At: h.now()})
+	if err != nil {
+		return app.Message{}, err
+	}
+	return res.Msg, res.Err
+}
+
+// evict takes out of r the connections of the user a member event removes (removed, or left): they got
+// the event, and get nothing of the room after it. It runs in the room's order, from its sequencer, so
+// on every node the event is the last of the room they get; and so a room it empties stops on a
+// goroutine of its own, as Stop waits for the sequencer.
+func (h *Hub) evict(r *room, ev bus.Event) {
+	m, ok := app.DecodeMemberEvent(ev.Payload)
+	if !ok || m.Kind == app.MemberAdded {
+		return
+	}
+	var gone []*Client
+	r.members.each(func(c *Client) {
+		if c.User.UserID == m.User.ID {
+			gone = append(gone, c)
+		}
+	})
+	for _, c := range gone {
+		if !c.leave(r.name) {
+			continue
+		}
+		left := func() { h.presence.Leave(r.name, author(c.User)) }
+		if r.exit(c, left) {
+			h.rooms.CompareAndDelete(r.name, r)
+			go r.seq.Stop()
+		}
+	}
+}
+
+// OpenDM returns the DM between actor and the user called name, made by the first call of either (created
+// true): the same room from either side.
+func (h *Hub) OpenDM(ctx context.Context, actor app.Identity, name string) (room app.MemberRoom, created bool, err error) {
+	who, err := h.user(ctx, name)
+	if err != nil {
+		return app.MemberRoom{}, false, err
+	}
+	if who.ID == actor.UserID {
+		return app.MemberRoom{}, false, app.Errorf(app.CodeInvalid, "a direct message is with another user")
+	}
+	room = app.MemberRoom{Name: access.DMName(actor.UserID, who.ID), Kind: app.RoomDM, With: &who}
+	err = h.opts.Store.CreateRoom(ctx, app.Room{Name: room.Name, Kind: app.RoomDM}, []int64{actor.UserID, who.ID}, h.opts.Now())
+	switch {
+	case err == nil:
+		return room, true, nil
+	case app.ErrorCode(err) != app.CodeConflict:
+		return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %w", err)
+	}
+	// It exists: only a DM has a name of this form, and only its two users are members.
+	rooms, err := h.opts.Store.MemberRooms(ctx, actor.UserID)
+	if err != nil {
+		return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %w", err)
+	}
+	for _, r := range rooms {
+		if r.Name == room.Name {
+			return r, false, nil
+		}
+	}
+	return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %s exists without %d as a member", room.Name, actor.UserID)
 }

@@ -137,19 +137,30 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	if _, err := h.access.Open(ctx, user.UserID, room); err != nil {
 		return app.Message{}, false, err
 	}
-	msg := h.newMessage(user, room, text, clientID)
+	res, err := h.commit(ctx, h.newMessage(user, room, text, clientID))
+	if err != nil {
+		return app.Message{}, false, err
+	}
+	return res.Msg, res.Created, res.Err
+}
+
+// commit stores msg and publishes it, through the pipeline, and returns once it is done, or ctx is.
+func (h *Hub) commit(ctx context.Context, msg app.Message) (commit.Result, error) {
 	done := make(chan commit.Result, 1)
 	req := &commit.Request{Msg: msg, Answer: func(res commit.Result) { done <- res }}
 	if err := h.pipe.Submit(ctx, req); err != nil {
-		return app.Message{}, false, err
+		return commit.Result{}, err
 	}
 	select {
 	case res := <-done:
-		return res.Msg, res.Created, res.Err
+		return res, nil
 	case <-ctx.Done(): // done is buffered: the pipeline's late answer does not block it
-		return app.Message{}, false, ctx.Err()
+		return commit.Result{}, ctx.Err()
 	}
 }
+
+// now is when a message or an event is stored, as it goes on the wire: to the millisecond.
+func (h *Hub) now() time.Time { return h.opts.Now().UTC().Truncate(time.Millisecond) }
 
 func (h *Hub) checkText(text string) error {
 	switch {
@@ -184,7 +195,7 @@ func (h *Hub) newMessage(user app.Identity, room, text, clientID string) app.Mes
 		Room:     room,
 		From:     author(user),
 		Text:     text,
-		At:       h.opts.Now().UTC().Truncate(time.Millisecond),
+		At:       h.now(),
 		ClientID: clientID,
 	}
 }

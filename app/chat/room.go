@@ -132,9 +132,12 @@ func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
 // newSequencer returns the sequencer of room r of the hub.
 func (h *Hub) newSequencer(r *room) *sequence.Room {
 	return sequence.New(sequence.Config{
-		Name:    r.name,
-		Deliver: func(ev bus.Event) { h.fanOut(r, ev) },
-		Base:    func(ctx context.Context) (int64, error) { return h.opts.Store.LastID(ctx, r.name) },
+		Name: r.name,
+		Deliver: func(ev bus.Event) {
+			h.fanOut(r, ev)
+			h.evict(r, ev)
+		},
+		Base: func(ctx context.Context) (int64, error) { return h.opts.Store.LastID(ctx, r.name) },
 		Fetch: func(ctx context.Context, after int64) ([]app.Message, error) {
 			return h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: sequence.CatchUpBatch})
 		},

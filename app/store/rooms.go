@@ -25,8 +25,11 @@ func newRoomQueries(r func(string) string) roomQueries {
 		removeMember: r(`DELETE FROM room_members WHERE room = ? AND user_id = ?`),
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
 			WHERE m.room = ? ORDER BY u.name, u.id`),
-		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto FROM room_members AS m
-			JOIN rooms AS r ON r.name = m.room WHERE m.user_id = ? ORDER BY r.name`),
+		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, COALESCE(o.id, 0), COALESCE(o.name, '')
+			FROM room_members AS m JOIN rooms AS r ON r.name = m.room
+			LEFT JOIN room_members AS om ON r.kind = 'dm' AND om.room = r.name AND om.user_id <> m.user_id
+			LEFT JOIN users AS o ON o.id = om.user_id
+			WHERE m.user_id = ? ORDER BY r.name`),
 		readUpto: r(`SELECT m.read_upto, r.last_id FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			WHERE m.room = ? AND m.user_id = ?`),
 		markRead: r(`UPDATE room_members SET read_upto = ? WHERE room = ? AND user_id = ? AND read_upto < ?`),
@@ -93,15 +96,20 @@ func (d *DB) Room(ctx context.Context, name string) (app.Room, error) {
 	return r, nil
 }
 
-// AddMember makes user a member of room, which must exist; a member already is one.
-func (d *DB) AddMember(ctx context.Context, room string, user int64, at time.Time) error {
+// AddMember makes user a member of room, which must exist, and reports whether it was not one already.
+func (d *DB) AddMember(ctx context.Context, room string, user int64, at time.Time) (bool, error) {
 	if _, err := d.Room(ctx, room); err != nil {
-		return err
+		return false, err
 	}
-	if _, err := d.write.ExecContext(ctx, d.rq.addMember, room, user, at.UnixMilli()); err != nil {
-		return fmt.Errorf("store: add member to %s: %w", room, err)
+	res, err := d.write.ExecContext(ctx, d.rq.addMember, room, user, at.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("store: add member to %s: %w", room, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: add member to %s: %w", room, err)
+	}
+	return n == 1, nil
 }
 
 // RemoveMember ends user's membership of room, and reports whether there was one.
@@ -175,8 +183,12 @@ func (d *DB) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, err
 	for rows.Next() {
 		var r app.MemberRoom
 		var read int64
-		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &read); err != nil {
+		var with app.Author
+		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &read, &with.ID, &with.Name); err != nil {
 			return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
+		}
+		if with.ID != 0 {
+			r.With = &with
 		}
 		// A room's ids have no gaps, so the unread are the ids after the last read.
 		r.Unread = max(0, r.LastID-read)

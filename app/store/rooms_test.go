@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -39,13 +40,13 @@ func TestRoomsAndMembers(t *testing.T) {
 		if r, err := db.Room(ctx, "secret"); err != nil || r.Kind != app.RoomPrivate || r.Owner != ada.ID {
 			t.Errorf("the private room: %+v, %v", r, err)
 		}
-		if err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
-			t.Fatal(err)
+		if added, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil || !added {
+			t.Fatalf("adding bob: %v, %v", added, err)
 		}
-		if err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
-			t.Errorf("adding a member again: %v, want nothing", err)
+		if added, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil || added {
+			t.Errorf("adding a member again: %v, %v; want false", added, err)
 		}
-		if err := db.AddMember(ctx, "nowhere", bob.ID, now); app.ErrorCode(err) != app.CodeNotFound {
+		if _, err := db.AddMember(ctx, "nowhere", bob.ID, now); app.ErrorCode(err) != app.CodeNotFound {
 			t.Errorf("adding to a room that does not exist: %v, want not_found", err)
 		}
 		if got, err := db.Members(ctx, "secret"); err != nil || fmt.Sprint(got) != fmt.Sprint([]app.Author{{ID: ada.ID, Name: ada.Name}, {ID: bob.ID, Name: bob.Name}}) {
@@ -112,7 +113,7 @@ func TestReadState(t *testing.T) {
 			}
 			return fmt.Sprint(list)
 		}
-		if got := rooms(); got != "[{secret private 5 5}]" {
+		if got := rooms(); got != "[{secret private 5 5 <nil>}]" {
 			t.Errorf("before reading: %s", got)
 		}
 		for _, step := range []struct{ upto, want int64 }{{3, 3}, {2, 3}, {99, 5}} {
@@ -120,11 +121,22 @@ func TestReadState(t *testing.T) {
 				t.Errorf("read up to %d: %d, %v; want %d", step.upto, got, err, step.want)
 			}
 		}
-		if got := rooms(); got != "[{secret private 5 0}]" {
+		if got := rooms(); got != "[{secret private 5 0 <nil>}]" {
 			t.Errorf("after reading: %s", got)
 		}
 		if _, err := db.MarkRead(ctx, "general", ada.ID, 1); app.ErrorCode(err) != app.CodeNotFound {
 			t.Errorf("reading a room one is not a member of: %v, want not_found", err)
+		}
+		// A DM names the other user, for each of the two.
+		bob := createUser(t, db, "bob@example.com")
+		if err := db.CreateRoom(ctx, app.Room{Name: "dm-1-2", Kind: app.RoomDM}, []int64{ada.ID, bob.ID}, now); err != nil {
+			t.Fatal(err)
+		}
+		for _, side := range []struct{ me, other app.User }{{ada, bob}, {bob, ada}} {
+			list, err := db.MemberRooms(ctx, side.me.ID)
+			if err != nil || len(list) == 0 || list[0].Name != "dm-1-2" || list[0].With == nil || list[0].With.ID != side.other.ID || list[0].With.Name != side.other.Name {
+				t.Errorf("%s's rooms: %+v, %v; want the DM with %s first", side.me.Name, list, err, side.other.Name)
+			}
 		}
 	})
 }
@@ -168,4 +180,34 @@ func TestRoomsOfEarlierVersions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A member event is in the room's log with its own id, and reads back with its subject.
+func TestMemberEventsAreInTheLog(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store.DB) {
+		ctx := context.Background()
+		db := open(t)
+		ada, bob := createUser(t, db, "ada@example.com"), createUser(t, db, "bob@example.com")
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		a, b := app.Author{ID: ada.ID, Name: ada.Name}, app.Author{ID: bob.ID, Name: bob.Name}
+		if _, err := db.AppendMessages(ctx, []app.Message{
+			{Room: "general", From: a, Text: "hi", At: now},
+			{Room: "general", From: a, Kind: app.MemberAdded, User: &b, At: now},
+			{Room: "general", From: b, Text: "hello", At: now},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := db.Messages(ctx, "general", app.MessageQuery{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []app.Message{
+			{ID: 1, Room: "general", From: a, Text: "hi", At: now},
+			{ID: 2, Room: "general", From: a, Kind: app.MemberAdded, User: &b, At: now},
+			{ID: 3, Room: "general", From: b, Text: "hello", At: now},
+		}
+		if !reflect.DeepEqual(msgs, want) {
+			t.Errorf("log = %+v, want %+v", msgs, want)
+		}
+	})
 }

@@ -137,15 +137,15 @@ var (
 	// another node that took it, so the next run finds its message.
 	insertMessages = batchQuery{
 		name:  "insert messages",
-		head:  `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at) VALUES `,
-		first: `(?, ?, ?, ?, ?, ?, ?)`,
-		row:   `(?, ?, ?, ?, ?, ?, ?)`,
+		head:  `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at, kind, subject_id, subject_name) VALUES `,
+		first: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		row:   `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		tail:  ` ON CONFLICT (user_id, client_id) WHERE client_id IS NOT NULL DO NOTHING`,
 	}
 )
 
 // batchRows is the most rows of values one statement of AppendMessages carries; a longer batch takes
-// several. It keeps a statement's parameters (7 a row) well under SQLite's limit of 32766 (PostgreSQL's
+// several. It keeps a statement's parameters (10 a row) well under SQLite's limit of 32766 (PostgreSQL's
 // is 65535).
 const batchRows = 1000
 
@@ -786,13 +786,19 @@ func (d *DB) claimIDs(ctx context.Context, tx *sql.Tx, names []string, newIn map
 // insertMessages inserts msgs, or returns errClientIDTaken if a client id among them is taken.
 func (d *DB) insertMessages(ctx context.Context, tx *sql.Tx, msgs []app.Message) error {
 	return inChunks(len(msgs), func(i, j int) error {
-		args := make([]any, 0, 7*(j-i))
+		args := make([]any, 0, 10*(j-i))
 		for _, m := range msgs[i:j] {
-			var clientID sql.NullString
+			var clientID, kind, subjectName sql.NullString
+			var subjectID sql.NullInt64
 			if m.ClientID != "" {
 				clientID = sql.NullString{String: m.ClientID, Valid: true}
 			}
-			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli())
+			if m.Kind != "" && m.User != nil {
+				kind = sql.NullString{String: m.Kind, Valid: true}
+				subjectID = sql.NullInt64{Int64: m.User.ID, Valid: true}
+				subjectName = sql.NullString{String: m.User.Name, Valid: true}
+			}
+			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli(), kind, subjectID, subjectName)
 		}
 		res, err := d.exec(ctx, tx, insertMessages, j-i, args)
 		if err != nil {
@@ -860,7 +866,8 @@ func scanStrings(rows *sql.Rows, err error) ([]string, error) {
 	return out, rows.Err()
 }
 
-const messageColumns = `room, id, user_id, user_name, text, COALESCE(client_id, ''), created_at`
+const messageColumns = `room, id, user_id, user_name, text, COALESCE(client_id, ''), created_at,
+	COALESCE(kind, ''), COALESCE(subject_id, 0), COALESCE(subject_name, '')`
 
 func scanMessages(rows *sql.Rows, err error) ([]app.Message, error) {
 	if err != nil {
@@ -871,8 +878,12 @@ func scanMessages(rows *sql.Rows, err error) ([]app.Message, error) {
 	for rows.Next() {
 		var m app.Message
 		var at int64
-		if err := rows.Scan(&m.Room, &m.ID, &m.From.ID, &m.From.Name, &m.Text, &m.ClientID, &at); err != nil {
+		var subject app.Author
+		if err := rows.Scan(&m.Room, &m.ID, &m.From.ID, &m.From.Name, &m.Text, &m.ClientID, &at, &m.Kind, &subject.ID, &subject.Name); err != nil {
 			return nil, fmt.Errorf("store: scan message: %w", err)
+		}
+		if m.Kind != "" {
+			m.User = &subject
 		}
 		m.At = time.UnixMilli(at).UTC()
 		msgs = append(msgs, m)
