@@ -7,11 +7,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
 // DefaultRoom is the room a connection starts in when it names none.
 const DefaultRoom = "general"
+
+// UserChannel is the name the bus carries a user's own events under (their room list, their read state):
+// "~" and the user id, which no room name can be.
+func UserChannel(user int64) string { return "~" + strconv.FormatInt(user, 10) }
+
+// ChannelUser returns the user of a name from UserChannel; ok is false for a room's name.
+func ChannelUser(name string) (user int64, ok bool) {
+	if len(name) < 2 || name[0] != '~' {
+		return 0, false
+	}
+	user, err := strconv.ParseInt(name[1:], 10, 64)
+	return user, err == nil
+}
 
 // MaxRoomName is the longest room name.
 const MaxRoomName = 64

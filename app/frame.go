@@ -26,6 +26,12 @@ const (
 	FramePresent = "presence"
 	FrameJoined  = "joined"
 	FrameLeft    = "left"
+	FrameMember  = "member"
+	// FrameRead says how far the user has read a room: from a client, to store it; from the server, to
+	// every connection of the user, with the room's unread count.
+	FrameRead = "read"
+	// FrameRooms carries the user's room list, to every connection of the user, whenever it changes.
+	FrameRooms = "rooms"
 )
 
 // MaxClientIDBytes caps the id a client may attach to a message.
@@ -40,6 +46,7 @@ type Inbound struct {
 	Room  string `json:"room"`
 	Since *int64 `json:"since"`
 	Token string `json:"token"`
+	Upto  *int64 `json:"upto"`
 }
 
 // DecodeInbound parses one text frame. Errors are *Error with a frame error code.
@@ -100,7 +107,7 @@ func EncodeMessage(m Message) (frame, object []byte, err error) {
 // The openings of a message's frame and a member event's.
 const (
 	messagePrefix = `{"type":"message",`
-	memberPrefix  = `{"type":"member",`
+	memberPrefix  = `{"type":"` + FrameMember + `",`
 )
 
 // DecodeMemberEvent returns the member event that frame, from EncodeMessage, carries; ok is false for
@@ -152,13 +159,41 @@ func EncodeError(code, message, clientID string, retry time.Duration) []byte {
 // EncodeWelcome returns the first frame a connection gets: whom it speaks for, its rooms, and the
 // longest text it may send, in UTF-8 bytes (MAX_MESSAGE_BYTES), so that a client can say so before
 // sending.
-func EncodeWelcome(user Author, rooms []string, maxMessageBytes int) []byte {
+func EncodeWelcome(user Author, rooms []string, list []MemberRoom, maxMessageBytes int) []byte {
+	if list == nil {
+		list = []MemberRoom{}
+	}
 	b, _ := json.Marshal(struct {
-		Type            string   `json:"type"`
-		User            Author   `json:"user"`
-		Rooms           []string `json:"rooms"`
-		MaxMessageBytes int      `json:"max_message_bytes"`
-	}{FrameWelcome, user, rooms, maxMessageBytes})
+		Type            string       `json:"type"`
+		User            Author       `json:"user"`
+		Rooms           []string     `json:"rooms"`
+		RoomList        []MemberRoom `json:"room_list"`
+		MaxMessageBytes int          `json:"max_message_bytes"`
+	}{FrameWelcome, user, rooms, list, maxMessageBytes})
+	return b
+}
+
+// EncodeRooms returns the frame of a user's room list.
+func EncodeRooms(list []MemberRoom) []byte {
+	if list == nil {
+		list = []MemberRoom{}
+	}
+	b, _ := json.Marshal(struct {
+		Type  string       `json:"type"`
+		Rooms []MemberRoom `json:"rooms"`
+	}{FrameRooms, list})
+	return b
+}
+
+// EncodeRead returns the frame that says the user has read room up to message upto, which leaves unread
+// messages.
+func EncodeRead(room string, upto, unread int64) []byte {
+	b, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Room   string `json:"room"`
+		Upto   int64  `json:"upto"`
+		Unread int64  `json:"unread"`
+	}{FrameRead, room, upto, unread})
 	return b
 }
 

@@ -210,3 +210,10 @@ func TestRemovalReachesEveryNode(t *testing.T) {
 		t.Errorf("bob reading on node 2: %d, want 404", status)
 	}
 }
+
+// A user reading on a connection to one node sees the unread count drop on their connection to another.
+func TestReadStateAcrossNodes(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2)
+	checkReadState(t, nodes[0], nodes[1])
+}

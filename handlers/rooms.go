@@ -25,6 +25,7 @@ type RoomHub interface {
 	AddMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, bool, error)
 	RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error)
 	OpenDM(ctx context.Context, actor app.Identity, name string) (app.MemberRoom, bool, error)
+	MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error)
 }
 
 // MessageReader reads stored messages.
@@ -207,6 +208,15 @@ func (r *Rooms) RemoveMember(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, ev)
+}
+
+// Mine returns the caller's room list, the same on every device: GET /api/me/rooms.
+func (r *Rooms) Mine(c echo.Context) error {
+	list, err := r.Hub.MemberRooms(c.Request().Context(), middleware.Identity(c).UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string][]app.MemberRoom{"rooms": list})
 }
 
 type dmBody struct {

@@ -461,11 +461,22 @@ func (c *Client) join(room string, max int) (bool, error) {
 		return false, app.Errorf(app.CodeTooMany, "a connection may be in at most %d rooms", max)
 	}
 	c.rooms[room] = struct{}{}
+	c.holdLocked(room)
+	return true, nil
+}
+
+// hold starts holding the events of room (a room, or the user's channel) until release.
+func (c *Client) hold(room string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holdLocked(room)
+}
+
+func (c *Client) holdLocked(room string) {
 	if c.held == nil { // made on first use: most connections join once, at connect
 		c.held = make(map[string][]bus.Event)
 	}
 	c.held[room] = []bus.Event{}
-	return true, nil
 }
 
 // leave forgets room and reports whether the client was in it.

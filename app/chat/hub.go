@@ -111,8 +111,9 @@ type Hub struct {
 	creations *budget.Rooms
 	access    *access.Rooms
 
-	// clients is the registry of live connections by Client.ID.
+	// clients is the registry of live connections by Client.ID, and users the same by user.
 	clients sync.Map
+	users   byUser
 	// rooms maps a room name to its *room while the room has connections.
 	rooms sync.Map
 
@@ -285,6 +286,9 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	}
 	h.sessions.Add(1)
 	h.clients.Store(c.ID, c)
+	// The user's own events wait for the welcome: its room list is read after this, so none is missed.
+	c.hold(app.UserChannel(user.UserID))
+	h.users.add(c)
 	h.mu.Unlock()
 	c.expiry = time.AfterFunc(time.Until(user.ExpiresAt), func() { h.expire(c) })
 	h.stats.Connections.Add(1)
@@ -298,20 +302,37 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	names := make([]string, 0, len(joins))
 	open := make([]Join, 0, len(joins))
 	var refused []error
+	listed := false // a public room went into the user's room list
 	for _, j := range joins {
-		if _, err := h.access.Open(ctx, user.UserID, j.Room); err != nil {
+		r, err := h.access.Open(ctx, user.UserID, j.Room)
+		if err != nil {
 			refused = append(refused, err)
 			continue
 		}
+		added, err := h.remember(ctx, user.UserID, r)
+		if err != nil {
+			// The connection joins all the same; only the list missed the room, which the next join mends.
+			h.log.Error("add to room list", "conn", c.ID, "room", j.Room, "err", err)
+		}
+		listed = listed || added
 		open = append(open, j)
 		names = append(names, j.Room)
 	}
-	c.enqueue(app.EncodeWelcome(author(user), names, h.opts.MaxMessageBytes))
+	list, err := h.opts.Store.MemberRooms(ctx, user.UserID)
+	if err != nil {
+		// The welcome goes without the list, which the next change brings whole.
+		h.log.Error("read room list", "conn", c.ID, "err", err)
+	}
+	c.enqueue(app.EncodeWelcome(author(user), names, list, h.opts.MaxMessageBytes))
+	c.release(app.UserChannel(user.UserID), nil, 0)
+	if listed {
+		h.pushRooms(ctx, user.UserID, c.ID)
+	}
 	for _, err := range refused {
 		h.refuse(c, err, "")
 	}
 	for _, j := range open {
-		if err := h.join(ctx, c, j.Room, j.Since, false, ""); err != nil {
+		if _, err := h.join(ctx, c, j.Room, j.Since, false, ""); err != nil {
 			h.refuse(c, err, "")
 		}
 	}
@@ -324,6 +345,7 @@ func (h *Hub) Unregister(c *Client) {
 		return
 	}
 	c.expiry.Stop()
+	h.users.remove(c)
 	for _, name := range c.roomNames() {
 		h.removeFromRoom(c, name)
 	}

@@ -22,6 +22,8 @@ type RoomStore interface {
 	AddMember(ctx context.Context, room string, user int64, at time.Time) (bool, error)
 	RemoveMember(ctx context.Context, room string, user int64) (bool, error)
 	Members(ctx context.Context, room string) ([]app.Author, error)
+	// MarkRead records how far user has read room, forwards only, and returns the read state then.
+	MarkRead(ctx context.Context, room string, user, upto int64) (read, unread int64, err error)
 	// MemberRooms returns the rooms user is a member of, with unread counts and, for a DM, the other user.
 	MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error)
 	// UserByName returns the user of that name (compared as app.NameKey compares), or app.CodeNotFound.
@@ -44,6 +46,7 @@ func (h *Hub) CreateRoom(ctx context.Context, user app.Identity, name string, pr
 	if err := h.opts.Store.CreateRoom(ctx, r, []int64{user.UserID}, h.opts.Now()); err != nil {
 		return app.Room{}, fmt.Errorf("chat: create room %s: %w", name, err)
 	}
+	h.pushRooms(ctx, user.UserID, "")
 	return r, nil
 }
 
@@ -100,6 +103,7 @@ func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name stri
 		return app.Message{}, false, err
 	}
 	ev, err = h.logMember(ctx, actor, room, app.MemberAdded, who)
+	h.pushRooms(ctx, who.ID, "")
 	return ev, err == nil, err
 }
 
@@ -135,7 +139,9 @@ func (h *Hub) RemoveMember(ctx context.Context, actor app.Identity, room, name s
 	if self {
 		kind = app.MemberLeft
 	}
-	return h.logMember(ctx, actor, room, kind, who)
+	ev, err := h.logMember(ctx, actor, room, kind, who)
+	h.pushRooms(ctx, who.ID, "")
+	return ev, err
 }
 
 // user returns the user called name as an author, or a not_found error.
@@ -201,6 +207,8 @@ func (h *Hub) OpenDM(ctx context.Context, actor app.Identity, name string) (room
 	err = h.opts.Store.CreateRoom(ctx, app.Room{Name: room.Name, Kind: app.RoomDM}, []int64{actor.UserID, who.ID}, h.opts.Now())
 	switch {
 	case err == nil:
+		h.pushRooms(ctx, actor.UserID, "")
+		h.pushRooms(ctx, who.ID, "")
 		return room, true, nil
 	case app.ErrorCode(err) != app.CodeConflict:
 		return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %w", err)

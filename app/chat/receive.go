@@ -42,13 +42,15 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 	case app.FrameMessage:
 		err = h.send(ctx, c, in)
 	case app.FrameJoin:
-		err = h.join(ctx, c, in.Room, in.Since, true, in.ID)
+		err = h.joinFrame(ctx, c, in)
 	case app.FrameLeave:
-		err = h.leave(c, in)
+		err = h.leave(ctx, c, in)
 	case app.FrameTyping:
 		err = h.typing(c, in.Room)
 	case app.FrameAuth:
 		err = h.reauth(ctx, c, in)
+	case app.FrameRead:
+		err = h.read(ctx, c, in)
 	case "":
 		err = app.Errorf(app.CodeUnknownType, "type is required")
 	default:
@@ -215,22 +217,23 @@ const joinTimeout = 10 * time.Second
 // presence, then the backlog (history, or the replay after since), then the room's live events. c joins
 // the room before its backlog is read and holds live events meanwhile, so nothing sent during the read is
 // lost, and it drops those the backlog already had.
-func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ack bool, reqID string) error {
+func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ack bool, reqID string) (app.Room, error) {
 	if err := checkRoom(name); err != nil {
-		return err
+		return app.Room{}, err
 	}
 	// A store or a directory that hangs must not hold the connection's reader, or a shutdown, for ever.
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
 	if since != nil && *since < 0 {
-		return app.Errorf(app.CodeInvalid, "since must be a message id, 0 or more")
+		return app.Room{}, app.Errorf(app.CodeInvalid, "since must be a message id, 0 or more")
 	}
-	if _, err := h.access.Open(ctx, c.User.UserID, name); err != nil {
-		return err
+	room, err := h.access.Open(ctx, c.User.UserID, name)
+	if err != nil {
+		return app.Room{}, err
 	}
 	added, err := c.join(name, h.opts.MaxRooms)
 	if err != nil {
-		return err
+		return app.Room{}, err
 	}
 	var frames [][]byte
 	if ack {
@@ -238,7 +241,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 	}
 	if !added {
 		c.enqueue(frames...)
-		return nil
+		return room, nil
 	}
 	r, recorded := h.enterRoom(c, name)
 	// Not under the room's lock: the joiner's list shows the joiner in the directory, as the other nodes
@@ -255,9 +258,27 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		h.log.Error("read backlog", "conn", c.ID, "room", name, "err", err)
 		c.leave(name)
 		h.removeFromRoom(c, name)
-		return app.Errorf(app.CodeInternal, "could not read the messages of %q; join it again", name)
+		return app.Room{}, app.Errorf(app.CodeInternal, "could not read the messages of %q; join it again", name)
 	}
 	c.release(name, append(frames, backlog...), last)
+	return room, nil
+}
+
+// joinFrame joins the room a join frame names; a public room goes into the user's room list, which the
+// user's connections then get.
+func (h *Hub) joinFrame(ctx context.Context, c *Client, in app.Inbound) error {
+	room, err := h.join(ctx, c, in.Room, in.Since, true, in.ID)
+	if err != nil {
+		return err
+	}
+	listed, err := h.remember(ctx, c.User.UserID, room)
+	if err != nil {
+		// The connection is in the room; only the list missed it, which the next join mends.
+		h.log.Error("add to room list", "conn", c.ID, "room", in.Room, "err", err)
+	}
+	if listed {
+		h.pushRooms(ctx, c.User.UserID, "")
+	}
 	return nil
 }
 
@@ -308,7 +329,9 @@ func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte,
 	return append(frames, app.EncodeResumed(room, complete)), last, nil
 }
 
-func (h *Hub) leave(c *Client, in app.Inbound) error {
+// leave takes c out of a room it joined. A public room also leaves the user's room list, which the
+// user's connections then get; a private room stays in it (leaving one is DELETE on its members).
+func (h *Hub) leave(ctx context.Context, c *Client, in app.Inbound) error {
 	if err := checkRoom(in.Room); err != nil {
 		return err
 	}
@@ -317,6 +340,15 @@ func (h *Hub) leave(c *Client, in app.Inbound) error {
 	}
 	h.removeFromRoom(c, in.Room)
 	c.enqueue(app.EncodeAck(app.Ack{For: app.FrameLeave, ID: in.ID, Room: in.Room}))
+	if r, err := h.access.Open(ctx, c.User.UserID, in.Room); err == nil && r.Kind == app.RoomPublic {
+		removed, err := h.opts.Store.RemoveMember(ctx, in.Room, c.User.UserID)
+		if err != nil {
+			h.log.Error("remove from room list", "conn", c.ID, "room", in.Room, "err", err)
+		}
+		if removed {
+			h.pushRooms(ctx, c.User.UserID, "")
+		}
+	}
 	return nil
 }
 

@@ -114,6 +114,13 @@ const typingEvery = time.Second
 // sender's connection. landed, when not nil, is the message of a connection of this node that ev
 // announces: its in-flight mark goes.
 func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
+	if user, ok := app.ChannelUser(ev.Room); ok {
+		h.toUser(user, ev)
+		if done != nil {
+			done()
+		}
+		return
+	}
 	v, ok := h.rooms.Load(ev.Room)
 	if !ok {
 		if done != nil {

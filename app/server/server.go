@@ -228,6 +228,7 @@ func (s *Server) routes(sessions *auth.Sessions, passwords *auth.Passwords, m *m
 	e.POST("/api/register", accounts.Register)
 	e.POST("/api/login", accounts.Login)
 	e.GET("/api/me", accounts.Me, jwt)
+	e.GET("/api/me/rooms", rooms.Mine, jwt)
 	e.POST("/api/token/refresh", accounts.Refresh, jwt)
 	e.POST("/api/logout", accounts.Logout, jwt)
 	e.POST("/api/logout/all", accounts.LogoutAll, jwt)

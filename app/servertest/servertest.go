@@ -391,23 +391,33 @@ func (c *Client) SendText(s string) {
 	}
 }
 
-// Read returns the next frame as a JSON object, failing the test after Timeout. It skips joined and left
-// frames, which the arrival of every other client causes; ReadRaw does not.
+// Read returns the next frame as a JSON object, failing the test after Timeout. It skips the frames of
+// noise, which other clients' comings and goings cause; ReadRaw does not.
 func (c *Client) Read() map[string]any {
 	c.t.Helper()
 	for {
 		f := c.ReadRaw()
-		if f["type"] != "joined" && f["type"] != "left" {
+		if !noise(f) {
 			return f
 		}
 	}
+}
+
+// noise reports whether f is a frame Read passes over: presence changes, and the user's room list and
+// read state, which come whenever the user's rooms change, on any connection of theirs.
+func noise(f map[string]any) bool {
+	switch f["type"] {
+	case "joined", "left", "rooms", "read":
+		return true
+	}
+	return false
 }
 
 // TryRead is Read without failing the test: it returns the error that ended the wait.
 func (c *Client) TryRead(wait time.Duration) (map[string]any, error) {
 	for {
 		f, err := c.TryReadRaw(wait)
-		if err != nil || (f["type"] != "joined" && f["type"] != "left") {
+		if err != nil || !noise(f) {
 			return f, err
 		}
 	}

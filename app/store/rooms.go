@@ -19,9 +19,11 @@ type roomQueries struct {
 
 func newRoomQueries(r func(string) string) roomQueries {
 	return roomQueries{
-		createRoom:   r(`INSERT INTO rooms (name, last_id, kind, owner_id) VALUES (?, 0, ?, ?)`),
-		room:         r(`SELECT kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE name = ?`),
-		addMember:    r(`INSERT INTO room_members (room, user_id, added_at) VALUES (?, ?, ?) ON CONFLICT (room, user_id) DO NOTHING`),
+		createRoom: r(`INSERT INTO rooms (name, last_id, kind, owner_id) VALUES (?, 0, ?, ?)`),
+		room:       r(`SELECT kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE name = ?`),
+		// A new member has read what came before: a room's history is not news to one who just came.
+		addMember: r(`INSERT INTO room_members (room, user_id, added_at, read_upto) SELECT name, ?, ?, last_id FROM rooms
+			WHERE name = ? ON CONFLICT (room, user_id) DO NOTHING`),
 		removeMember: r(`DELETE FROM room_members WHERE room = ? AND user_id = ?`),
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
 			WHERE m.room = ? ORDER BY u.name, u.id`),
@@ -54,7 +56,7 @@ func (d *DB) CreateRoom(ctx context.Context, r app.Room, members []int64, at tim
 			return err
 		}
 		for _, user := range members {
-			if _, err := tx.ExecContext(ctx, d.rq.addMember, r.Name, user, at.UnixMilli()); err != nil {
+			if _, err := tx.ExecContext(ctx, d.rq.addMember, user, at.UnixMilli(), r.Name); err != nil {
 				return err
 			}
 		}
@@ -101,7 +103,7 @@ func (d *DB) AddMember(ctx context.Context, room string, user int64, at time.Tim
 	if _, err := d.Room(ctx, room); err != nil {
 		return false, err
 	}
-	res, err := d.write.ExecContext(ctx, d.rq.addMember, room, user, at.UnixMilli())
+	res, err := d.write.ExecContext(ctx, d.rq.addMember, user, at.UnixMilli(), room)
 	if err != nil {
 		return false, fmt.Errorf("store: add member to %s: %w", room, err)
 	}
@@ -198,28 +200,28 @@ func (d *DB) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, err
 }
 
 // MarkRead records that user has read room up to message upto (at most the room's newest), and returns
-// how far the user has read it now: never less than before. A user who is not a member gets an
-// app.CodeNotFound error.
-func (d *DB) MarkRead(ctx context.Context, room string, user, upto int64) (int64, error) {
-	var read, last int64
-	err := d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last)
+// how far the user has read it now, never less than before, and how many messages are left unread. A user
+// who is not a member gets an app.CodeNotFound error.
+func (d *DB) MarkRead(ctx context.Context, room string, user, upto int64) (read, unread int64, err error) {
+	var last int64
+	err = d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, app.Errorf(app.CodeNotFound, "no room %q", room)
+		return 0, 0, app.Errorf(app.CodeNotFound, "no room %q", room)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: read state of %s: %w", room, err)
+		return 0, 0, fmt.Errorf("store: read state of %s: %w", room, err)
 	}
 	upto = min(upto, last)
 	if upto <= read {
-		return read, nil
+		return read, max(0, last-read), nil
 	}
 	// Only forwards, whatever another connection of the user wrote meanwhile; and what is stored then is
 	// the answer, which such a write may have moved past upto.
 	if _, err := d.write.ExecContext(ctx, d.rq.markRead, upto, room, user, upto); err != nil {
-		return 0, fmt.Errorf("store: mark %s read: %w", room, err)
+		return 0, 0, fmt.Errorf("store: mark %s read: %w", room, err)
 	}
 	if err := d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last); err != nil {
-		return 0, fmt.Errorf("store: read state of %s: %w", room, err)
+		return 0, 0, fmt.Errorf("store: read state of %s: %w", room, err)
 	}
-	return read, nil
+	return read, max(0, last-read), nil
 }

@@ -116,19 +116,26 @@ func TestReadState(t *testing.T) {
 		if got := rooms(); got != "[{secret private 5 5 <nil>}]" {
 			t.Errorf("before reading: %s", got)
 		}
-		for _, step := range []struct{ upto, want int64 }{{3, 3}, {2, 3}, {99, 5}} {
-			if got, err := db.MarkRead(ctx, "secret", ada.ID, step.upto); err != nil || got != step.want {
-				t.Errorf("read up to %d: %d, %v; want %d", step.upto, got, err, step.want)
+		for _, step := range []struct{ upto, want, unread int64 }{{3, 3, 2}, {2, 3, 2}, {99, 5, 0}} {
+			if got, unread, err := db.MarkRead(ctx, "secret", ada.ID, step.upto); err != nil || got != step.want || unread != step.unread {
+				t.Errorf("read up to %d: %d (%d unread), %v; want %d (%d unread)", step.upto, got, unread, err, step.want, step.unread)
 			}
 		}
 		if got := rooms(); got != "[{secret private 5 0 <nil>}]" {
 			t.Errorf("after reading: %s", got)
 		}
-		if _, err := db.MarkRead(ctx, "general", ada.ID, 1); app.ErrorCode(err) != app.CodeNotFound {
+		if _, _, err := db.MarkRead(ctx, "general", ada.ID, 1); app.ErrorCode(err) != app.CodeNotFound {
 			t.Errorf("reading a room one is not a member of: %v, want not_found", err)
 		}
-		// A DM names the other user, for each of the two.
+		// A member added later has read what came before.
 		bob := createUser(t, db, "bob@example.com")
+		if _, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list) != "[{secret private 5 0 <nil>}]" {
+			t.Errorf("bob's rooms: %v, %v; want secret with nothing unread", list, err)
+		}
+		// A DM names the other user, for each of the two.
 		if err := db.CreateRoom(ctx, app.Room{Name: "dm-1-2", Kind: app.RoomDM}, []int64{ada.ID, bob.ID}, now); err != nil {
 			t.Fatal(err)
 		}
