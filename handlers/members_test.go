@@ -73,6 +73,7 @@ func TestNonMembersLearnNothing(t *testing.T) {
 					`{"type":"join","room":"{room}","since":0,"id":"js"}`,
 					`{"type":"message","room":"{room}","text":"let me in","id":"m"}`,
 					`{"type":"typing","room":"{room}"}`,
+					`{"type":"read","room":"{room}","upto":1,"id":"r"}`,
 					`{"type":"leave","room":"{room}","id":"l"}`)
 			}},
 		}
