@@ -70,6 +70,11 @@ const els = {
   joinInput: document.getElementById('join-input'),
   joinButton: document.getElementById('join-button'),
   joinError: document.getElementById('join-error'),
+  joinPrivate: document.getElementById('join-private'),
+  memberForm: document.getElementById('member-form'),
+  memberInput: document.getElementById('member-input'),
+  memberButton: document.getElementById('member-button'),
+  memberError: document.getElementById('member-error'),
   presenceToggle: document.getElementById('presence-toggle'),
   presencePanel: document.getElementById('presence-panel'),
   presence: document.getElementById('presence'),
@@ -113,7 +118,11 @@ const state = {
   auths: new Set(), // client ids of auth frames waiting for their ack
   clientSeq: 0,
   quietTimer: 0,
+  readTimer: 0,
 };
+
+// READ_DELAY_MS gathers the reads of a burst of messages into one read frame.
+const READ_DELAY_MS = 500;
 
 // ---- storage ------------------------------------------------------------------------------------
 
@@ -474,6 +483,9 @@ function newRoom(name) {
     shown: new Set(), // ids of the messages in the list: nothing is shown twice
     lastId: null, // the highest message id seen, for ?since=
     unread: 0,
+    kind: 'public', // or 'private', or 'dm', as the server's room list says
+    with: null, // for a DM, the other user
+    readUpto: 0, // how far the user has read the room, on any device
     stick: true, // the list was at the bottom when last seen
     fromBottom: 0, // else how far from the bottom it was
     atStart: false, // the first message of the room is in the list
@@ -484,6 +496,7 @@ function newRoom(name) {
     typingSentAt: 0,
     item: null,
     button: null,
+    label: null,
     badge: null,
     badgeLabel: null,
     leave: null,
@@ -580,7 +593,69 @@ function updateRoomList() {
 }
 
 function updateRoomTitle() {
-  els.roomTitle.textContent = state.current ? `#${state.current}` : '';
+  const room = currentRoom();
+  let title = '';
+  if (room && room.kind === 'dm' && room.with) title = `@${room.with.name}`;
+  else if (room) title = room.kind === 'private' ? `#${room.name} (private)` : `#${room.name}`;
+  els.roomTitle.textContent = title;
+  const members = room !== null && room.kind === 'private';
+  if (els.memberForm.hidden === members) {
+    els.memberForm.hidden = !members;
+    els.memberError.textContent = '';
+  }
+}
+
+// applyRoomList makes the page's rooms the account's, as the server sent them (the welcome, a rooms
+// frame): rooms joined on another device are joined here, rooms left there go, and each room's unread
+// count is the server's, which counts what was read on every device.
+function applyRoomList(list) {
+  if (!Array.isArray(list)) return;
+  const entries = list.filter((e) => e && typeof e === 'object' && validRoom(e.name));
+  const listed = new Set(entries.map((e) => e.name));
+  const asked = new Set(state.joins.values());
+  for (const name of [...state.rooms.keys()]) {
+    if (!listed.has(name) && !asked.has(name)) removeRoom(name);
+  }
+  for (const entry of entries) {
+    const known = state.rooms.has(entry.name);
+    if (!known && state.rooms.size >= MAX_ROOMS) continue;
+    const room = addRoom(entry.name);
+    if (entry.kind === 'public' || entry.kind === 'private' || entry.kind === 'dm') room.kind = entry.kind;
+    room.with = entry.with && typeof entry.with.name === 'string' ? { id: entry.with.id, name: entry.with.name } : null;
+    const upto = messageId(entry.last_id) !== null && messageId(entry.unread) !== null ? entry.last_id - entry.unread : null;
+    if (upto !== null) room.readUpto = Math.max(room.readUpto, upto);
+    if (messageId(entry.unread) !== null && entry.name !== state.current) room.unread = entry.unread;
+    // A room of the list this connection is not in yet: joined quietly, without moving to it.
+    if (!known && !asked.has(entry.name)) sendFrame({ type: 'join', room: entry.name });
+  }
+  if (!state.current || !state.rooms.has(state.current)) {
+    const first = state.rooms.keys().next().value;
+    if (first) switchRoom(first);
+  }
+  updateRoomList();
+  updateRoomTitle();
+}
+
+// onRead takes the read state of a room, from this device or another: its unread count is the server's.
+function onRead(frame) {
+  const room = typeof frame.room === 'string' ? state.rooms.get(frame.room) : undefined;
+  if (!room) return;
+  if (messageId(frame.upto) !== null) room.readUpto = Math.max(room.readUpto, frame.upto);
+  if (messageId(frame.unread) !== null && room.name !== state.current) room.unread = frame.unread;
+  updateRoomList();
+}
+
+// markRead tells the server, and so every device, that the current room is read up to its newest message,
+// once the page is visible and focused; a burst of messages makes one read frame.
+function markRead() {
+  if (state.readTimer) return;
+  state.readTimer = setTimeout(() => {
+    state.readTimer = 0;
+    const room = currentRoom();
+    if (!room || room.lastId === null || room.lastId <= room.readUpto) return;
+    if (document.visibilityState !== 'visible' || !document.hasFocus()) return;
+    if (sendFrame({ type: 'read', room: room.name, upto: room.lastId })) room.readUpto = room.lastId;
+  }, READ_DELAY_MS);
 }
 
 // switchRoom makes a room current: its lines move into #messages, at the scroll position they had.
@@ -615,6 +690,7 @@ function switchRoom(name) {
   renderTyping();
   saveRooms();
   maybeLoadOlder(next);
+  markRead();
 }
 
 function onJoinSubmit(event) {
@@ -637,6 +713,10 @@ function onJoinSubmit(event) {
     return;
   }
   if ([...state.joins.values()].includes(name)) return; // already asked
+  if (els.joinPrivate.checked) {
+    createRoom(name, true);
+    return;
+  }
   sendJoin(name);
 }
 
@@ -657,13 +737,13 @@ function sendJoin(name) {
   els.joinButton.setAttribute('aria-busy', 'true');
 }
 
-// createRoom makes the room the join form named, which did not exist, then joins it. A name that is
+// createRoom makes the room the join form named (public unless isPrivate), then joins it. A name that is
 // taken (by a private room, or by someone quicker) is not joined again: the server said no already.
-async function createRoom(name) {
+async function createRoom(name, isPrivate = false) {
   els.joinButton.setAttribute('aria-busy', 'true');
   let res = null;
   try {
-    res = await api('POST', '/api/rooms', { name }, state.token);
+    res = await api('POST', '/api/rooms', { name, private: isPrivate }, state.token);
   } catch {
     // Not reached: said below.
   }
@@ -676,7 +756,59 @@ async function createRoom(name) {
     joinFailed(res.status === 409 ? `The name #${name} is taken: choose another.` : errorText(res));
     return;
   }
+  els.joinPrivate.checked = false;
   sendJoin(name);
+}
+
+// onMemberSubmit adds the user named in the member form to the current room, a private one.
+async function onMemberSubmit(event) {
+  event.preventDefault();
+  const room = currentRoom();
+  const name = els.memberInput.value.trim();
+  if (!room || !name) return;
+  els.memberError.textContent = '';
+  els.memberButton.setAttribute('aria-busy', 'true');
+  let res = null;
+  try {
+    res = await api('PUT', `/api/rooms/${room.name}/members/${encodeURIComponent(name)}`, undefined, state.token);
+  } catch {
+    // Not reached: said below.
+  }
+  els.memberButton.removeAttribute('aria-busy');
+  if (res && (res.status === 201 || res.status === 204)) {
+    els.memberInput.value = '';
+    els.memberInput.removeAttribute('aria-invalid');
+    if (res.status === 204) els.memberError.textContent = `${name} is a member already.`;
+    return;
+  }
+  els.memberError.textContent = res ? errorText(res) : 'Could not reach the server: try again.';
+  els.memberInput.setAttribute('aria-invalid', 'true');
+  els.memberInput.focus();
+}
+
+// openDM opens the direct message with the user called name, from the online list: made by the first
+// call from either side, the same room from both.
+async function openDM(name) {
+  let res = null;
+  try {
+    res = await api('POST', '/api/dms', { user: name }, state.token);
+  } catch {
+    // Not reached: said below.
+  }
+  if (!res || !res.ok || !res.data || !validRoom(res.data.name)) {
+    systemLine(res ? `Could not open a direct message with ${name}: ${errorText(res)}` : 'Could not reach the server: try again.', true);
+    return;
+  }
+  const entry = res.data;
+  if (state.rooms.has(entry.name)) {
+    switchRoom(entry.name);
+    return;
+  }
+  const room = addRoom(entry.name);
+  room.kind = 'dm';
+  room.with = entry.with && typeof entry.with.name === 'string' ? { id: entry.with.id, name: entry.with.name } : null;
+  updateRoomList();
+  sendJoin(entry.name);
 }
 
 function onJoinAck(frame) {
@@ -695,7 +827,11 @@ function onJoinAck(frame) {
 
 function leaveRoom(name) {
   const room = state.rooms.get(name);
-  if (!room || state.rooms.size <= 1) return;
+  if (!room || state.rooms.size <= 1 || room.kind === 'dm') return;
+  if (room.kind === 'private') {
+    leavePrivate(room);
+    return;
+  }
   if ([...state.leaves.values()].includes(name)) return;
   const ws = state.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN) {
@@ -710,6 +846,20 @@ function leaveRoom(name) {
   }
   state.leaves.set(id, name);
   room.leave.disabled = true;
+}
+
+// leavePrivate ends the user's membership of a private room; the member_left event that follows takes
+// the room off the list, on every device.
+async function leavePrivate(room) {
+  room.leave.disabled = true;
+  let res = null;
+  try {
+    res = await api('DELETE', `/api/rooms/${room.name}/members/${encodeURIComponent(state.user ? state.user.name : '')}`, undefined, state.token);
+  } catch {
+    // Not reached: said below.
+  }
+  room.leave.disabled = false;
+  if (!res || !res.ok) systemLine(res ? `Could not leave #${room.name}: ${errorText(res)}` : 'Could not reach the server: try again.', true, room);
 }
 
 function onLeaveAck(frame) {
@@ -766,7 +916,7 @@ function renderPresence() {
   const room = currentRoom();
   const users = room ? [...room.users].sort((a, b) => a[1].localeCompare(b[1])) : [];
   const self = state.user && state.user.id != null ? String(state.user.id) : null;
-  const items = users.map(([key, name]) => presenceItem(key, name, key === self));
+  const items = users.map(([key, name]) => presenceItem(key, name, key === self, openDM));
   els.presence.replaceChildren(...items);
   for (const el of document.querySelectorAll('.presence-count')) el.textContent = String(users.length);
   for (const el of document.querySelectorAll('.presence-room')) el.textContent = room ? `#${room.name}` : '';
@@ -1032,6 +1182,12 @@ function onFrame(data) {
     case 'member':
       onMember(frame);
       break;
+    case 'rooms':
+      applyRoomList(frame.rooms);
+      break;
+    case 'read':
+      onRead(frame);
+      break;
     case 'resumed':
       onResumed(frame);
       break;
@@ -1079,6 +1235,7 @@ function onWelcome(frame) {
     const names = [...new Set(frame.rooms.filter(validRoom))];
     if (names.length > 0) syncRooms(names);
   }
+  applyRoomList(frame.room_list);
   if (Number.isSafeInteger(frame.max_message_bytes) && frame.max_message_bytes > 0) {
     state.maxMessageBytes = frame.max_message_bytes;
   }
@@ -1345,12 +1502,13 @@ function addMessage(room, message, source) {
     const key = userKey(message.from);
     if (key !== null) stopTyping(room, key);
   }
-  if (source !== 'history' && !current && !isOwn(message) && !message.kind) {
+  if (source !== 'history' && !current && !isOwn(message)) {
     room.unread += 1;
     updateRoomList();
   }
   if (atBottom && source !== 'gap') trim(room, list);
   if (current && atBottom) list.scrollTop = list.scrollHeight;
+  if (current) markRead();
 }
 
 // insertOrdered inserts line before the first message with a larger id, or at the end. Lines without an
@@ -1536,6 +1694,14 @@ function boot() {
   document.addEventListener('visibilitychange', () => {
     // Timers sleep with the computer: after a wake, a refresh may be due already.
     if (document.visibilityState === 'visible' && state.token) scheduleRefresh();
+    markRead();
+  });
+  // What came while the page was in the background is read once it is looked at again.
+  window.addEventListener('focus', markRead);
+  els.memberForm.addEventListener('submit', onMemberSubmit);
+  els.memberInput.addEventListener('input', () => {
+    els.memberError.textContent = '';
+    els.memberInput.removeAttribute('aria-invalid');
   });
 
   const saved = loadSaved();

@@ -21,9 +21,11 @@ const LOADING_OLDER = 'loading-older self-center text-xs text-slate-600';
 const ROOM_ITEM = 'room flex shrink-0 items-center rounded-full bg-slate-100 text-slate-800 ring-1 ring-slate-300 data-current:bg-indigo-600 data-current:text-white data-current:ring-indigo-600 md:rounded-lg';
 const ROOM_BUTTON = 'room-button flex min-h-8 min-w-0 flex-1 cursor-pointer items-center gap-1.5 rounded-full py-1 pl-3 pr-2 text-left text-sm font-medium md:rounded-lg';
 const ROOM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["#"_/_""]';
+const DM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:content-["@"_/_""]';
 const UNREAD = 'unread min-w-5 shrink-0 rounded-full bg-red-600 px-1.5 text-center text-xs leading-5 font-semibold text-white tabular-nums';
 const ROOM_LEAVE = 'room-leave mr-0.5 flex size-7 shrink-0 cursor-pointer items-center justify-center rounded-full text-lg leading-none opacity-70 hover:bg-black/10 hover:opacity-100 md:rounded-md';
 const PRESENCE_USER = 'presence-user max-w-full truncate rounded-full bg-slate-100 px-2 py-0.5 text-sm text-slate-800 md:rounded-md md:bg-transparent md:px-1';
+const PRESENCE_DM = 'presence-dm max-w-full cursor-pointer truncate text-left underline-offset-2 hover:underline focus-visible:underline';
 
 // messageLine builds the line of a message: author, time (see setTime) and text.
 export function messageLine(author, text, own) {
@@ -138,12 +140,15 @@ export function roomItem(name, onOpen, onLeave) {
   leave.addEventListener('click', onLeave);
 
   item.append(button, leave);
-  return { item, button, badge, badgeLabel, leave };
+  return { item, button, label, badge, badgeLabel, leave };
 }
 
-// showRoomItem shows whether a room is the current one, its unread count, and its leave button unless
-// it is the only room.
+// showRoomItem shows whether a room is the current one, its name (a DM's, the other user's), its unread
+// count, and its leave button unless it is the only room or a DM, which cannot be left.
 export function showRoomItem(room, current, only) {
+  const dm = room.with && typeof room.with.name === 'string' ? room.with.name : '';
+  room.label.className = dm ? DM_NAME : ROOM_NAME;
+  room.label.textContent = dm || room.name;
   if (current) {
     room.button.setAttribute('aria-current', 'true');
     room.item.dataset.current = 'true';
@@ -154,17 +159,30 @@ export function showRoomItem(room, current, only) {
   room.badge.textContent = String(room.unread);
   room.badge.hidden = room.unread === 0;
   room.badgeLabel.hidden = room.unread === 0;
-  room.leave.hidden = only;
+  room.leave.hidden = only || room.kind === 'dm';
 }
 
-// presenceItem builds a user's entry in the online list.
-export function presenceItem(key, name, self) {
+// presenceItem builds a user's entry in the online list; another user's name is a button that opens a
+// direct message with them (onMessage).
+export function presenceItem(key, name, self, onMessage) {
   const li = document.createElement('li');
   li.className = PRESENCE_USER;
   li.dataset.userId = key;
-  if (self) li.dataset.self = 'true';
-  li.textContent = name || 'unknown';
   li.dir = 'auto';
+  if (self || !onMessage || !name) {
+    if (self) li.dataset.self = 'true';
+    li.textContent = name || 'unknown';
+    return li;
+  }
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = PRESENCE_DM;
+  button.dataset.dm = name;
+  button.textContent = name;
+  button.title = `Send a direct message to ${name}`;
+  button.setAttribute('aria-label', `Send a direct message to ${name}`);
+  button.addEventListener('click', () => onMessage(name));
+  li.append(button);
   return li;
 }
 
