@@ -156,18 +156,16 @@ func EncodeError(code, message, clientID string, retry time.Duration) []byte {
 	return b
 }
 
-// EncodeWelcome returns the first frame a connection gets: whom it speaks for, its rooms, and the
-// longest text it may send, in UTF-8 bytes (MAX_MESSAGE_BYTES), so that a client can say so before
+// EncodeWelcome returns the first frame a connection gets: whom it speaks for, its rooms, the user's room
+// list (left out when it could not be read, so that no client takes an empty list for the truth), and
+// the longest text it may send, in UTF-8 bytes (MAX_MESSAGE_BYTES), so that a client can say so before
 // sending.
 func EncodeWelcome(user Author, rooms []string, list []MemberRoom, maxMessageBytes int) []byte {
-	if list == nil {
-		list = []MemberRoom{}
-	}
 	b, _ := json.Marshal(struct {
 		Type            string       `json:"type"`
 		User            Author       `json:"user"`
 		Rooms           []string     `json:"rooms"`
-		RoomList        []MemberRoom `json:"room_list"`
+		RoomList        []MemberRoom `json:"room_list,omitempty"`
 		MaxMessageBytes int          `json:"max_message_bytes"`
 	}{FrameWelcome, user, rooms, list, maxMessageBytes})
 	return b

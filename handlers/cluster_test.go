@@ -217,3 +217,16 @@ func TestReadStateAcrossNodes(t *testing.T) {
 	nodes := startNodes(t, 2)
 	checkReadState(t, nodes[0], nodes[1])
 }
+
+// A change of a user's room list made through one node reaches their connection to another at once.
+func TestRoomListAcrossNodes(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2)
+	one, two := nodes[0], nodes[1]
+	ada, bob := one.Register(t, "ada@example.com"), one.Register(t, "bob@example.com")
+	laptop := two.Connect(t, ada)
+	one.Do(t, http.MethodPost, "/api/dms", bob.Token, map[string]any{"user": "ada"})
+	if got, want := roomList(t, laptop), fmt.Sprintf("dm-%d-%d:dm:0:bob general:public:0", ada.ID, bob.ID); got != want {
+		t.Errorf("ada on node 2 got the list %s, want %s", got, want)
+	}
+}

@@ -613,8 +613,12 @@ function applyRoomList(list) {
   const entries = list.filter((e) => e && typeof e === 'object' && validRoom(e.name));
   const listed = new Set(entries.map((e) => e.name));
   const asked = new Set(state.joins.values());
-  for (const name of [...state.rooms.keys()]) {
-    if (!listed.has(name) && !asked.has(name)) removeRoom(name);
+  for (const [name, room] of [...state.rooms]) {
+    if (listed.has(name) || asked.has(name)) continue;
+    // Left on another device: this connection leaves too, and gets nothing more of it. (A private room's
+    // removal has taken this connection out already.)
+    if (room.kind === 'public') sendFrame({ type: 'leave', room: name });
+    removeRoom(name);
   }
   for (const entry of entries) {
     const known = state.rooms.has(entry.name);
