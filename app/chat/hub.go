@@ -301,28 +301,21 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	// user may not see, which get their error after it.
 	names := make([]string, 0, len(joins))
 	open := make([]Join, 0, len(joins))
+	var public []string
 	var refused []error
-	listed := false // a public room went into the user's room list
 	for _, j := range joins {
 		r, err := h.access.Open(ctx, user.UserID, j.Room)
 		if err != nil {
 			refused = append(refused, err)
 			continue
 		}
-		added, err := h.remember(ctx, user.UserID, r)
-		if err != nil {
-			// The connection joins all the same; only the list missed the room, which the next join mends.
-			h.log.Error("add to room list", "conn", c.ID, "room", j.Room, "err", err)
+		if r.Kind == app.RoomPublic {
+			public = append(public, r.Name)
 		}
-		listed = listed || added
 		open = append(open, j)
 		names = append(names, j.Room)
 	}
-	list, err := h.opts.Store.MemberRooms(ctx, user.UserID)
-	if err != nil {
-		// The welcome goes without the list, which the next change brings whole.
-		h.log.Error("read room list", "conn", c.ID, "err", err)
-	}
+	list, listed := h.welcomeList(ctx, c, public)
 	c.enqueue(app.EncodeWelcome(author(user), names, list, h.opts.MaxMessageBytes))
 	c.release(app.UserChannel(user.UserID), nil, 0)
 	if listed {

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/causerie/causerie/app"
@@ -85,6 +86,37 @@ func (h *Hub) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, er
 		list = []app.MemberRoom{}
 	}
 	return list, nil
+}
+
+// welcomeList returns the room list of c's user for its welcome, once the public rooms c joins at connect
+// are in it, and reports whether any was not: the user's other connections are then told. One read of the
+// store in the common case, where they all are; nil when the store cannot be read, and the welcome goes
+// without a list, which the next change brings whole.
+func (h *Hub) welcomeList(ctx context.Context, c *Client, public []string) (list []app.MemberRoom, listed bool) {
+	user := c.User.UserID
+	list, err := h.opts.Store.MemberRooms(ctx, user)
+	if err != nil {
+		h.log.Error("read room list", "conn", c.ID, "err", err)
+		return nil, false
+	}
+	for _, name := range public {
+		if slices.ContainsFunc(list, func(r app.MemberRoom) bool { return r.Name == name }) {
+			continue
+		}
+		added, err := h.opts.Store.AddMember(ctx, name, user, h.opts.Now())
+		if err != nil {
+			// The connection joins all the same; only the list missed the room, which the next join mends.
+			h.log.Error("add to room list", "conn", c.ID, "room", name, "err", err)
+		}
+		listed = listed || added
+	}
+	if listed {
+		if list, err = h.opts.Store.MemberRooms(ctx, user); err != nil {
+			h.log.Error("read room list", "conn", c.ID, "err", err)
+			return nil, true
+		}
+	}
+	return list, listed
 }
 
 // remember puts room, a public room user joined, in user's room list, and reports whether it was not
