@@ -231,6 +231,7 @@ func (m *member) record(f map[string]any) {
 		}
 		m.last = max(m.last, msg.ID)
 	case "joined", "left", "presence", "typing", "pong":
+	case "rooms", "read": // the user's room list, sent again by a node whose bus was cut
 	default:
 		m.unexpected = append(m.unexpected, fmt.Sprint(f))
 	}
@@ -698,8 +699,15 @@ func TestClusterPresence(t *testing.T) {
 		t.Logf("%s had cat's left frame %v after the kill", c.who, time.Since(killed).Round(time.Millisecond))
 	}
 	for _, c := range live {
-		if f, err := c.c.TryReadRaw(quiet); err == nil {
-			t.Errorf("%s got %v after cat left, want nothing (bob is still on node-2)", c.who, f)
+		for {
+			f, err := c.c.TryReadRaw(quiet)
+			if err != nil {
+				break
+			}
+			// A node that claims a stopped one has every node send its users their room list again.
+			if f["type"] != "rooms" {
+				t.Errorf("%s got %v after cat left, want nothing (bob is still on node-2)", c.who, f)
+			}
 		}
 	}
 

@@ -87,6 +87,13 @@ type MemberRoom struct {
 	With *Author `json:"with,omitempty"`
 }
 
+// RoomList is a user's room list, by name. Version moves on with every change of the user's memberships:
+// of two lists, the one of the larger version is the newer.
+type RoomList struct {
+	Rooms   []MemberRoom `json:"rooms"`
+	Version int64        `json:"version"`
+}
+
 // RoomUser is a user in a room: presence reports, as these, the users who left with a node that stopped.
 type RoomUser struct {
 	Room string

@@ -160,25 +160,30 @@ func EncodeError(code, message, clientID string, retry time.Duration) []byte {
 // list (left out when it could not be read, so that no client takes an empty list for the truth), and
 // the longest text it may send, in UTF-8 bytes (MAX_MESSAGE_BYTES), so that a client can say so before
 // sending.
-func EncodeWelcome(user Author, rooms []string, list []MemberRoom, maxMessageBytes int) []byte {
-	b, _ := json.Marshal(struct {
+func EncodeWelcome(user Author, rooms []string, list *RoomList, maxMessageBytes int) []byte {
+	w := struct {
 		Type            string       `json:"type"`
 		User            Author       `json:"user"`
 		Rooms           []string     `json:"rooms"`
 		RoomList        []MemberRoom `json:"room_list,omitempty"`
+		RoomListVersion *int64       `json:"room_list_version,omitempty"`
 		MaxMessageBytes int          `json:"max_message_bytes"`
-	}{FrameWelcome, user, rooms, list, maxMessageBytes})
+	}{Type: FrameWelcome, User: user, Rooms: rooms, MaxMessageBytes: maxMessageBytes}
+	if list != nil {
+		w.RoomList, w.RoomListVersion = list.Rooms, &list.Version
+	}
+	b, _ := json.Marshal(w)
 	return b
 }
 
 // EncodeRooms returns the frame of a user's room list.
-func EncodeRooms(list []MemberRoom) []byte {
-	if list == nil {
-		list = []MemberRoom{}
+func EncodeRooms(list RoomList) []byte {
+	if list.Rooms == nil {
+		list.Rooms = []MemberRoom{}
 	}
 	b, _ := json.Marshal(struct {
-		Type  string       `json:"type"`
-		Rooms []MemberRoom `json:"rooms"`
+		Type string `json:"type"`
+		RoomList
 	}{FrameRooms, list})
 	return b
 }

@@ -115,6 +115,13 @@ func TestPrivateRoomMembers(t *testing.T) {
 		if status, body := member("PUT", ada, "bob"); status != http.StatusNoContent {
 			t.Errorf("adding bob again: %d %v, want 204", status, body)
 		}
+		// A name with a space, a "%" and an accent, percent-encoded in the path.
+		if status, body := s.Do(t, http.MethodPost, "/api/register", "", map[string]string{"email": "zoe@example.com", "password": "password123", "name": "Zoé 100%"}); status != http.StatusCreated {
+			t.Fatalf("register Zoé: %d %v", status, body)
+		}
+		if status, ev := member("PUT", ada, "zoé 100%"); status != http.StatusCreated || ev["user"].(map[string]any)["name"] != "Zoé 100%" {
+			t.Errorf("adding Zoé 100%%: %d %v", status, ev)
+		}
 		for _, tc := range []struct {
 			name   string
 			method string
@@ -135,7 +142,7 @@ func TestPrivateRoomMembers(t *testing.T) {
 				assertError(t, body, tc.code)
 			}
 		}
-		if status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members", bob.Token, nil); status != http.StatusOK || fmt.Sprint(body["members"]) != fmt.Sprintf("[map[id:%d name:ada] map[id:%d name:bob]]", ada.ID, bob.ID) {
+		if status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members", bob.Token, nil); status != http.StatusOK || fmt.Sprint(body["members"]) != fmt.Sprintf("[map[id:%d name:ada] map[id:%d name:bob] map[id:%d name:Zoé 100%%]]", ada.ID, bob.ID, ada.ID+3) {
 			t.Errorf("members: %d %v", status, body)
 		}
 		if status, body := s.Do(t, http.MethodPut, "/api/rooms/general/members/bob", ada.Token, nil); status != http.StatusForbidden {
@@ -192,7 +199,7 @@ func TestPrivateRoomMembers(t *testing.T) {
 				log = append(log, fmt.Sprint(m["text"]))
 			}
 		}
-		if want := "[member_added:bob merci member_removed:bob sans bob member_added:cat member_left:cat]"; fmt.Sprint(log) != want {
+		if want := "[member_added:bob member_added:Zoé 100% merci member_removed:bob sans bob member_added:cat member_left:cat]"; fmt.Sprint(log) != want {
 			t.Errorf("the room's log: %v, want %s", log, want)
 		}
 	})

@@ -25,7 +25,7 @@ type RoomHub interface {
 	AddMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, bool, error)
 	RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error)
 	OpenDM(ctx context.Context, actor app.Identity, name string) (app.MemberRoom, bool, error)
-	MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error)
+	MemberRooms(ctx context.Context, user int64) (app.RoomList, error)
 }
 
 // MessageReader reads stored messages.
@@ -216,7 +216,7 @@ func (r *Rooms) Mine(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string][]app.MemberRoom{"rooms": list})
+	return c.JSON(http.StatusOK, list)
 }
 
 type dmBody struct {
@@ -244,12 +244,17 @@ func (r *Rooms) OpenDM(c echo.Context) error {
 	return c.JSON(status, room)
 }
 
-// memberParams returns the room and the user name of a member route; the name comes percent-encoded.
+// memberParams returns the room and the user name of a member route. Echo routes the decoded path, and
+// the raw one only when the two differ beyond what encoding the decoded one would give (a name with a
+// "/" or a "%" in it): only then is the name still to decode.
 func memberParams(c echo.Context) (room, name string, err error) {
 	if room, err = roomParam(c); err != nil {
 		return "", "", err
 	}
-	name, err = url.PathUnescape(c.Param("name"))
+	name = c.Param("name")
+	if c.Request().URL.RawPath != "" {
+		name, err = url.PathUnescape(name)
+	}
 	if err != nil || name == "" {
 		return "", "", app.Errorf(app.CodeInvalid, "the user name in the path must be percent-encoded UTF-8")
 	}

@@ -119,6 +119,7 @@ const state = {
   clientSeq: 0,
   quietTimer: 0,
   readTimer: 0,
+  listVersion: -1, // the version of the last room list taken from the server
 };
 
 // READ_DELAY_MS gathers the reads of a burst of messages into one read frame.
@@ -522,6 +523,7 @@ function resetRooms() {
 
 function clearRooms() {
   for (const room of state.rooms.values()) clearTyping(room);
+  state.listVersion = -1;
   state.rooms.clear();
   state.current = null;
   state.pending.clear();
@@ -608,8 +610,13 @@ function updateRoomTitle() {
 // applyRoomList makes the page's rooms the account's, as the server sent them (the welcome, a rooms
 // frame): rooms joined on another device are joined here, rooms left there go, and each room's unread
 // count is the server's, which counts what was read on every device.
-function applyRoomList(list) {
+function applyRoomList(list, version) {
   if (!Array.isArray(list)) return;
+  // Lists from several nodes are not ordered: one older than the list taken already is dropped.
+  if (Number.isSafeInteger(version)) {
+    if (version < state.listVersion) return;
+    state.listVersion = version;
+  }
   const entries = list.filter((e) => e && typeof e === 'object' && validRoom(e.name));
   const listed = new Set(entries.map((e) => e.name));
   const asked = new Set(state.joins.values());
@@ -625,7 +632,7 @@ function applyRoomList(list) {
     if (!known && state.rooms.size >= MAX_ROOMS) continue;
     const room = addRoom(entry.name);
     if (entry.kind === 'public' || entry.kind === 'private' || entry.kind === 'dm') room.kind = entry.kind;
-    room.with = entry.with && typeof entry.with.name === 'string' ? { id: entry.with.id, name: entry.with.name } : null;
+    room.with = dmWith(entry);
     const upto = messageId(entry.last_id) !== null && messageId(entry.unread) !== null ? entry.last_id - entry.unread : null;
     if (upto !== null) room.readUpto = Math.max(room.readUpto, upto);
     if (messageId(entry.unread) !== null && entry.name !== state.current) room.unread = entry.unread;
@@ -638,6 +645,11 @@ function applyRoomList(list) {
   }
   updateRoomList();
   updateRoomTitle();
+}
+
+// dmWith returns the other user of a DM's room list entry, or null.
+function dmWith(entry) {
+  return entry.with && typeof entry.with.name === 'string' ? { id: entry.with.id, name: entry.with.name } : null;
 }
 
 // onRead takes the read state of a room, from this device or another: its unread count is the server's.
@@ -810,7 +822,7 @@ async function openDM(name) {
   }
   const room = addRoom(entry.name);
   room.kind = 'dm';
-  room.with = entry.with && typeof entry.with.name === 'string' ? { id: entry.with.id, name: entry.with.name } : null;
+  room.with = dmWith(entry);
   updateRoomList();
   sendJoin(entry.name);
 }
@@ -1187,7 +1199,7 @@ function onFrame(data) {
       onMember(frame);
       break;
     case 'rooms':
-      applyRoomList(frame.rooms);
+      applyRoomList(frame.rooms, frame.version);
       break;
     case 'read':
       onRead(frame);
@@ -1239,7 +1251,7 @@ function onWelcome(frame) {
     const names = [...new Set(frame.rooms.filter(validRoom))];
     if (names.length > 0) syncRooms(names);
   }
-  applyRoomList(frame.room_list);
+  applyRoomList(frame.room_list, frame.room_list_version);
   if (Number.isSafeInteger(frame.max_message_bytes) && frame.max_message_bytes > 0) {
     state.maxMessageBytes = frame.max_message_bytes;
   }
@@ -1348,6 +1360,8 @@ function onMessageAck(frame) {
   }
   if (typeof message.text === 'string') line.querySelector('.msg-text').textContent = message.text;
   markDelivered(room, line, id, message.at);
+  // One's own message is read: on another device it must not count as unread.
+  if (room.name === state.current) markRead();
 }
 
 function onError(frame) {

@@ -134,11 +134,15 @@ func (c *Client) offer(ev bus.Event) bool {
 }
 
 // release queues backlog, then the events held for room since join that are not message events already
-// in the backlog (id at most lastID), and stops holding.
-func (c *Client) release(room string, backlog [][]byte, lastID int64) {
+// in the backlog (id at most lastID), and stops holding. It queues nothing, and reports false, when the
+// client is no longer in the room: a removal evicted it meanwhile.
+func (c *Client) release(room string, backlog [][]byte, lastID int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	held := c.unholdLocked(room)
+	if _, joined := c.rooms[room]; !joined {
+		return false
+	}
 	if lastID > 0 {
 		if c.floor == nil {
 			c.floor = make(map[string]int64)
@@ -147,7 +151,7 @@ func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 	}
 	for _, f := range backlog {
 		if !c.pushLocked(f) {
-			return
+			return true
 		}
 	}
 	for _, ev := range held {
@@ -157,6 +161,18 @@ func (c *Client) release(room string, backlog [][]byte, lastID int64) {
 			}
 			delete(c.floor, room)
 		}
+		if !c.pushLocked(ev.Payload) {
+			return true
+		}
+	}
+	return true
+}
+
+// flush stops holding the events of channel, which has no backlog (the user's own), and queues them.
+func (c *Client) flush(channel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range c.unholdLocked(channel) {
 		if !c.pushLocked(ev.Payload) {
 			return
 		}

@@ -227,11 +227,16 @@ func (b busHandler) Event(ev bus.Event) {
 	b.h.dispatch(ev, nil, nil)
 }
 
-// Resync catches every room up from the store, and closes the connections of sessions that ended
-// meanwhile.
+// Resync catches every room up from the store, closes the connections of sessions that ended meanwhile,
+// and gives each user here their room list again.
 func (b busHandler) Resync() {
 	b.h.resync()
 	b.h.checkSessions()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+		defer cancel()
+		b.h.resendLists(ctx)
+	}()
 }
 
 // publish delivers ev to this node's connections and hands it to the bus for the others. done is as
@@ -317,7 +322,7 @@ func (h *Hub) Register(ctx context.Context, conn Conn, s Session) (*Client, erro
 	}
 	list, listed := h.welcomeList(ctx, c, public)
 	c.enqueue(app.EncodeWelcome(author(user), names, list, h.opts.MaxMessageBytes))
-	c.release(app.UserChannel(user.UserID), nil, 0)
+	c.flush(app.UserChannel(user.UserID))
 	if listed {
 		h.pushRooms(ctx, user.UserID, c.ID)
 	}

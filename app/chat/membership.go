@@ -25,7 +25,7 @@ type RoomStore interface {
 	// MarkRead records how far user has read room, forwards only, and returns the read state then.
 	MarkRead(ctx context.Context, room string, user, upto int64) (read, unread int64, err error)
 	// MemberRooms returns the rooms user is a member of, with unread counts and, for a DM, the other user.
-	MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error)
+	MemberRooms(ctx context.Context, user int64) (app.RoomList, error)
 	// UserByName returns the user of that name (compared as app.NameKey compares), or app.CodeNotFound.
 	UserByName(ctx context.Context, name string) (app.User, error)
 }
@@ -81,8 +81,9 @@ func (h *Hub) Members(ctx context.Context, user int64, room string) ([]app.Autho
 	return members, nil
 }
 
-// AddMember makes the user called name a member of room, a private room that actor owns, and puts a
-// member_added event in the room's log. A member already gets created false and no event.
+// AddMember makes the user called name a member of room, a private room that actor owns, with a
+// member_added event in the room's log, which the store writes with the membership. A member already gets
+// created false and no event.
 func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name string) (ev app.Message, created bool, err error) {
 	r, err := h.access.Open(ctx, actor.UserID, room)
 	if err != nil {
@@ -98,8 +99,8 @@ func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name stri
 	if err != nil {
 		return app.Message{}, false, err
 	}
-	added, err := h.opts.Store.AddMember(ctx, room, who.ID, h.opts.Now())
-	if err != nil || !added {
+	member, err := h.opts.Store.IsMember(ctx, room, who.ID)
+	if err != nil || member {
 		return app.Message{}, false, err
 	}
 	ev, err = h.logMember(ctx, actor, room, app.MemberAdded, who)
@@ -128,11 +129,11 @@ func (h *Hub) RemoveMember(ctx context.Context, actor app.Identity, room, name s
 	case !self && r.Owner != actor.UserID:
 		return app.Message{}, app.Errorf(app.CodeForbidden, "only the owner of #%s removes others", room)
 	}
-	removed, err := h.opts.Store.RemoveMember(ctx, room, who.ID)
+	member, err := h.opts.Store.IsMember(ctx, room, who.ID)
 	if err != nil {
 		return app.Message{}, fmt.Errorf("chat: remove member: %w", err)
 	}
-	if !removed {
+	if !member {
 		return app.Message{}, app.Errorf(app.CodeNotFound, "%s is not a member of #%s", who.Name, room)
 	}
 	kind := app.MemberRemoved
@@ -156,10 +157,11 @@ func (h *Hub) user(ctx context.Context, name string) (app.Author, error) {
 	return app.Author{ID: u.ID, Name: u.Name}, nil
 }
 
-// logMember stores a member event of kind, done by actor to who, in room's log, delivers it like a
-// message, and returns it.
+// logMember stores a member event of kind, done by actor to who, in room's log, with the change of
+// membership it records, delivers it like a message, and returns it. A client that goes away meanwhile
+// does not cancel it: the change is made and known everywhere, or not made.
 func (h *Hub) logMember(ctx context.Context, actor app.Identity, room, kind string, who app.Author) (app.Message, error) {
-	res, err := h.commit(ctx, app.Message{Room: room, From: author(actor), Kind: kind, User: &who, At: h.now()})
+	res, err := h.commit(context.WithoutCancel(ctx), app.Message{Room: room, From: author(actor), Kind: kind, User: &who, At: h.now()})
 	if err != nil {
 		return app.Message{}, err
 	}
@@ -204,24 +206,31 @@ func (h *Hub) OpenDM(ctx context.Context, actor app.Identity, name string) (room
 		return app.MemberRoom{}, false, app.Errorf(app.CodeInvalid, "a direct message is with another user")
 	}
 	room = app.MemberRoom{Name: access.DMName(actor.UserID, who.ID), Kind: app.RoomDM, With: &who}
-	err = h.opts.Store.CreateRoom(ctx, app.Room{Name: room.Name, Kind: app.RoomDM}, []int64{actor.UserID, who.ID}, h.opts.Now())
-	switch {
-	case err == nil:
-		h.pushRooms(ctx, actor.UserID, "")
-		h.pushRooms(ctx, who.ID, "")
-		return room, true, nil
-	case app.ErrorCode(err) != app.CodeConflict:
-		return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %w", err)
+	if _, err := h.opts.Store.Room(ctx, room.Name); app.ErrorCode(err) == app.CodeNotFound {
+		// A DM is a room: its making counts against RoomsPerHour, which keeps one user from opening DMs with
+		// everyone.
+		if err := h.creations.Take(ctx, actor.UserID); err != nil {
+			return app.MemberRoom{}, false, err
+		}
+		err = h.opts.Store.CreateRoom(ctx, app.Room{Name: room.Name, Kind: app.RoomDM}, []int64{actor.UserID, who.ID}, h.opts.Now())
+		if err == nil {
+			h.pushRooms(ctx, actor.UserID, "")
+			h.pushRooms(ctx, who.ID, "")
+			return room, true, nil
+		}
+		if app.ErrorCode(err) != app.CodeConflict { // a conflict: the other user opened it meanwhile
+			return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %w", err)
+		}
 	}
-	// It exists: only a DM has a name of this form, and only its two users are members.
-	rooms, err := h.opts.Store.MemberRooms(ctx, actor.UserID)
+	list, err := h.opts.Store.MemberRooms(ctx, actor.UserID)
 	if err != nil {
 		return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %w", err)
 	}
-	for _, r := range rooms {
-		if r.Name == room.Name {
+	for _, r := range list.Rooms {
+		if r.Name == room.Name && r.Kind == app.RoomDM {
 			return r, false, nil
 		}
 	}
-	return app.MemberRoom{}, false, fmt.Errorf("chat: open DM: %s exists without %d as a member", room.Name, actor.UserID)
+	// A public room took the name before rooms had kinds (a room was made by its first message then).
+	return app.MemberRoom{}, false, app.Errorf(app.CodeConflict, "an earlier room is called %s: the DM cannot be opened", room.Name)
 }

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/access"
 	"github.com/causerie/causerie/app/bus"
 	"github.com/causerie/causerie/app/commit"
 	"github.com/causerie/causerie/app/presence"
@@ -260,7 +262,21 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 		h.removeFromRoom(c, name)
 		return app.Room{}, app.Errorf(app.CodeInternal, "could not read the messages of %q; join it again", name)
 	}
-	c.release(name, append(frames, backlog...), last)
+	if room.Kind != app.RoomPublic {
+		// A removal stored between the check above and the room's base would never reach this connection
+		// as an event: ask again, now that any later one will.
+		if member, err := h.opts.Store.IsMember(ctx, name, c.User.UserID); err != nil || !member {
+			c.leave(name)
+			h.removeFromRoom(c, name)
+			if err != nil {
+				return app.Room{}, fmt.Errorf("chat: join %s: %w", name, err)
+			}
+			return app.Room{}, access.NotFound(name)
+		}
+	}
+	if !c.release(name, append(frames, backlog...), last) {
+		return app.Room{}, access.NotFound(name) // removed while joining
+	}
 	return room, nil
 }
 

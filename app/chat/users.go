@@ -75,15 +75,31 @@ func (h *Hub) pushRooms(ctx context.Context, user int64, skip string) {
 	h.publish(bus.Event{Room: app.UserChannel(user), Payload: app.EncodeRooms(list), Skip: skip}, nil, nil)
 }
 
+// resendLists gives each user connected to this node their room list again, as the store has it: the bus
+// may have lost a rooms or read frame. Each user's connections on other nodes get theirs from their node.
+func (h *Hub) resendLists(ctx context.Context) {
+	h.users.mu.RLock()
+	users := make([]int64, 0, len(h.users.conns))
+	for user := range h.users.conns {
+		users = append(users, user)
+	}
+	h.users.mu.RUnlock()
+	for _, user := range users {
+		list, err := h.opts.Store.MemberRooms(ctx, user)
+		if err != nil {
+			h.log.Error("read room list", "user", user, "err", err)
+			return
+		}
+		h.toUser(user, bus.Event{Room: app.UserChannel(user), Payload: app.EncodeRooms(list)})
+	}
+}
+
 // MemberRooms returns user's room list: the public rooms they joined and did not leave, their private
 // rooms and their DMs, with the newest message id and the unread count of each.
-func (h *Hub) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error) {
+func (h *Hub) MemberRooms(ctx context.Context, user int64) (app.RoomList, error) {
 	list, err := h.opts.Store.MemberRooms(ctx, user)
 	if err != nil {
-		return nil, fmt.Errorf("chat: room list: %w", err)
-	}
-	if list == nil {
-		list = []app.MemberRoom{}
+		return app.RoomList{}, fmt.Errorf("chat: room list: %w", err)
 	}
 	return list, nil
 }
@@ -92,15 +108,16 @@ func (h *Hub) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, er
 // are in it, and reports whether any was not: the user's other connections are then told. One read of the
 // store in the common case, where they all are; nil when the store cannot be read, and the welcome goes
 // without a list, which the next change brings whole.
-func (h *Hub) welcomeList(ctx context.Context, c *Client, public []string) (list []app.MemberRoom, listed bool) {
+func (h *Hub) welcomeList(ctx context.Context, c *Client, public []string) (*app.RoomList, bool) {
 	user := c.User.UserID
 	list, err := h.opts.Store.MemberRooms(ctx, user)
 	if err != nil {
 		h.log.Error("read room list", "conn", c.ID, "err", err)
 		return nil, false
 	}
+	listed := false
 	for _, name := range public {
-		if slices.ContainsFunc(list, func(r app.MemberRoom) bool { return r.Name == name }) {
+		if slices.ContainsFunc(list.Rooms, func(r app.MemberRoom) bool { return r.Name == name }) {
 			continue
 		}
 		added, err := h.opts.Store.AddMember(ctx, name, user, h.opts.Now())
@@ -116,7 +133,7 @@ func (h *Hub) welcomeList(ctx context.Context, c *Client, public []string) (list
 			return nil, true
 		}
 	}
-	return list, listed
+	return &list, listed
 }
 
 // remember puts room, a public room user joined, in user's room list, and reports whether it was not

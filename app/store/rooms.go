@@ -15,6 +15,7 @@ type roomQueries struct {
 	createRoom, room, addMember, removeMember string
 	members, memberRooms, readUpto, markRead  string
 	isMember, visibleRooms                    string
+	addMemberAt, bumpList, listVersion        string
 }
 
 func newRoomQueries(r func(string) string) roomQueries {
@@ -25,8 +26,13 @@ func newRoomQueries(r func(string) string) roomQueries {
 		addMember: r(`INSERT INTO room_members (room, user_id, added_at, read_upto) SELECT name, ?, ?, last_id FROM rooms
 			WHERE name = ? ON CONFLICT (room, user_id) DO NOTHING`),
 		removeMember: r(`DELETE FROM room_members WHERE room = ? AND user_id = ?`),
+		// A member_added event's member has read up to the event.
+		addMemberAt: r(`INSERT INTO room_members (room, user_id, added_at, read_upto) VALUES (?, ?, ?, ?)
+			ON CONFLICT (room, user_id) DO NOTHING`),
+		bumpList:    r(`UPDATE users SET list_version = list_version + 1 WHERE id = ?`),
+		listVersion: r(`SELECT list_version FROM users WHERE id = ?`),
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
-			WHERE m.room = ? ORDER BY u.name, u.id`),
+			WHERE m.room = ? ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id`),
 		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, COALESCE(o.id, 0), COALESCE(o.name, '')
 			FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			LEFT JOIN room_members AS om ON r.kind = 'dm' AND om.room = r.name AND om.user_id <> m.user_id
@@ -59,9 +65,35 @@ func (d *DB) CreateRoom(ctx context.Context, r app.Room, members []int64, at tim
 			if _, err := tx.ExecContext(ctx, d.rq.addMember, user, at.UnixMilli(), r.Name); err != nil {
 				return err
 			}
+			if _, err := tx.ExecContext(ctx, d.rq.bumpList, user); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// applyMembers changes the memberships that the member events of stored, a batch of AppendMessages, record,
+// in the batch's transaction: an event and its change are stored together or not at all.
+func (d *DB) applyMembers(ctx context.Context, tx *sql.Tx, stored []app.Message) error {
+	for _, m := range stored {
+		if m.Kind == "" || m.User == nil {
+			continue
+		}
+		var err error
+		if m.Kind == app.MemberAdded {
+			_, err = tx.ExecContext(ctx, d.rq.addMemberAt, m.Room, m.User.ID, m.At.UnixMilli(), m.ID)
+		} else {
+			_, err = tx.ExecContext(ctx, d.rq.removeMember, m.Room, m.User.ID)
+		}
+		if err == nil {
+			_, err = tx.ExecContext(ctx, d.rq.bumpList, m.User.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %s %d in %s: %w", m.Kind, m.User.ID, m.Room, err)
+		}
+	}
+	return nil
 }
 
 // inTx runs f in a transaction of the write pool, committed when f returns nil.
@@ -98,33 +130,39 @@ func (d *DB) Room(ctx context.Context, name string) (app.Room, error) {
 	return r, nil
 }
 
-// AddMember makes user a member of room, which must exist, and reports whether it was not one already.
+// AddMember makes user a member of room, which must exist, and reports whether it was not one already. It
+// records no event: it is for a public room's place in a room list (a private room's members come and go
+// with member events, see AppendMessages).
 func (d *DB) AddMember(ctx context.Context, room string, user int64, at time.Time) (bool, error) {
 	if _, err := d.Room(ctx, room); err != nil {
 		return false, err
 	}
-	res, err := d.write.ExecContext(ctx, d.rq.addMember, user, at.UnixMilli(), room)
-	if err != nil {
-		return false, fmt.Errorf("store: add member to %s: %w", room, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("store: add member to %s: %w", room, err)
-	}
-	return n == 1, nil
+	return d.changeMember(ctx, "add member to "+room, user, d.rq.addMember, user, at.UnixMilli(), room)
 }
 
-// RemoveMember ends user's membership of room, and reports whether there was one.
+// RemoveMember ends user's membership of room, and reports whether there was one. Like AddMember, it
+// records no event.
 func (d *DB) RemoveMember(ctx context.Context, room string, user int64) (bool, error) {
-	res, err := d.write.ExecContext(ctx, d.rq.removeMember, room, user)
-	if err != nil {
-		return false, fmt.Errorf("store: remove member from %s: %w", room, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("store: remove member from %s: %w", room, err)
-	}
-	return n == 1, nil
+	return d.changeMember(ctx, "remove member from "+room, user, d.rq.removeMember, room, user)
+}
+
+// changeMember runs query, a change of user's memberships, and moves user's list version on when it
+// changed anything.
+func (d *DB) changeMember(ctx context.Context, what string, user int64, query string, args ...any) (changed bool, err error) {
+	err = d.inTx(ctx, what, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		_, err = tx.ExecContext(ctx, d.rq.bumpList, user)
+		return err
+	})
+	return changed, err
 }
 
 // IsMember reports whether user is a member of room.
@@ -174,14 +212,28 @@ func (d *DB) Members(ctx context.Context, room string) ([]app.Author, error) {
 }
 
 // MemberRooms returns the rooms user is a member of, by name, with their newest message id and how many
-// messages after what the user has read.
-func (d *DB) MemberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error) {
+// messages after what the user has read, and the list's version. The version is read first: the list is
+// then at least as new as it says.
+func (d *DB) MemberRooms(ctx context.Context, user int64) (app.RoomList, error) {
+	var list app.RoomList
+	err := d.read.QueryRowContext(ctx, d.rq.listVersion, user).Scan(&list.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.RoomList{Rooms: []app.MemberRoom{}}, nil
+	}
+	if err != nil {
+		return app.RoomList{}, fmt.Errorf("store: room list version of user %d: %w", user, err)
+	}
+	list.Rooms, err = d.memberRooms(ctx, user)
+	return list, err
+}
+
+func (d *DB) memberRooms(ctx context.Context, user int64) ([]app.MemberRoom, error) {
 	rows, err := d.read.QueryContext(ctx, d.rq.memberRooms, user)
 	if err != nil {
 		return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
 	}
 	defer rows.Close()
-	var out []app.MemberRoom
+	out := []app.MemberRoom{}
 	for rows.Next() {
 		var r app.MemberRoom
 		var read int64

@@ -111,7 +111,7 @@ func TestReadState(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return fmt.Sprint(list)
+			return fmt.Sprint(list.Rooms)
 		}
 		if got := rooms(); got != "[{secret private 5 5 <nil>}]" {
 			t.Errorf("before reading: %s", got)
@@ -132,7 +132,7 @@ func TestReadState(t *testing.T) {
 		if _, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
 			t.Fatal(err)
 		}
-		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list) != "[{secret private 5 0 <nil>}]" {
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 5 0 <nil>}]" {
 			t.Errorf("bob's rooms: %v, %v; want secret with nothing unread", list, err)
 		}
 		// A DM names the other user, for each of the two.
@@ -140,7 +140,8 @@ func TestReadState(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, side := range []struct{ me, other app.User }{{ada, bob}, {bob, ada}} {
-			list, err := db.MemberRooms(ctx, side.me.ID)
+			all, err := db.MemberRooms(ctx, side.me.ID)
+			list := all.Rooms
 			if err != nil || len(list) == 0 || list[0].Name != "dm-1-2" || list[0].With == nil || list[0].With.ID != side.other.ID || list[0].With.Name != side.other.Name {
 				t.Errorf("%s's rooms: %+v, %v; want the DM with %s first", side.me.Name, list, err, side.other.Name)
 			}
@@ -215,6 +216,57 @@ func TestMemberEventsAreInTheLog(t *testing.T) {
 		}
 		if !reflect.DeepEqual(msgs, want) {
 			t.Errorf("log = %+v, want %+v", msgs, want)
+		}
+	})
+}
+
+// A member event and the membership it records are stored in one transaction, and every change of a
+// user's memberships moves their list's version on.
+func TestMemberEventsChangeMemberships(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, open func(testing.TB) *store.DB) {
+		ctx := context.Background()
+		db := open(t)
+		ada, bob := createUser(t, db, "ada@example.com"), createUser(t, db, "bob@example.com")
+		now := time.Now()
+		a, b := app.Author{ID: ada.ID, Name: ada.Name}, app.Author{ID: bob.ID, Name: bob.Name}
+		if err := db.CreateRoom(ctx, app.Room{Name: "secret", Kind: app.RoomPrivate, Owner: ada.ID}, []int64{ada.ID}, now); err != nil {
+			t.Fatal(err)
+		}
+		version := func() int64 {
+			t.Helper()
+			list, err := db.MemberRooms(ctx, bob.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return list.Version
+		}
+		v0 := version()
+		if _, err := db.AppendMessages(ctx, []app.Message{{Room: "secret", From: a, Text: "avant", At: now}, {Room: "secret", From: a, Kind: app.MemberAdded, User: &b, At: now}}); err != nil {
+			t.Fatal(err)
+		}
+		if member, err := db.IsMember(ctx, "secret", bob.ID); err != nil || !member {
+			t.Errorf("after member_added: member %v, %v", member, err)
+		}
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 2 0 <nil>}]" {
+			t.Errorf("bob's list after his adding: %+v, %v; want secret, read up to his adding", list, err)
+		}
+		v1 := version()
+		if _, err := db.AppendMessages(ctx, []app.Message{{Room: "secret", From: a, Kind: app.MemberRemoved, User: &b, At: now}}); err != nil {
+			t.Fatal(err)
+		}
+		if member, err := db.IsMember(ctx, "secret", bob.ID); err != nil || member {
+			t.Errorf("after member_removed: member %v, %v", member, err)
+		}
+		v2 := version()
+		if _, err := db.AddMember(ctx, "general", bob.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		v3 := version()
+		if _, err := db.AddMember(ctx, "general", bob.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if !(v0 < v1 && v1 < v2 && v2 < v3 && version() == v3) {
+			t.Errorf("versions %d %d %d %d then %d: want each change to move it on, and no change to leave it", v0, v1, v2, v3, version())
 		}
 	})
 }

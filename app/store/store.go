@@ -706,6 +706,9 @@ func (d *DB) appendMessages(ctx context.Context, msgs []app.Message, lookUp bool
 	if err := d.insertMessages(ctx, tx, stored); err != nil {
 		return nil, err
 	}
+	if err := d.applyMembers(ctx, tx, stored); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: commit %d messages: %w", len(msgs), err)
 	}
