@@ -301,7 +301,44 @@ func TestRoomCreationsAreCapped(t *testing.T) {
 		if status, body := create(bob, "bob-0", false); status != http.StatusCreated {
 			t.Errorf("bob's first room: %d %v, want 201", status, body)
 		}
+		// A DM is a room: ada, over her cap, cannot open one; once bob has, it costs her nothing to open it.
+		dm := func(u servertest.User, with string) int {
+			status, _ := s.Do(t, http.MethodPost, "/api/dms", u.Token, map[string]any{"user": with})
+			return status
+		}
+		if status := dm(ada, "bob"); status != http.StatusTooManyRequests {
+			t.Errorf("ada opening a DM over her cap: %d, want 429", status)
+		}
+		if status := dm(bob, "ada"); status != http.StatusCreated {
+			t.Errorf("bob opening a DM with ada: %d, want 201", status)
+		}
+		if status := dm(ada, "bob"); status != http.StatusOK {
+			t.Errorf("ada opening the DM bob made: %d, want 200", status)
+		}
 	})
+}
+
+// A user who makes a few rooms and writes to a dozen people, twice, never meets ROOMS_PER_HOUR's default.
+func TestOrdinaryRoomMakingNeverMeetsTheCap(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, nil)
+	ada := s.Register(t, "ada@example.com")
+	for i := range 5 {
+		if status, body := s.Do(t, http.MethodPost, "/api/rooms", ada.Token, map[string]any{"name": fmt.Sprint("projet-", i), "private": i%2 == 0}); status != http.StatusCreated {
+			t.Fatalf("room %d: %d %v", i, status, body)
+		}
+	}
+	var friends []string
+	for i := range 12 {
+		friends = append(friends, s.Register(t, fmt.Sprintf("ami%d@example.com", i)).Name)
+	}
+	for round, want := range []int{http.StatusCreated, http.StatusOK} {
+		for _, name := range friends {
+			if status, body := s.Do(t, http.MethodPost, "/api/dms", ada.Token, map[string]any{"user": name}); status != want {
+				t.Fatalf("round %d, DM with %s: %d %v, want %d", round, name, status, body, want)
+			}
+		}
+	}
 }
 
 // WebSocket control pings share the connection's ping budget: a loop of them gets a few pongs.
