@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -51,6 +52,10 @@ type MessageQuery struct {
 	// Limit caps the result. Latest picks the newest Limit messages of the range instead of the oldest.
 	Limit  int
 	Latest bool
+	// Log asks for every entry of the room's log, changes to messages included (each with its message in
+	// its current state), as live delivery and resume give them; without it, what a history shows: the
+	// messages and member events, in their current state.
+	Log bool
 }
 
 // RoomInfo is a room as listed to clients.
@@ -168,6 +173,65 @@ type Message struct {
 	// From is who did it and User whom it was done to.
 	Kind string  `json:"kind,omitempty"`
 	User *Author `json:"user,omitempty"`
+	// A message's current state: when it was last edited, whether it was deleted (a tombstone: no text),
+	// and its reactions.
+	EditedAt  *time.Time `json:"edited_at,omitempty"`
+	Deleted   bool       `json:"deleted,omitempty"`
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// A change (ChangeEdit, ChangeDelete, ChangeReact, ChangeUnreact) is made by From to message TargetID,
+	// with Text the new text (an edit) or the emoji (a reaction). Target is that message in its state
+	// once the change is made, as the store read it.
+	TargetID int64    `json:"-"`
+	Target   *Message `json:"-"`
+}
+
+// Reaction is one emoji on a message: how many users reacted with it, which, and whether the user a
+// message is shown to is one of them (Me, nil when the message goes to many users at once).
+type Reaction struct {
+	Emoji string  `json:"emoji"`
+	Count int     `json:"count"`
+	Users []int64 `json:"users"`
+	Me    *bool   `json:"me,omitempty"`
+}
+
+// The kinds of change to a message, each an entry of the room's log.
+const (
+	ChangeEdit    = "edit"
+	ChangeDelete  = "delete"
+	ChangeReact   = "react"
+	ChangeUnreact = "unreact"
+)
+
+// IsChange reports whether kind is a change to a message rather than a message or a member event.
+func IsChange(kind string) bool {
+	switch kind {
+	case ChangeEdit, ChangeDelete, ChangeReact, ChangeUnreact:
+		return true
+	}
+	return false
+}
+
+// Emoji are the reactions a message can get: a small set, the same for every client, so that a reaction
+// is one of a few keys (in a URL too) and no text can pass for one.
+var Emoji = []string{"👍", "👎", "❤️", "😂", "😮", "😢", "🎉", "🙏", "👀", "🔥", "✅", "👏"}
+
+// ShownTo returns m as user sees it: each reaction says whether user is among its users, and so does
+// the message a change carries.
+func (m Message) ShownTo(user int64) Message {
+	if len(m.Reactions) > 0 {
+		rs := make([]Reaction, len(m.Reactions))
+		for i, r := range m.Reactions {
+			me := slices.Contains(r.Users, user)
+			r.Me = &me
+			rs[i] = r
+		}
+		m.Reactions = rs
+	}
+	if m.Target != nil {
+		t := m.Target.ShownTo(user)
+		m.Target = &t
+	}
+	return m
 }
 
 // The kinds of member event in a room's log.
@@ -188,13 +252,32 @@ type Appended struct {
 // TimeLayout is how times go on the wire: RFC 3339 in UTC with milliseconds, always three digits.
 const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// MarshalJSON writes At with TimeLayout; encoding/json's own layout drops trailing zeros.
+// MarshalJSON writes At and EditedAt with TimeLayout; encoding/json's own layout drops trailing zeros. A
+// change is written as its own object: its id, room, kind (change), who made it, when, and the message it
+// changed, in its new state.
 func (m Message) MarshalJSON() ([]byte, error) {
+	at := m.At.UTC().Format(TimeLayout)
+	if IsChange(m.Kind) {
+		return json.Marshal(struct {
+			ID      int64    `json:"id"`
+			Room    string   `json:"room"`
+			Change  string   `json:"change"`
+			From    Author   `json:"from"`
+			At      string   `json:"at"`
+			Message *Message `json:"message,omitempty"`
+		}{m.ID, m.Room, m.Kind, m.From, at, m.Target})
+	}
 	type plain Message
+	var edited *string
+	if m.EditedAt != nil {
+		e := m.EditedAt.UTC().Format(TimeLayout)
+		edited = &e
+	}
 	return json.Marshal(struct {
 		plain
-		At string `json:"at"`
-	}{plain(m), m.At.UTC().Format(TimeLayout)})
+		At       string  `json:"at"`
+		EditedAt *string `json:"edited_at,omitempty"`
+	}{plain(m), at, edited})
 }
 
 // Error is an error a client may see: Code is stable and machine-readable, Message is for people.

@@ -19,6 +19,10 @@ type roomQueries struct {
 }
 
 func newRoomQueries(r func(string) string) roomQueries {
+	// What is unread: the messages and member events after what was read, not the changes to messages
+	// (an edit or a reaction is no news of the room). The index of messages' key counts them.
+	const unread = `(SELECT COUNT(*) FROM messages AS x WHERE x.room = m.room AND x.id > m.read_upto
+		AND (x.kind IS NULL OR x.kind NOT IN ('edit', 'delete', 'react', 'unreact')))`
 	return roomQueries{
 		createRoom: r(`INSERT INTO rooms (name, last_id, kind, owner_id) VALUES (?, 0, ?, ?)`),
 		room:       r(`SELECT kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE name = ?`),
@@ -33,12 +37,12 @@ func newRoomQueries(r func(string) string) roomQueries {
 		listVersion: r(`SELECT list_version FROM users WHERE id = ?`),
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
 			WHERE m.room = ? ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id`),
-		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, COALESCE(o.id, 0), COALESCE(o.name, '')
+		memberRooms: r(`SELECT r.name, r.kind, r.last_id, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, '')
 			FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			LEFT JOIN room_members AS om ON r.kind = 'dm' AND om.room = r.name AND om.user_id <> m.user_id
 			LEFT JOIN users AS o ON o.id = om.user_id
 			WHERE m.user_id = ? ORDER BY r.name`),
-		readUpto: r(`SELECT m.read_upto, r.last_id FROM room_members AS m JOIN rooms AS r ON r.name = m.room
+		readUpto: r(`SELECT m.read_upto, r.last_id, ` + unread + ` FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			WHERE m.room = ? AND m.user_id = ?`),
 		markRead: r(`UPDATE room_members SET read_upto = ? WHERE room = ? AND user_id = ? AND read_upto < ?`),
 		isMember: r(`SELECT COUNT(*) FROM room_members WHERE room = ? AND user_id = ?`),
@@ -77,7 +81,7 @@ func (d *DB) CreateRoom(ctx context.Context, r app.Room, members []int64, at tim
 // in the batch's transaction: an event and its change are stored together or not at all.
 func (d *DB) applyMembers(ctx context.Context, tx *sql.Tx, stored []app.Message) error {
 	for _, m := range stored {
-		if m.Kind == "" || m.User == nil {
+		if m.Kind != app.MemberAdded && m.Kind != app.MemberRemoved && m.Kind != app.MemberLeft {
 			continue
 		}
 		var err error
@@ -236,16 +240,13 @@ func (d *DB) memberRooms(ctx context.Context, user int64) ([]app.MemberRoom, err
 	out := []app.MemberRoom{}
 	for rows.Next() {
 		var r app.MemberRoom
-		var read int64
 		var with app.Author
-		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &read, &with.ID, &with.Name); err != nil {
+		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &r.Unread, &with.ID, &with.Name); err != nil {
 			return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
 		}
 		if with.ID != 0 {
 			r.With = &with
 		}
-		// A room's ids have no gaps, so the unread are the ids after the last read.
-		r.Unread = max(0, r.LastID-read)
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -256,7 +257,7 @@ func (d *DB) memberRooms(ctx context.Context, user int64) ([]app.MemberRoom, err
 // who is not a member gets an app.CodeNotFound error.
 func (d *DB) MarkRead(ctx context.Context, room string, user, upto int64) (read, unread int64, err error) {
 	var last int64
-	err = d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last)
+	err = d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last, &unread)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, app.Errorf(app.CodeNotFound, "no room %q", room)
 	}
@@ -265,15 +266,15 @@ func (d *DB) MarkRead(ctx context.Context, room string, user, upto int64) (read,
 	}
 	upto = min(upto, last)
 	if upto <= read {
-		return read, max(0, last-read), nil
+		return read, unread, nil
 	}
 	// Only forwards, whatever another connection of the user wrote meanwhile; and what is stored then is
 	// the answer, which such a write may have moved past upto.
 	if _, err := d.write.ExecContext(ctx, d.rq.markRead, upto, room, user, upto); err != nil {
 		return 0, 0, fmt.Errorf("store: mark %s read: %w", room, err)
 	}
-	if err := d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last); err != nil {
+	if err := d.write.QueryRowContext(ctx, d.rq.readUpto, room, user).Scan(&read, &last, &unread); err != nil {
 		return 0, 0, fmt.Errorf("store: read state of %s: %w", room, err)
 	}
-	return read, max(0, last-read), nil
+	return read, unread, nil
 }

@@ -78,6 +78,7 @@ type queries struct {
 	createUser, userByEmail, userByID      string
 	userByNameKey                          string
 	messagesOldest, messagesNewest, lastID string
+	logOldest, logNewest                   string
 	usersWithoutNameKey, setNameKey        string
 	createSession, dropExpiredSessions     string
 	session, rotateSession                 string
@@ -88,7 +89,8 @@ func newQueries(dl dialect) queries {
 	const selectUser = `SELECT id, email, name, password_hash, created_at FROM users WHERE `
 	// Bounds left out by a MessageQuery are given as 0 and MaxInt64, so that one text serves every
 	// query: no text is built, or rebound, per call.
-	const selectMessages = `SELECT ` + messageColumns + ` FROM messages WHERE room = ? AND id > ? AND id < ? ORDER BY id `
+	const selectLog = `SELECT ` + messageColumns + ` FROM messages WHERE room = ? AND id > ? AND id < ? `
+	const selectMessages = selectLog + `AND (kind IS NULL OR kind NOT IN ('edit', 'delete', 'react', 'unreact')) ORDER BY id `
 	r := dl.rebind
 	return queries{
 		createUser:     r(`INSERT INTO users (email, name, name_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`),
@@ -97,6 +99,8 @@ func newQueries(dl dialect) queries {
 		userByNameKey:  r(selectUser + `name_key = ?`),
 		messagesOldest: r(selectMessages + `ASC LIMIT ?`),
 		messagesNewest: r(selectMessages + `DESC LIMIT ?`),
+		logOldest:      r(selectLog + `ORDER BY id ASC LIMIT ?`),
+		logNewest:      r(selectLog + `ORDER BY id DESC LIMIT ?`),
 		lastID:         r(`SELECT last_id FROM rooms WHERE name = ?`),
 		// A key goes to the first user to have it: a later user whose name has the same key keeps none.
 		usersWithoutNameKey: r(`SELECT id, name FROM users WHERE name_key IS NULL ORDER BY id`),
@@ -137,15 +141,15 @@ var (
 	// another node that took it, so the next run finds its message.
 	insertMessages = batchQuery{
 		name:  "insert messages",
-		head:  `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at, kind, subject_id, subject_name) VALUES `,
-		first: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		row:   `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		head:  `INSERT INTO messages (room, id, user_id, user_name, text, client_id, created_at, kind, subject_id, subject_name, target_id) VALUES `,
+		first: `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		row:   `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		tail:  ` ON CONFLICT (user_id, client_id) WHERE client_id IS NOT NULL DO NOTHING`,
 	}
 )
 
 // batchRows is the most rows of values one statement of AppendMessages carries; a longer batch takes
-// several. It keeps a statement's parameters (10 a row) well under SQLite's limit of 32766 (PostgreSQL's
+// several. It keeps a statement's parameters (11 a row) well under SQLite's limit of 32766 (PostgreSQL's
 // is 65535).
 const batchRows = 1000
 
@@ -210,6 +214,7 @@ type DB struct {
 	dialect     dialect
 	q           queries
 	rq          roomQueries
+	cq          changeQueries
 	// prepared holds, by text, the statements of AppendMessages of up to preparedRows rows, prepared on
 	// write at open and closed by Close. It is not changed after open.
 	prepared map[string]*sql.Stmt
@@ -221,7 +226,7 @@ type DB struct {
 // open brings the schema of a newly opened database up to date. On error it closes write and read. The
 // caller starts any background work, or closes stopped.
 func open(ctx context.Context, write, read *sql.DB, dl dialect) (*DB, error) {
-	d := &DB{write: write, read: read, dialect: dl, q: newQueries(dl), rq: newRoomQueries(dl.rebind), prepared: map[string]*sql.Stmt{},
+	d := &DB{write: write, read: read, dialect: dl, q: newQueries(dl), rq: newRoomQueries(dl.rebind), cq: newChangeQueries(dl.rebind), prepared: map[string]*sql.Stmt{},
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	fail := func(err error) (*DB, error) {
 		close(d.stopped)
@@ -709,6 +714,9 @@ func (d *DB) appendMessages(ctx context.Context, msgs []app.Message, lookUp bool
 	if err := d.applyMembers(ctx, tx, stored); err != nil {
 		return nil, err
 	}
+	if err := d.applyChanges(ctx, tx, out); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: commit %d messages: %w", len(msgs), err)
 	}
@@ -789,19 +797,24 @@ func (d *DB) claimIDs(ctx context.Context, tx *sql.Tx, names []string, newIn map
 // insertMessages inserts msgs, or returns errClientIDTaken if a client id among them is taken.
 func (d *DB) insertMessages(ctx context.Context, tx *sql.Tx, msgs []app.Message) error {
 	return inChunks(len(msgs), func(i, j int) error {
-		args := make([]any, 0, 10*(j-i))
+		args := make([]any, 0, 11*(j-i))
 		for _, m := range msgs[i:j] {
 			var clientID, kind, subjectName sql.NullString
-			var subjectID sql.NullInt64
+			var subjectID, targetID sql.NullInt64
 			if m.ClientID != "" {
 				clientID = sql.NullString{String: m.ClientID, Valid: true}
 			}
-			if m.Kind != "" && m.User != nil {
+			if m.Kind != "" {
 				kind = sql.NullString{String: m.Kind, Valid: true}
+			}
+			if m.User != nil {
 				subjectID = sql.NullInt64{Int64: m.User.ID, Valid: true}
 				subjectName = sql.NullString{String: m.User.Name, Valid: true}
 			}
-			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli(), kind, subjectID, subjectName)
+			if m.TargetID != 0 {
+				targetID = sql.NullInt64{Int64: m.TargetID, Valid: true}
+			}
+			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli(), kind, subjectID, subjectName, targetID)
 		}
 		res, err := d.exec(ctx, tx, insertMessages, j-i, args)
 		if err != nil {
@@ -826,7 +839,12 @@ func (d *DB) Messages(ctx context.Context, room string, q app.MessageQuery) ([]a
 		before = math.MaxInt64
 	}
 	query := d.q.messagesOldest
-	if q.Latest {
+	switch {
+	case q.Log && q.Latest:
+		query = d.q.logNewest
+	case q.Log:
+		query = d.q.logOldest
+	case q.Latest:
 		query = d.q.messagesNewest
 	}
 	msgs, err := scanMessages(d.read.QueryContext(ctx, query, room, q.After, before, q.Limit))
@@ -835,6 +853,9 @@ func (d *DB) Messages(ctx context.Context, room string, q app.MessageQuery) ([]a
 	}
 	if q.Latest {
 		slices.Reverse(msgs)
+	}
+	if err := d.withTargets(ctx, d.read, room, msgs); err != nil {
+		return nil, err
 	}
 	return msgs, nil
 }
@@ -870,7 +891,7 @@ func scanStrings(rows *sql.Rows, err error) ([]string, error) {
 }
 
 const messageColumns = `room, id, user_id, user_name, text, COALESCE(client_id, ''), created_at,
-	COALESCE(kind, ''), COALESCE(subject_id, 0), COALESCE(subject_name, '')`
+	COALESCE(kind, ''), COALESCE(subject_id, 0), COALESCE(subject_name, ''), COALESCE(target_id, 0), edited_at, deleted`
 
 func scanMessages(rows *sql.Rows, err error) ([]app.Message, error) {
 	if err != nil {
@@ -882,11 +903,17 @@ func scanMessages(rows *sql.Rows, err error) ([]app.Message, error) {
 		var m app.Message
 		var at int64
 		var subject app.Author
-		if err := rows.Scan(&m.Room, &m.ID, &m.From.ID, &m.From.Name, &m.Text, &m.ClientID, &at, &m.Kind, &subject.ID, &subject.Name); err != nil {
+		var edited sql.NullInt64
+		if err := rows.Scan(&m.Room, &m.ID, &m.From.ID, &m.From.Name, &m.Text, &m.ClientID, &at, &m.Kind, &subject.ID, &subject.Name,
+			&m.TargetID, &edited, &m.Deleted); err != nil {
 			return nil, fmt.Errorf("store: scan message: %w", err)
 		}
-		if m.Kind != "" {
+		if subject.ID != 0 {
 			m.User = &subject
+		}
+		if edited.Valid {
+			e := time.UnixMilli(edited.Int64).UTC()
+			m.EditedAt = &e
 		}
 		m.At = time.UnixMilli(at).UTC()
 		msgs = append(msgs, m)
