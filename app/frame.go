@@ -27,6 +27,13 @@ const (
 	FrameJoined  = "joined"
 	FrameLeft    = "left"
 	FrameMember  = "member"
+	// FrameChange carries a change to a message (an edit, a deletion, a reaction) with the message in its
+	// new state; FrameEdit, FrameDelete, FrameReact and FrameUnreact ask for one.
+	FrameChange  = "change"
+	FrameEdit    = "edit"
+	FrameDelete  = "delete"
+	FrameReact   = "react"
+	FrameUnreact = "unreact"
 	// FrameRead says how far the user has read a room: from a client, to store it; from the server, to
 	// every connection of the user, with the room's unread count.
 	FrameRead = "read"
@@ -47,6 +54,9 @@ type Inbound struct {
 	Since *int64 `json:"since"`
 	Token string `json:"token"`
 	Upto  *int64 `json:"upto"`
+	// Message names the message a change frame is about; Emoji is a reaction's.
+	Message *int64 `json:"message"`
+	Emoji   string `json:"emoji"`
 }
 
 // DecodeInbound parses one text frame. Errors are *Error with a frame error code.
@@ -95,7 +105,10 @@ func EncodeMessage(m Message) (frame, object []byte, err error) {
 		return nil, nil, fmt.Errorf("encode message: %w", err)
 	}
 	prefix := messagePrefix
-	if m.Kind != "" {
+	switch {
+	case IsChange(m.Kind):
+		prefix = changePrefix
+	case m.Kind != "":
 		prefix = memberPrefix
 	}
 	frame = make([]byte, 0, len(object)+len(prefix))
@@ -108,6 +121,7 @@ func EncodeMessage(m Message) (frame, object []byte, err error) {
 const (
 	messagePrefix = `{"type":"message",`
 	memberPrefix  = `{"type":"` + FrameMember + `",`
+	changePrefix  = `{"type":"` + FrameChange + `",`
 )
 
 // DecodeMemberEvent returns the member event that frame, from EncodeMessage, carries; ok is false for
@@ -134,6 +148,24 @@ func EncodeMessageAck(clientID string, object []byte) []byte {
 		b = append(b, ',')
 	}
 	b = append(b, `"message":`...)
+	b = append(b, object...)
+	return append(b, '}')
+}
+
+// EncodeChangeAck returns the ack frame for a change (edit, delete, react, unreact) the client asked for
+// with clientID; object is the change's JSON from EncodeMessage.
+func EncodeChangeAck(kind, clientID string, object []byte) []byte {
+	b := make([]byte, 0, len(object)+len(clientID)+64)
+	b = append(b, `{"type":"ack","for":"`...)
+	b = append(b, kind...)
+	b = append(b, `",`...)
+	if clientID != "" {
+		b = append(b, `"id":`...)
+		q, _ := json.Marshal(clientID) // a string always marshals
+		b = append(b, q...)
+		b = append(b, ',')
+	}
+	b = append(b, `"change":`...)
 	b = append(b, object...)
 	return append(b, '}')
 }

@@ -230,3 +230,11 @@ func TestRoomListAcrossNodes(t *testing.T) {
 		t.Errorf("ada on node 2 got the list %s, want %s", got, want)
 	}
 }
+
+// Edits, deletions and reactions converge across nodes: ada on one node, bob resuming and cat joining on
+// another, all see the messages in the same state.
+func TestEditsDeletesAndReactionsConvergeAcrossNodes(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2)
+	checkConvergence(t, nodes[0], nodes[1])
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/causerie/causerie/app"
+	"github.com/causerie/causerie/app/chat"
 	"github.com/causerie/causerie/middleware"
 )
 
@@ -25,6 +26,8 @@ type RoomHub interface {
 	AddMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, bool, error)
 	RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error)
 	OpenDM(ctx context.Context, actor app.Identity, name string) (app.MemberRoom, bool, error)
+	// Apply makes a change to a message and returns the message in its new state.
+	Apply(ctx context.Context, user app.Identity, ch chat.Change) (app.Message, error)
 	MemberRooms(ctx context.Context, user int64) (app.RoomList, error)
 }
 
@@ -219,6 +222,55 @@ func (r *Rooms) Mine(c echo.Context) error {
 	return c.JSON(http.StatusOK, list)
 }
 
+type editBody struct {
+	Text string `json:"text"`
+	ID   string `json:"id"`
+}
+
+// Edit replaces the text of one's own message: PATCH /api/rooms/:room/messages/:id.
+func (r *Rooms) Edit(c echo.Context) error {
+	var in editBody
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	return r.apply(c, app.ChangeEdit, in.Text, in.ID)
+}
+
+// Delete makes a message a tombstone, as its author or the room's owner: DELETE
+// /api/rooms/:room/messages/:id.
+func (r *Rooms) Delete(c echo.Context) error { return r.apply(c, app.ChangeDelete, "", "") }
+
+// React adds the caller's reaction to a message: PUT /api/rooms/:room/messages/:id/reactions/:emoji.
+func (r *Rooms) React(c echo.Context) error { return r.reaction(c, app.ChangeReact) }
+
+// Unreact takes it back: DELETE /api/rooms/:room/messages/:id/reactions/:emoji.
+func (r *Rooms) Unreact(c echo.Context) error { return r.reaction(c, app.ChangeUnreact) }
+
+func (r *Rooms) reaction(c echo.Context, kind string) error {
+	emoji, err := pathParam(c, "emoji")
+	if err != nil {
+		return err
+	}
+	return r.apply(c, kind, emoji, "")
+}
+
+// apply makes a change to the message of the path and answers the message in its new state.
+func (r *Rooms) apply(c echo.Context, kind, text, clientID string) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		return app.Errorf(app.CodeInvalid, "the message id in the path must be a whole number from 1")
+	}
+	m, err := r.Hub.Apply(c.Request().Context(), middleware.Identity(c), chat.Change{Kind: kind, Room: room, Message: id, Text: text, ClientID: clientID})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
 type dmBody struct {
 	User string `json:"user"`
 }
@@ -244,21 +296,30 @@ func (r *Rooms) OpenDM(c echo.Context) error {
 	return c.JSON(status, room)
 }
 
-// memberParams returns the room and the user name of a member route. Echo routes the decoded path, and
-// the raw one only when the two differ beyond what encoding the decoded one would give (a name with a
-// "/" or a "%" in it): only then is the name still to decode.
+// memberParams returns the room and the user name of a member route.
 func memberParams(c echo.Context) (room, name string, err error) {
 	if room, err = roomParam(c); err != nil {
 		return "", "", err
 	}
-	name = c.Param("name")
-	if c.Request().URL.RawPath != "" {
-		name, err = url.PathUnescape(name)
-	}
-	if err != nil || name == "" {
-		return "", "", app.Errorf(app.CodeInvalid, "the user name in the path must be percent-encoded UTF-8")
+	if name, err = pathParam(c, "name"); err != nil {
+		return "", "", err
 	}
 	return room, name, nil
+}
+
+// pathParam returns the path parameter name, decoded: Echo routes the decoded path, and the raw one only
+// when the two differ beyond what encoding the decoded one would give (a "/" or a "%" in it), and only
+// then is the parameter still to decode.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	var err error
+	if c.Request().URL.RawPath != "" {
+		v, err = url.PathUnescape(v)
+	}
+	if err != nil || v == "" {
+		return "", app.Errorf(app.CodeInvalid, "the %s in the path must be percent-encoded UTF-8", name)
+	}
+	return v, nil
 }
 
 func roomParam(c echo.Context) (string, error) {

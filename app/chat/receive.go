@@ -53,6 +53,8 @@ func (h *Hub) Receive(ctx context.Context, c *Client, data []byte) {
 		err = h.reauth(ctx, c, in)
 	case app.FrameRead:
 		err = h.read(ctx, c, in)
+	case app.FrameEdit, app.FrameDelete, app.FrameReact, app.FrameUnreact:
+		err = h.change(ctx, c, in)
 	case "":
 		err = app.Errorf(app.CodeUnknownType, "type is required")
 	default:
@@ -254,7 +256,7 @@ func (h *Hub) join(ctx context.Context, c *Client, name string, since *int64, ac
 	var backlog [][]byte
 	var last int64
 	if err == nil {
-		backlog, last, err = h.backlog(ctx, name, since)
+		backlog, last, err = h.backlog(ctx, name, since, c.User.UserID)
 	}
 	if err != nil {
 		h.log.Error("read backlog", "conn", c.ID, "room", name, "err", err)
@@ -300,11 +302,15 @@ func (h *Hub) joinFrame(ctx context.Context, c *Client, in app.Inbound) error {
 
 // backlog returns the frames that bring a joining client up to date in room, and the id of the last
 // message the client will then have seen.
-func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte, int64, error) {
+// Messages are shown to viewer: its own reactions are marked.
+func (h *Hub) backlog(ctx context.Context, room string, since *int64, viewer int64) ([][]byte, int64, error) {
 	if since == nil {
 		msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{Limit: h.opts.HistoryLimit, Latest: true})
 		if err != nil {
 			return nil, 0, err
+		}
+		for i := range msgs {
+			msgs[i] = msgs[i].ShownTo(viewer)
 		}
 		frame, err := app.EncodeHistory(room, msgs)
 		if err != nil {
@@ -317,7 +323,9 @@ func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte,
 		return [][]byte{frame}, last, nil
 	}
 	var last int64
-	msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{After: *since, Limit: h.opts.ResumeMax + 1, Latest: true})
+	// The replay is the log: changes after since come again, those to older messages too, each with its
+	// message as it is now.
+	msgs, err := h.opts.Store.Messages(ctx, room, app.MessageQuery{After: *since, Limit: h.opts.ResumeMax + 1, Latest: true, Log: true})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -335,7 +343,7 @@ func (h *Hub) backlog(ctx context.Context, room string, since *int64) ([][]byte,
 	last = min(*since, head)
 	frames := make([][]byte, 0, len(msgs)+1)
 	for _, m := range msgs {
-		frame, _, err := app.EncodeMessage(m)
+		frame, _, err := app.EncodeMessage(m.ShownTo(viewer))
 		if err != nil {
 			return nil, 0, err
 		}

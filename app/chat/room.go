@@ -146,7 +146,7 @@ func (h *Hub) newSequencer(r *room) *sequence.Room {
 		},
 		Base: func(ctx context.Context) (int64, error) { return h.opts.Store.LastID(ctx, r.name) },
 		Fetch: func(ctx context.Context, after int64) ([]app.Message, error) {
-			return h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: sequence.CatchUpBatch})
+			return h.opts.Store.Messages(ctx, r.name, app.MessageQuery{After: after, Limit: sequence.CatchUpBatch, Log: true})
 		},
 		CaughtUp: func() { h.stats.CaughtUp.Add(1) },
 		Log:      h.log,

@@ -1,0 +1,217 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causerie/causerie/app/servertest"
+)
+
+// view is what a client knows of a room: each message by id, as it was last told of it, with the
+// viewer-only "me" of reactions left out, so that views compare as data.
+type view map[int64]map[string]any
+
+// take records a message object (a message frame, an entry of a history, the message a change carries,
+// the object of an ack).
+func (v view) take(m any) {
+	obj, ok := m.(map[string]any)
+	if !ok || obj["id"] == nil {
+		return
+	}
+	copied := map[string]any{}
+	for k, val := range obj {
+		if k != "type" {
+			copied[k] = val
+		}
+	}
+	if rs, ok := copied["reactions"].([]any); ok {
+		for _, r := range rs {
+			delete(r.(map[string]any), "me")
+		}
+		if len(rs) == 0 {
+			delete(copied, "reactions")
+		}
+	}
+	v[int64(obj["id"].(float64))] = copied
+}
+
+// apply takes what a frame says about the room's messages; it returns the log id the frame carries, 0 for
+// none.
+func (v view) apply(f map[string]any) int64 {
+	switch f["type"] {
+	case "message":
+		v.take(f)
+	case "change":
+		v.take(f["message"])
+	case "history":
+		for _, m := range f["messages"].([]any) {
+			v.take(m)
+		}
+	case "ack":
+		if m, ok := f["message"]; ok {
+			v.take(m)
+			return int64(m.(map[string]any)["id"].(float64))
+		}
+		if ch, ok := f["change"].(map[string]any); ok {
+			v.take(ch["message"])
+			return int64(ch["id"].(float64))
+		}
+		return 0
+	default:
+		return 0
+	}
+	if id, ok := f["id"].(float64); ok {
+		return int64(id)
+	}
+	return 0
+}
+
+func (v view) String() string {
+	ids := make([]int64, 0, len(v))
+	for id := range v {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var out []byte
+	for _, id := range ids {
+		b, _ := json.Marshal(v[id])
+		out = append(out, b...)
+		out = append(out, '\n')
+	}
+	return string(out)
+}
+
+// follow reads c's frames into v until wait passes without one, and returns the largest log id seen.
+func follow(c *servertest.Client, v view, wait time.Duration) int64 {
+	var last int64
+	for {
+		f, err := c.TryReadRaw(wait)
+		if err != nil {
+			return last
+		}
+		last = max(last, v.apply(f))
+	}
+}
+
+// checkConvergence runs the scenario of issue 16: ada is online throughout (on one), bob is offline during a
+// burst of messages, edits, deletions and reactions, some to messages from before he left, and resumes
+// with since (on two), and cat joins afterwards and reads the history (on two, and over REST); all end with
+// the same messages in the same state.
+func checkConvergence(t *testing.T, one, two *servertest.Server) {
+	ada, bob, cat := one.Register(t, "ada@example.com"), one.Register(t, "bob@example.com"), one.Register(t, "cat@example.com")
+	quiet := 300 * time.Millisecond
+	a, b := one.Connect(t, ada), two.Connect(t, bob)
+	va, vb := view{}, view{}
+	// send sends a frame as ada and returns the log id of its ack.
+	send := func(frame map[string]any) int64 {
+		t.Helper()
+		a.Send(frame)
+		for {
+			f := a.ReadRaw()
+			id := va.apply(f)
+			if f["type"] == "error" {
+				t.Fatalf("%v: %v", frame, f)
+			}
+			if f["type"] == "ack" {
+				return id
+			}
+		}
+	}
+	rest := func(method, path string, body any) {
+		t.Helper()
+		if status, answer := one.Do(t, method, path, cat.Token, body); status != http.StatusOK && status != http.StatusCreated {
+			t.Fatalf("%s %s: %d %v", method, path, status, answer)
+		}
+	}
+	msg := "/api/rooms/general/messages"
+
+	for i := 1; i <= 3; i++ {
+		send(map[string]any{"type": "message", "text": fmt.Sprint("m", i), "id": fmt.Sprint("m", i)})
+	}
+	rest("POST", msg, map[string]string{"text": "m4"})
+	rest("PUT", msg+"/1/reactions/%F0%9F%91%8D", nil) // 👍
+	send(map[string]any{"type": "react", "message": 2, "emoji": "🎉", "id": "r1"})
+	since := follow(b, vb, quiet)
+	b.Close()
+
+	send(map[string]any{"type": "edit", "message": 1, "text": "m1, corrigé", "id": "e1"})
+	rest("DELETE", msg+"/4", nil)
+	send(map[string]any{"type": "react", "message": 1, "emoji": "👍", "id": "r2"})
+	rest("DELETE", msg+"/1/reactions/%F0%9F%91%8D", nil)
+	m5 := send(map[string]any{"type": "message", "text": "m5", "id": "m5"})
+	rest("PUT", fmt.Sprintf("%s/%d/reactions/%%E2%%9D%%A4%%EF%%B8%%8F", msg, m5), nil) // ❤️
+	send(map[string]any{"type": "delete", "message": 2, "id": "d1"})
+	if status, m := one.Do(t, http.MethodPatch, msg+"/3", ada.Token, map[string]string{"text": "m3, corrigé"}); status != http.StatusOK || m["text"] != "m3, corrigé" || m["edited_at"] == nil {
+		t.Fatalf("PATCH: %d %v", status, m)
+	}
+
+	b2 := two.Dial(t, fmt.Sprintf("/ws?token=%s&since=general:%d", bob.Token, since), nil)
+	for {
+		f := b2.ReadRaw()
+		vb.apply(f)
+		if f["type"] == "resumed" {
+			break
+		}
+	}
+	// cat joins afterwards: the history of the join, and the one of REST, from either node.
+	vc := view{}
+	c := two.Dial(t, "/ws?token="+cat.Token, nil)
+	for {
+		f := c.ReadRaw()
+		vc.apply(f)
+		if f["type"] == "history" {
+			break
+		}
+	}
+	rest2 := func(s *servertest.Server, u servertest.User) view {
+		t.Helper()
+		v := view{}
+		_, body := s.Do(t, http.MethodGet, msg, u.Token, nil)
+		v.apply(map[string]any{"type": "history", "messages": body["messages"]})
+		return v
+	}
+	vrest, vrestOne := rest2(two, cat), rest2(one, ada)
+
+	want := vrest.String()
+	if n := len(vrest); n != 5 {
+		t.Errorf("the history holds %d messages, want 5:\n%s", n, want)
+	}
+	deadline := time.Now().Add(servertest.Timeout)
+	for va.String() != want && time.Now().Before(deadline) {
+		follow(a, va, quiet)
+	}
+	for name, got := range map[string]view{"ada, online throughout": va, "bob, resumed": vb, "cat, joining": vc, "the history, as ada reads it": vrestOne} {
+		if got.String() != want {
+			t.Errorf("%s sees\n%s\nwant, as the history cat reads,\n%s", name, got, want)
+		}
+	}
+	for _, check := range []struct {
+		id   int64
+		want string
+	}{
+		{1, `"edited_at":`},
+		{1, `"text":"m1, corrigé"`},
+		{1, fmt.Sprintf(`"reactions":[{"count":1,"emoji":"👍","users":[%d]}]`, ada.ID)},
+		{2, `"deleted":true`},
+		{4, `"deleted":true`},
+		{m5, fmt.Sprintf(`"reactions":[{"count":1,"emoji":"❤️","users":[%d]}]`, cat.ID)},
+	} {
+		b, _ := json.Marshal(vrest[check.id])
+		if !strings.Contains(string(b), check.want) {
+			t.Errorf("message %d is %s, want %s in it", check.id, b, check.want)
+		}
+	}
+}
+
+func TestEditsDeletesAndReactionsConverge(t *testing.T) {
+	t.Parallel()
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"RATE_LIMIT": "0"})
+		checkConvergence(t, s, s)
+	})
+}
