@@ -215,3 +215,65 @@ func TestEditsDeletesAndReactionsConverge(t *testing.T) {
 		checkConvergence(t, s, s)
 	})
 }
+
+// Who may change what: the author edits, the author or the room's owner deletes, anyone in the room reacts
+// with one of the emoji; a tombstone takes no change; each refusal is an error with a code, on REST and on
+// the WebSocket, and changes nothing.
+func TestChangesAreChecked(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, map[string]string{"RATE_LIMIT": "0", "MAX_MESSAGE_BYTES": "20"})
+	ada, bob, cat := s.Register(t, "ada@example.com"), s.Register(t, "bob@example.com"), s.Register(t, "cat@example.com")
+	s.CreateRoom(t, ada, "atelier")
+	post := func(u servertest.User, text string) string {
+		t.Helper()
+		_, m := s.Do(t, http.MethodPost, "/api/rooms/atelier/messages", u.Token, map[string]string{"text": text})
+		return fmt.Sprintf("/api/rooms/atelier/messages/%.0f", m["id"])
+	}
+	byBob, byCat := post(bob, "de bob"), post(cat, "de cat")
+	for _, tc := range []struct {
+		name, method, path string
+		who                servertest.User
+		body               any
+		status             int
+		code               string
+	}{
+		{"edit another's message", "PATCH", byBob, cat, map[string]string{"text": "x"}, 403, "forbidden"},
+		{"the owner edits another's message", "PATCH", byBob, ada, map[string]string{"text": "x"}, 403, "forbidden"},
+		{"edit to empty", "PATCH", byBob, bob, map[string]string{"text": " "}, 400, "empty_text"},
+		{"edit too long", "PATCH", byBob, bob, map[string]string{"text": strings.Repeat("x", 21)}, 400, "too_long"},
+		{"delete another's message", "DELETE", byBob, cat, nil, 403, "forbidden"},
+		{"an emoji not in the list", "PUT", byBob + "/reactions/x", cat, nil, 400, "invalid"},
+		{"a message that does not exist", "PATCH", "/api/rooms/atelier/messages/99", bob, map[string]string{"text": "x"}, 404, "not_found"},
+		{"a bad id", "DELETE", "/api/rooms/atelier/messages/zero", bob, nil, 400, "invalid"},
+		{"the owner deletes another's message", "DELETE", byCat, ada, nil, 200, ""},
+		{"edit a tombstone", "PATCH", byCat, cat, map[string]string{"text": "x"}, 404, "not_found"},
+		{"react to a tombstone", "PUT", byCat + "/reactions/%F0%9F%91%8D", bob, nil, 404, "not_found"},
+	} {
+		status, body := s.Do(t, tc.method, tc.path, tc.who.Token, tc.body)
+		if status != tc.status {
+			t.Errorf("%s: %d %v, want %d", tc.name, status, body, tc.status)
+			continue
+		}
+		if tc.code != "" {
+			assertError(t, body, tc.code)
+		}
+	}
+	_, body := s.Do(t, http.MethodGet, "/api/rooms/atelier/messages", ada.Token, nil)
+	if got := fmt.Sprint(body["messages"]); !strings.Contains(got, "text:de bob") || strings.Contains(got, "edited_at") {
+		t.Errorf("after the refusals: %s, want bob's message as it was", got)
+	}
+
+	c := s.Connect(t, cat, "&rooms=atelier")
+	for _, tc := range []struct{ frame, code string }{
+		{`{"type":"edit","room":"atelier","message":1,"text":"x","id":"e1"}`, "forbidden"},
+		{`{"type":"edit","room":"atelier","text":"x","id":"e2"}`, "invalid"},
+		{`{"type":"react","room":"atelier","message":1,"emoji":"🦄","id":"r1"}`, "invalid"},
+		{`{"type":"react","room":"general","message":1,"emoji":"👍","id":"r2"}`, "not_joined"},
+		{`{"type":"delete","room":"atelier","message":2,"id":"d1"}`, "not_found"},
+	} {
+		c.SendText(tc.frame)
+		if f := c.Read(); f["type"] != "error" || f["code"] != tc.code || f["id"] == nil {
+			t.Errorf("%s: got %v, want an error %s naming the frame", tc.frame, f, tc.code)
+		}
+	}
+}

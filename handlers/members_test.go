@@ -62,6 +62,16 @@ func TestNonMembersLearnNothing(t *testing.T) {
 				return rest("POST", "/api/rooms/{room}/messages", r, map[string]string{"text": "let me in"})
 			}},
 			{"members", func(r string) string { return rest("GET", "/api/rooms/{room}/members", r, nil) }},
+			{"edit", func(r string) string {
+				return rest("PATCH", "/api/rooms/{room}/messages/1", r, map[string]string{"text": "changed"})
+			}},
+			{"delete", func(r string) string { return rest("DELETE", "/api/rooms/{room}/messages/1", r, nil) }},
+			{"react", func(r string) string {
+				return rest("PUT", "/api/rooms/{room}/messages/1/reactions/%F0%9F%91%8D", r, nil)
+			}},
+			{"unreact", func(r string) string {
+				return rest("DELETE", "/api/rooms/{room}/messages/1/reactions/%F0%9F%91%8D", r, nil)
+			}},
 			{"add self", func(r string) string { return rest("PUT", "/api/rooms/{room}/members/eve", r, nil) }},
 			{"remove self", func(r string) string { return rest("DELETE", "/api/rooms/{room}/members/eve", r, nil) }},
 			{"remove the owner", func(r string) string { return rest("DELETE", "/api/rooms/{room}/members/ada", r, nil) }},
@@ -74,6 +84,10 @@ func TestNonMembersLearnNothing(t *testing.T) {
 					`{"type":"message","room":"{room}","text":"let me in","id":"m"}`,
 					`{"type":"typing","room":"{room}"}`,
 					`{"type":"read","room":"{room}","upto":1,"id":"r"}`,
+					`{"type":"edit","room":"{room}","message":1,"text":"changed","id":"e"}`,
+					`{"type":"delete","room":"{room}","message":1,"id":"d"}`,
+					`{"type":"react","room":"{room}","message":1,"emoji":"👍","id":"re"}`,
+					`{"type":"unreact","room":"{room}","message":1,"emoji":"👍","id":"un"}`,
 					`{"type":"leave","room":"{room}","id":"l"}`)
 			}},
 		}
