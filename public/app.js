@@ -13,8 +13,8 @@ import {
 import { DEFAULT_ROOM, MAX_ROOMS, validRoom, messageId, savedRooms, gapPage } from './rooms.js';
 import { api, authErrorText, errorText } from './api.js';
 import {
-  loadingNote, markFailed, memberText, messageLine, presenceItem, roomItem, setTime, showRoomItem, startNote, systemNote,
-  typingText,
+  loadingNote, markFailed, memberText, messageLine, presenceItem, roomItem, setTime, showRoomItem, showState, startNote,
+  systemNote, typingText,
 } from './view.js';
 
 const TOKEN_KEY = 'causerie.token';
@@ -120,6 +120,7 @@ const state = {
   quietTimer: 0,
   readTimer: 0,
   listVersion: -1, // the version of the last room list taken from the server
+  editing: null, // {room, id}: the message the message box edits, rather than a new one
 };
 
 // READ_DELAY_MS gathers the reads of a burst of messages into one read frame.
@@ -678,6 +679,10 @@ function markRead() {
 function switchRoom(name) {
   const next = state.rooms.get(name);
   if (!next || name === state.current) return;
+  if (state.editing && state.editing.room !== name) {
+    stopEditing();
+    els.input.value = '';
+  }
   const prev = currentRoom();
   const list = els.messages;
   // The lines moving in are not news: keep the live region quiet while they move.
@@ -1198,6 +1203,9 @@ function onFrame(data) {
     case 'member':
       onMember(frame);
       break;
+    case 'change':
+      onChange(frame);
+      break;
     case 'rooms':
       applyRoomList(frame.rooms, frame.version);
       break;
@@ -1332,6 +1340,12 @@ function onAck(frame) {
     case 'auth':
       if (typeof frame.id === 'string') state.auths.delete(frame.id);
       break;
+    case 'edit':
+    case 'delete':
+    case 'react':
+    case 'unreact':
+      onChange(frame.change);
+      break;
     default:
       break;
   }
@@ -1360,6 +1374,7 @@ function onMessageAck(frame) {
   }
   if (typeof message.text === 'string') line.querySelector('.msg-text').textContent = message.text;
   markDelivered(room, line, id, message.at);
+  showMessageState(line, message);
   // One's own message is read: on another device it must not count as unread.
   if (room.name === state.current) markRead();
 }
@@ -1446,6 +1461,14 @@ function onSend(event) {
   const room = currentRoom();
   const ws = state.ws;
   if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
+  if (state.editing) {
+    const { room: editRoom, id: message } = state.editing;
+    if (sendFrame({ type: 'edit', room: editRoom, message, text, id: `c-${nextSeq()}` })) {
+      stopEditing();
+      els.input.value = '';
+    }
+    return;
+  }
   const id = newClientId();
   const line = messageLine(state.user ? state.user.name : '', text, true);
   line.classList.add('pending');
@@ -1497,7 +1520,52 @@ function lineFor(message) {
   const from = message.from && typeof message.from === 'object' ? message.from : {};
   const author = typeof from.name === 'string' ? from.name : '';
   const text = typeof message.text === 'string' ? message.text : '';
-  return messageLine(author, text, isOwn(message));
+  const line = messageLine(author, text, isOwn(message));
+  showMessageState(line, message);
+  return line;
+}
+
+// showMessageState shows message's current state on its line, with the buttons that change it.
+function showMessageState(line, message) {
+  const id = messageId(message.id);
+  if (id === null || !validRoom(message.room)) return;
+  const me = state.user ? state.user.id : null;
+  showState(line, message, me, isOwn(message), (kind, emoji) => requestChange(message.room, id, kind, emoji, line));
+}
+
+// requestChange asks the server for a change to message id of room: an edit goes through the message
+// box, the others at once.
+function requestChange(room, id, kind, emoji, line) {
+  if (kind === 'edit') {
+    state.editing = { room, id };
+    els.input.value = line.querySelector('.msg-text').textContent;
+    els.send.textContent = 'Save';
+    els.input.setAttribute('aria-label', 'Edit your message (Escape to cancel)');
+    els.input.focus();
+    return;
+  }
+  if (!sendFrame({ type: kind, room, message: id, emoji, id: `c-${nextSeq()}` })) {
+    systemLine('Not connected: try again once the connection is back.', true);
+  }
+}
+
+function stopEditing() {
+  state.editing = null;
+  els.send.textContent = 'Send';
+  els.input.removeAttribute('aria-label');
+}
+
+// onChange shows a change to a message (an edit, a deletion, a reaction) in its place, when it is shown.
+function onChange(change) {
+  if (!change || typeof change !== 'object') return;
+  const room = typeof change.room === 'string' ? state.rooms.get(change.room) : undefined;
+  const message = change.message;
+  if (!room || !message || typeof message !== 'object') return;
+  noteId(room, messageId(change.id));
+  const id = messageId(message.id);
+  if (id === null) return;
+  const line = listOf(room).querySelector(`[data-id="${id}"]`);
+  if (line && line.classList.contains('msg')) showMessageState(line, message);
 }
 
 function noteId(room, id) {
@@ -1682,6 +1750,12 @@ function boot() {
   els.authForm.addEventListener('submit', onAuthSubmit);
   els.messageForm.addEventListener('submit', onSend);
   els.input.addEventListener('input', onInput);
+  els.input.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && state.editing) {
+      stopEditing();
+      els.input.value = '';
+    }
+  });
   els.joinForm.addEventListener('submit', onJoinSubmit);
   els.joinInput.addEventListener('input', () => {
     if (els.joinInput.hasAttribute('aria-invalid')) {

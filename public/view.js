@@ -25,6 +25,12 @@ const DM_NAME = 'room-name min-w-0 flex-1 truncate before:opacity-60 before:cont
 const UNREAD = 'unread min-w-5 shrink-0 rounded-full bg-red-600 px-1.5 text-center text-xs leading-5 font-semibold text-white tabular-nums';
 const ROOM_LEAVE = 'room-leave mr-0.5 flex size-7 shrink-0 cursor-pointer items-center justify-center rounded-full text-lg leading-none opacity-70 hover:bg-black/10 hover:opacity-100 md:rounded-md';
 const PRESENCE_USER = 'presence-user max-w-full truncate rounded-full bg-slate-100 px-2 py-0.5 text-sm text-slate-800 md:rounded-md md:bg-transparent md:px-1';
+const EDITED = 'msg-edited italic opacity-80';
+const TOMBSTONE = 'msg-text mt-0.5 italic opacity-80';
+const TOOLS = 'msg-tools mt-0.5 flex flex-wrap items-center gap-1 text-xs';
+const TOOL = 'msg-tool cursor-pointer rounded px-1.5 py-0.5 text-slate-600 hover:bg-slate-200 hover:text-slate-900';
+const REACTION = 'reaction cursor-pointer rounded-full bg-white px-2 py-0.5 text-slate-800 ring-1 ring-slate-300 hover:bg-slate-100 aria-pressed:bg-indigo-50 aria-pressed:ring-indigo-500';
+const PICKER = 'msg-picker flex flex-wrap gap-0.5';
 const PRESENCE_DM = 'presence-dm max-w-full cursor-pointer truncate text-left underline-offset-2 hover:underline focus-visible:underline';
 
 // messageLine builds the line of a message: author, time (see setTime) and text.
@@ -55,6 +61,107 @@ export function messageLine(author, text, own) {
   bubble.append(meta, body);
   line.append(bubble);
   return line;
+}
+
+// showState shows a message's current state on its line: its text, or that it was deleted; whether it was
+// edited; its reactions, as buttons that add or take back one's own; and, when the message is one's own,
+// buttons to edit and delete it. me is the viewer's user id; act(kind, emoji) asks for a change ('edit',
+// 'delete', 'react', 'unreact').
+export function showState(line, message, me, own, act) {
+  const body = line.querySelector('.msg-text');
+  const deleted = message.deleted === true;
+  if (deleted) {
+    line.dataset.deleted = 'true';
+    body.className = TOMBSTONE;
+    body.textContent = 'This message was deleted.';
+  } else if (typeof message.text === 'string') {
+    body.textContent = message.text;
+  }
+  const meta = line.querySelector('.msg-time').parentElement;
+  let edited = meta.querySelector('.msg-edited');
+  if (message.edited_at && !deleted) {
+    if (!edited) {
+      edited = document.createElement('span');
+      edited.className = EDITED;
+      meta.append(edited);
+    }
+    edited.textContent = '(edited)';
+    edited.title = new Date(message.edited_at).toLocaleString();
+  } else if (edited) {
+    edited.remove();
+  }
+
+  let tools = line.querySelector('.msg-tools');
+  if (!tools) {
+    tools = document.createElement('div');
+    tools.className = TOOLS;
+    line.append(tools);
+  }
+  const reactions = Array.isArray(message.reactions) ? message.reactions : [];
+  const buttons = [];
+  if (!deleted) {
+    for (const r of reactions) {
+      if (!r || typeof r.emoji !== 'string') continue;
+      const mine = Array.isArray(r.users) && r.users.some((u) => String(u) === String(me));
+      const b = toolButton(REACTION, `${r.emoji} ${r.count}`, () => act(mine ? 'unreact' : 'react', r.emoji));
+      b.dataset.emoji = r.emoji;
+      b.setAttribute('aria-pressed', String(mine));
+      b.setAttribute('aria-label', `${r.emoji} ${r.count}${mine ? ', yours: take it back' : ''}`);
+      buttons.push(b);
+    }
+    const picker = document.createElement('div');
+    picker.className = PICKER;
+    picker.hidden = true;
+    for (const emoji of EMOJI) {
+      const b = toolButton(TOOL, emoji, () => {
+        picker.hidden = true;
+        act('react', emoji);
+      });
+      b.dataset.pick = emoji;
+      b.setAttribute('aria-label', `React with ${emoji}`);
+      picker.append(b);
+    }
+    const react = toolButton(TOOL, 'React', () => {
+      picker.hidden = !picker.hidden;
+      react.setAttribute('aria-expanded', String(!picker.hidden));
+    });
+    react.dataset.tool = 'react';
+    react.setAttribute('aria-expanded', 'false');
+    buttons.push(react);
+    if (own) {
+      const edit = toolButton(TOOL, 'Edit', () => act('edit'));
+      edit.dataset.tool = 'edit';
+      const del = toolButton(TOOL, 'Delete', () => {
+        // Two steps, without a dialog: the first click asks, the second deletes.
+        if (del.dataset.confirm === 'true') {
+          act('delete');
+          return;
+        }
+        del.dataset.confirm = 'true';
+        del.textContent = 'Delete? Click again';
+      });
+      del.dataset.tool = 'delete';
+      del.addEventListener('blur', () => {
+        delete del.dataset.confirm;
+        del.textContent = 'Delete';
+      });
+      buttons.push(edit, del);
+    }
+    buttons.push(picker);
+  }
+  tools.replaceChildren(...buttons);
+}
+
+// EMOJI are the reactions the server takes (app.Emoji).
+export const EMOJI = ['👍', '👎', '❤️', '😂', '😮', '😢', '🎉', '🙏', '👀', '🔥', '✅', '👏'];
+
+function toolButton(className, text, onClick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = className;
+  b.textContent = text;
+  b.addEventListener('click', onClick);
+  return b;
 }
 
 // setTime shows at (RFC 3339) in line's time element, as hours and minutes, with the full date as its

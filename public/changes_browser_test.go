@@ -1,0 +1,63 @@
+package public_test
+
+import (
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// lineWith is the JavaScript of the line of the message with that text.
+func lineWith(text string) string {
+	return `[...document.querySelectorAll('#messages .msg')].find(e => e.querySelector('.msg-text')?.textContent === ` + "`" + text + "`" + `)`
+}
+
+// Edit and delete one's own message, react to another's: each shows on the other user's page at once,
+// with buttons a keyboard reaches.
+func TestEditReactAndDelete(t *testing.T) {
+	_, ada, bob := twoUsers(t)
+	ada.say("mauvais texte")
+	bob.waitLine("ada", "mauvais texte")
+
+	// Edit: the message box takes the text; Escape gives up, and Save sends.
+	edit := lineWith("mauvais texte") + `.querySelector('button[data-tool="edit"]')`
+	ada.waitJS(edit + ` !== null`)
+	ada.click(edit)
+	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Save' && document.querySelector('#message-input').value === 'mauvais texte'`)
+	ada.do(chromedp.KeyEvent("\x1b"))
+	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Send' && document.querySelector('#message-input').value === ''`)
+	ada.click(edit)
+	eval[bool](ada, `(() => { document.querySelector('#message-input').value = ''; return true })()`)
+	ada.do(chromedp.SendKeys(chromedp.ID("message-input"), "bon texte\r"))
+	bob.waitJS(lineWith("bon texte") + `?.querySelector('.msg-edited')?.textContent === '(edited)'`)
+	if eval[bool](bob, lineWith("bon texte")+`.querySelector('button[data-tool="edit"]') !== null`) {
+		t.Error("bob is offered to edit ada's message")
+	}
+
+	// React: the picker's buttons are labelled; the reaction shows on both pages, pressed on bob's.
+	bob.click(lineWith("bon texte") + `.querySelector('button[data-tool="react"]')`)
+	pick := lineWith("bon texte") + `.querySelector('button[data-pick="👍"]')`
+	bob.waitJS(pick + `?.getAttribute('aria-label') === 'React with 👍'`)
+	bob.click(pick)
+	reaction := lineWith("bon texte") + `?.querySelector('.reaction[data-emoji="👍"]')`
+	bob.waitJS(reaction + `?.getAttribute('aria-pressed') === 'true'`)
+	ada.waitJS(reaction + `?.textContent === '👍 1' && ` + reaction + `.getAttribute('aria-pressed') === 'false'`)
+
+	// Delete, in two clicks: a tombstone in its place on both pages.
+	del := lineWith("bon texte") + `.querySelector('button[data-tool="delete"]')`
+	ada.click(del)
+	ada.waitJS(del + `.textContent === 'Delete? Click again'`)
+	ada.click(del)
+	for _, p := range []*tab{ada, bob} {
+		p.waitJS(`document.querySelector('#messages .msg[data-deleted="true"] .msg-text')?.textContent === 'This message was deleted.'`)
+	}
+	if n := eval[int](bob, `document.querySelectorAll('#messages .msg[data-deleted="true"] .reaction').length`); n != 0 {
+		t.Errorf("a tombstone shows %d reactions", n)
+	}
+}
+
+// click clicks the element of the JavaScript expression expr, as a keyboard's Enter on a focused button
+// would.
+func (tb *tab) click(expr string) {
+	tb.t.Helper()
+	eval[bool](tb, `(() => { const e = `+expr+`; e.focus(); e.click(); return true })()`)
+}
