@@ -42,6 +42,11 @@ func TestEditReactAndDelete(t *testing.T) {
 	bob.waitJS(reaction + `?.getAttribute('aria-pressed') === 'true'`)
 	ada.waitJS(reaction + `?.textContent === '👍 1' && ` + reaction + `.getAttribute('aria-pressed') === 'false'`)
 
+	// After a reload, the page shows the message as it is now: edited, with bob's reaction.
+	bob.do(chromedp.Reload())
+	bob.waitConnected()
+	bob.waitJS(lineWith("bon texte") + `?.querySelector('.msg-edited') != null && ` + reaction + `?.getAttribute('aria-pressed') === 'true'`)
+
 	// Delete, in two clicks: a tombstone in its place on both pages.
 	del := lineWith("bon texte") + `.querySelector('button[data-tool="delete"]')`
 	ada.click(del)
