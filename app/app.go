@@ -88,6 +88,8 @@ type MemberRoom struct {
 	Kind   string `json:"kind"`
 	LastID int64  `json:"last_id"`
 	Unread int64  `json:"unread"`
+	// ReadUpto is the id of the last entry of the room's log the user has read.
+	ReadUpto int64 `json:"read_upto"`
 	// With is, for a DM, the other user.
 	With *Author `json:"with,omitempty"`
 }

@@ -263,6 +263,17 @@ func TestChangesAreChecked(t *testing.T) {
 		t.Errorf("after the refusals: %s, want bob's message as it was", got)
 	}
 
+	// A client id names one entry: reused for something else, it is refused, and nothing changes.
+	if status, body := s.Do(t, http.MethodPost, "/api/rooms/atelier/messages", bob.Token, map[string]string{"text": "avec un id", "id": "x1"}); status != http.StatusCreated {
+		t.Fatalf("post with an id: %d %v", status, body)
+	}
+	if status, body := s.Do(t, http.MethodPatch, byBob, bob.Token, map[string]string{"text": "autre", "id": "x1"}); status != http.StatusConflict {
+		t.Errorf("an edit with a message's id: %d %v, want 409", status, body)
+	}
+	if _, body := s.Do(t, http.MethodGet, "/api/rooms/atelier/messages", ada.Token, nil); strings.Contains(fmt.Sprint(body["messages"]), "autre") {
+		t.Errorf("the refused edit changed something: %v", body["messages"])
+	}
+
 	c := s.Connect(t, cat, "&rooms=atelier")
 	for _, tc := range []struct{ frame, code string }{
 		{`{"type":"edit","room":"atelier","message":1,"text":"x","id":"e1"}`, "forbidden"},
@@ -270,6 +281,8 @@ func TestChangesAreChecked(t *testing.T) {
 		{`{"type":"react","room":"atelier","message":1,"emoji":"🦄","id":"r1"}`, "invalid"},
 		{`{"type":"react","room":"general","message":1,"emoji":"👍","id":"r2"}`, "not_joined"},
 		{`{"type":"delete","room":"atelier","message":2,"id":"d1"}`, "not_found"},
+		{`{"type":"edit","room":"atelier","message":0,"text":"x","id":"e3"}`, "invalid"},
+		{`{"type":"edit","room":"atelier","message":9223372036854775807,"text":"x","id":"e4"}`, "not_found"},
 	} {
 		c.SendText(tc.frame)
 		if f := c.Read(); f["type"] != "error" || f["code"] != tc.code || f["id"] == nil {

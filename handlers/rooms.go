@@ -137,6 +137,10 @@ func (r *Rooms) History(c echo.Context) error {
 	if msgs == nil {
 		msgs = []app.Message{}
 	}
+	viewer := middleware.Identity(c).UserID
+	for i := range msgs {
+		msgs[i] = msgs[i].ShownTo(viewer)
+	}
 	return c.JSON(http.StatusOK, map[string][]app.Message{"messages": msgs})
 }
 

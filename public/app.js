@@ -525,6 +525,7 @@ function resetRooms() {
 function clearRooms() {
   for (const room of state.rooms.values()) clearTyping(room);
   state.listVersion = -1;
+  if (state.editing) stopEditing();
   state.rooms.clear();
   state.current = null;
   state.pending.clear();
@@ -634,8 +635,7 @@ function applyRoomList(list, version) {
     const room = addRoom(entry.name);
     if (entry.kind === 'public' || entry.kind === 'private' || entry.kind === 'dm') room.kind = entry.kind;
     room.with = dmWith(entry);
-    const upto = messageId(entry.last_id) !== null && messageId(entry.unread) !== null ? entry.last_id - entry.unread : null;
-    if (upto !== null) room.readUpto = Math.max(room.readUpto, upto);
+    if (messageId(entry.read_upto) !== null) room.readUpto = Math.max(room.readUpto, entry.read_upto);
     if (messageId(entry.unread) !== null && entry.name !== state.current) room.unread = entry.unread;
     // A room of the list this connection is not in yet: joined quietly, without moving to it.
     if (!known && !asked.has(entry.name)) sendFrame({ type: 'join', room: entry.name });
@@ -1295,6 +1295,8 @@ function onMessage(frame) {
 function onMember(frame) {
   const room = roomFor(frame);
   if (!room) return;
+  const id = messageId(frame.id);
+  if (room.resuming && room.resuming.firstId === null && id !== null) room.resuming.firstId = id;
   addMessage(room, frame, 'live');
   const me = state.user && frame.user && String(frame.user.id) === String(state.user.id);
   if (me && (frame.kind === 'member_removed' || frame.kind === 'member_left')) {
@@ -1321,7 +1323,7 @@ function onResumed(frame) {
   room.resuming = null;
   resendPending(room);
   if (frame.complete === false && info && info.firstId !== null && info.firstId > info.since + 1) {
-    fillGap(room, info.since, info.firstId);
+    fillGap(room, info.since, info.firstId).then(() => refreshShown(room));
   }
 }
 
@@ -1463,7 +1465,7 @@ function onSend(event) {
   if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
   if (state.editing) {
     const { room: editRoom, id: message } = state.editing;
-    if (sendFrame({ type: 'edit', room: editRoom, message, text, id: `c-${nextSeq()}` })) {
+    if (sendFrame({ type: 'edit', room: editRoom, message, text, id: newClientId() })) {
       stopEditing();
       els.input.value = '';
     }
@@ -1544,7 +1546,7 @@ function requestChange(room, id, kind, emoji, line) {
     els.input.focus();
     return;
   }
-  if (!sendFrame({ type: kind, room, message: id, emoji, id: `c-${nextSeq()}` })) {
+  if (!sendFrame({ type: kind, room, message: id, emoji, id: newClientId() })) {
     systemLine('Not connected: try again once the connection is back.', true);
   }
 }
@@ -1561,7 +1563,9 @@ function onChange(change) {
   const room = typeof change.room === 'string' ? state.rooms.get(change.room) : undefined;
   const message = change.message;
   if (!room || !message || typeof message !== 'object') return;
-  noteId(room, messageId(change.id));
+  const entry = messageId(change.id);
+  if (room.resuming && room.resuming.firstId === null && entry !== null) room.resuming.firstId = entry;
+  noteId(room, entry);
   const id = messageId(message.id);
   if (id === null) return;
   const line = listOf(room).querySelector(`[data-id="${id}"]`);
@@ -1723,6 +1727,19 @@ async function maybeLoadOlder(room) {
     list.scrollTop = list.scrollHeight - fromBottom;
     // Still at the top (a short list): go on, as long as the pages bring something new.
     if (added > 0) requestAnimationFrame(() => maybeLoadOlder(room));
+  }
+}
+
+// refreshShown shows the newest page of room's messages as they are now: an incomplete resume left out
+// changes to messages on screen too.
+async function refreshShown(room) {
+  const session = state.session;
+  const messages = await fetchMessages(room.name, `limit=${GAP_PAGE_SIZE}`);
+  if (messages === null || session !== state.session || state.rooms.get(room.name) !== room) return;
+  for (const message of messages) {
+    const id = messageId(message.id);
+    const line = id === null ? null : listOf(room).querySelector(`[data-id="${id}"]`);
+    if (line && line.classList.contains('msg')) showMessageState(line, message);
   }
 }
 

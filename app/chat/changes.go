@@ -60,6 +60,15 @@ func (h *Hub) newChange(ctx context.Context, user app.Identity, ch Change) (app.
 		At: h.now(), ClientID: ch.ClientID}, nil
 }
 
+// sameEntry refuses stored, what the store answered for sent, when it is not the same request: a client id
+// names one entry of its user's, and one used before for a message or another change is no repeat of this.
+func sameEntry(sent, stored app.Message) error {
+	if stored.Kind != sent.Kind || stored.TargetID != sent.TargetID {
+		return app.Errorf(app.CodeConflict, "id %q names another message or change of yours: give each its own", sent.ClientID)
+	}
+	return nil
+}
+
 // message returns the message id of room, or a not_found error when there is none, or it was deleted.
 func (h *Hub) message(ctx context.Context, room string, id int64) (app.Message, error) {
 	if id < 1 {
@@ -81,16 +90,20 @@ func (h *Hub) message(ctx context.Context, room string, id int64) (app.Message, 
 // Apply makes a change on behalf of user, as the REST routes do, and returns the message in its new state,
 // as user sees it. The change goes to every connection of the room, the user's own included.
 func (h *Hub) Apply(ctx context.Context, user app.Identity, ch Change) (app.Message, error) {
+	// The budget first, as for a post: a flood of changes must not buy the store's reads.
+	if ok, wait := h.budgets.Take(user.UserID, h.opts.Now()); !ok {
+		return app.Message{}, app.Limited(app.CodeRateLimited, wait, "over %g frames per second, all your connections together", h.opts.RateLimit)
+	}
 	entry, err := h.newChange(ctx, user, ch)
 	if err != nil {
 		return app.Message{}, err
 	}
-	if ok, wait := h.budgets.Take(user.UserID, h.opts.Now()); !ok {
-		return app.Message{}, app.Limited(app.CodeRateLimited, wait, "over %g frames per second, all your connections together", h.opts.RateLimit)
-	}
 	res, err := h.commit(ctx, entry)
 	if err == nil {
 		err = res.Err
+	}
+	if err == nil {
+		err = sameEntry(entry, res.Msg)
 	}
 	if err != nil {
 		return app.Message{}, err
@@ -133,6 +146,10 @@ func (h *Hub) change(ctx context.Context, c *Client, in app.Inbound) error {
 		if res.Err != nil {
 			h.log.Error("store change", "conn", c.ID, "room", entry.Room, "err", res.Err)
 			c.answer(app.EncodeError(app.CodeInternal, "the change could not be stored; send it again", in.ID, 0))
+			return
+		}
+		if err := sameEntry(entry, res.Msg); err != nil {
+			c.answer(app.EncodeError(app.CodeConflict, err.Error(), in.ID, 0))
 			return
 		}
 		c.answer(app.EncodeChangeAck(entry.Kind, in.ID, res.Object))

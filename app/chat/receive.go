@@ -118,6 +118,10 @@ func (h *Hub) send(ctx context.Context, c *Client, in app.Inbound) error {
 			c.answer(app.EncodeError(app.CodeInternal, "the message could not be stored; send it again", ackID, 0))
 			return
 		}
+		if err := sameEntry(msg, res.Msg); err != nil {
+			c.answer(app.EncodeError(app.CodeConflict, err.Error(), ackID, 0))
+			return
+		}
 		c.answer(app.EncodeMessageAck(ackID, res.Object))
 	}
 	if err := h.pipe.Submit(ctx, &commit.Request{Msg: msg, Conn: c.ID, Answer: answer}); err != nil {
@@ -143,11 +147,18 @@ func (h *Hub) Post(ctx context.Context, user app.Identity, room, text, clientID 
 	if _, err := h.access.Open(ctx, user.UserID, room); err != nil {
 		return app.Message{}, false, err
 	}
-	res, err := h.commit(ctx, h.newMessage(user, room, text, clientID))
+	msg := h.newMessage(user, room, text, clientID)
+	res, err := h.commit(ctx, msg)
+	if err == nil {
+		err = res.Err
+	}
+	if err == nil {
+		err = sameEntry(msg, res.Msg)
+	}
 	if err != nil {
 		return app.Message{}, false, err
 	}
-	return res.Msg, res.Created, res.Err
+	return res.Msg, res.Created, nil
 }
 
 // commit stores msg and publishes it, through the pipeline, and returns once it is done, or ctx is.

@@ -20,7 +20,8 @@ type roomQueries struct {
 
 func newRoomQueries(r func(string) string) roomQueries {
 	// What is unread: the messages and member events after what was read, not the changes to messages
-	// (an edit or a reaction is no news of the room). The index of messages' key counts them.
+	// (an edit or a reaction is no news of the room). The partial index messages_news (migration 0007)
+	// holds just those, so the count reads no row of the table.
 	const unread = `(SELECT COUNT(*) FROM messages AS x WHERE x.room = m.room AND x.id > m.read_upto
 		AND (x.kind IS NULL OR x.kind NOT IN ('edit', 'delete', 'react', 'unreact')))`
 	return roomQueries{
@@ -37,7 +38,7 @@ func newRoomQueries(r func(string) string) roomQueries {
 		listVersion: r(`SELECT list_version FROM users WHERE id = ?`),
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
 			WHERE m.room = ? ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id`),
-		memberRooms: r(`SELECT r.name, r.kind, r.last_id, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, '')
+		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, '')
 			FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			LEFT JOIN room_members AS om ON r.kind = 'dm' AND om.room = r.name AND om.user_id <> m.user_id
 			LEFT JOIN users AS o ON o.id = om.user_id
@@ -241,7 +242,7 @@ func (d *DB) memberRooms(ctx context.Context, user int64) ([]app.MemberRoom, err
 	for rows.Next() {
 		var r app.MemberRoom
 		var with app.Author
-		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &r.Unread, &with.ID, &with.Name); err != nil {
+		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &r.ReadUpto, &r.Unread, &with.ID, &with.Name); err != nil {
 			return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
 		}
 		if with.ID != 0 {

@@ -113,7 +113,7 @@ func TestReadState(t *testing.T) {
 			}
 			return fmt.Sprint(list.Rooms)
 		}
-		if got := rooms(); got != "[{secret private 5 5 <nil>}]" {
+		if got := rooms(); got != "[{secret private 5 5 0 <nil>}]" {
 			t.Errorf("before reading: %s", got)
 		}
 		for _, step := range []struct{ upto, want, unread int64 }{{3, 3, 2}, {2, 3, 2}, {99, 5, 0}} {
@@ -121,7 +121,7 @@ func TestReadState(t *testing.T) {
 				t.Errorf("read up to %d: %d (%d unread), %v; want %d (%d unread)", step.upto, got, unread, err, step.want, step.unread)
 			}
 		}
-		if got := rooms(); got != "[{secret private 5 0 <nil>}]" {
+		if got := rooms(); got != "[{secret private 5 0 5 <nil>}]" {
 			t.Errorf("after reading: %s", got)
 		}
 		if _, _, err := db.MarkRead(ctx, "general", ada.ID, 1); app.ErrorCode(err) != app.CodeNotFound {
@@ -132,7 +132,7 @@ func TestReadState(t *testing.T) {
 		if _, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
 			t.Fatal(err)
 		}
-		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 5 0 <nil>}]" {
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 5 0 5 <nil>}]" {
 			t.Errorf("bob's rooms: %v, %v; want secret with nothing unread", list, err)
 		}
 		// A DM names the other user, for each of the two.
@@ -247,7 +247,7 @@ func TestMemberEventsChangeMemberships(t *testing.T) {
 		if member, err := db.IsMember(ctx, "secret", bob.ID); err != nil || !member {
 			t.Errorf("after member_added: member %v, %v", member, err)
 		}
-		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 2 0 <nil>}]" {
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 2 0 2 <nil>}]" {
 			t.Errorf("bob's list after his adding: %+v, %v; want secret, read up to his adding", list, err)
 		}
 		v1 := version()

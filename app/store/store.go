@@ -814,7 +814,13 @@ func (d *DB) insertMessages(ctx context.Context, tx *sql.Tx, msgs []app.Message)
 			if m.TargetID != 0 {
 				targetID = sql.NullInt64{Int64: m.TargetID, Valid: true}
 			}
-			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, m.Text, clientID, m.At.UnixMilli(), kind, subjectID, subjectName, targetID)
+			text := m.Text
+			if m.Kind == app.ChangeEdit {
+				// The new text goes into the message (applyChanges); the entry keeps no copy, which a
+				// later deletion would leave behind.
+				text = ""
+			}
+			args = append(args, m.Room, m.ID, m.From.ID, m.From.Name, text, clientID, m.At.UnixMilli(), kind, subjectID, subjectName, targetID)
 		}
 		res, err := d.exec(ctx, tx, insertMessages, j-i, args)
 		if err != nil {

@@ -14,6 +14,10 @@ ALTER TABLE messages ADD COLUMN target_id INTEGER;
 ALTER TABLE messages ADD COLUMN edited_at INTEGER;
 ALTER TABLE messages ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE;
 
+-- The news of a room: its messages and member events, not the changes to messages. Unread counts count
+-- these, after what a member has read, from the index alone.
+CREATE INDEX messages_news ON messages (room, id) WHERE kind IS NULL OR kind NOT IN ('edit', 'delete', 'react', 'unreact');
+
 -- Who reacted to which message with which emoji: one row each, so a user reacts once per emoji.
 CREATE TABLE reactions (
     room       TEXT    NOT NULL,
