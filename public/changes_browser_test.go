@@ -21,6 +21,9 @@ func TestEditReactAndDelete(t *testing.T) {
 	// Edit: the message box takes the text; Escape gives up, and Save sends.
 	edit := lineWith("mauvais texte") + `.querySelector('button[data-tool="edit"]')`
 	ada.waitJS(edit + ` !== null`)
+	if got := eval[string](ada, `document.getElementById(`+edit+`.getAttribute('aria-describedby')).textContent`); got != "mauvais texte" {
+		t.Errorf("the edit button is described by %q, want its message's text", got)
+	}
 	ada.click(edit)
 	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Save' && document.querySelector('#message-input').value === 'mauvais texte'`)
 	ada.do(chromedp.KeyEvent("\x1b"))
@@ -37,6 +40,10 @@ func TestEditReactAndDelete(t *testing.T) {
 	bob.click(lineWith("bon texte") + `.querySelector('button[data-tool="react"]')`)
 	pick := lineWith("bon texte") + `.querySelector('button[data-pick="👍"]')`
 	bob.waitJS(pick + `?.getAttribute('aria-label') === 'React with 👍'`)
+	// Escape closes the picker and gives the focus back to its button; it opens again.
+	bob.do(chromedp.Focus(chromedp.CSS(`#messages button[data-pick="👎"]`)), chromedp.KeyEvent("\x1b"))
+	bob.waitJS(pick + `.parentElement.hidden && document.activeElement.dataset.tool === 'react'`)
+	bob.click(lineWith("bon texte") + `.querySelector('button[data-tool="react"]')`)
 	bob.click(pick)
 	reaction := lineWith("bon texte") + `?.querySelector('.reaction[data-emoji="👍"]')`
 	bob.waitJS(reaction + `?.getAttribute('aria-pressed') === 'true'`)

@@ -70,6 +70,9 @@ export function messageLine(author, text, own) {
 export function showState(line, message, me, own, act) {
   const body = line.querySelector('.msg-text');
   const deleted = message.deleted === true;
+  // The buttons say which message they act on: its text describes them.
+  const key = `${message.room}-${message.id}`;
+  body.id = `msg-${key}`;
   if (deleted) {
     line.dataset.deleted = 'true';
     body.className = TOMBSTONE;
@@ -97,6 +100,9 @@ export function showState(line, message, me, own, act) {
     tools.className = TOOLS;
     line.append(tools);
   }
+  // The buttons are made again: the one that had the focus gets it back, so that a keyboard user who
+  // reacted, or whose line someone else changed, stays where they were.
+  const focused = tools.contains(document.activeElement) ? focusKey(document.activeElement) : null;
   const reactions = Array.isArray(message.reactions) ? message.reactions : [];
   const buttons = [];
   if (!deleted) {
@@ -112,6 +118,7 @@ export function showState(line, message, me, own, act) {
     const picker = document.createElement('div');
     picker.className = PICKER;
     picker.hidden = true;
+    picker.id = `pick-${key}`;
     for (const emoji of EMOJI) {
       const b = toolButton(TOOL, emoji, () => {
         picker.hidden = true;
@@ -127,6 +134,13 @@ export function showState(line, message, me, own, act) {
     });
     react.dataset.tool = 'react';
     react.setAttribute('aria-expanded', 'false');
+    react.setAttribute('aria-controls', picker.id);
+    picker.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape') return;
+      picker.hidden = true;
+      react.setAttribute('aria-expanded', 'false');
+      react.focus();
+    });
     buttons.push(react);
     if (own) {
       const edit = toolButton(TOOL, 'Edit', () => act('edit'));
@@ -149,7 +163,21 @@ export function showState(line, message, me, own, act) {
     }
     buttons.push(picker);
   }
+  for (const b of buttons) {
+    if (b.tagName === 'BUTTON') b.setAttribute('aria-describedby', body.id);
+  }
   tools.replaceChildren(...buttons);
+  if (focused) {
+    const again = tools.querySelector(focused);
+    if (again) again.focus();
+  }
+}
+
+// focusKey returns a selector that finds, among a line's remade buttons, the one like el.
+function focusKey(el) {
+  if (el.dataset.tool) return `[data-tool="${el.dataset.tool}"]`;
+  if (el.dataset.emoji) return `.reaction[data-emoji="${el.dataset.emoji}"]`;
+  return null;
 }
 
 // EMOJI are the reactions the server takes (app.Emoji).
