@@ -180,11 +180,17 @@ func (tb *tab) waitJS(expr string) {
 // register fills the form and creates the account.
 func (tb *tab) register(email, password string) {
 	tb.t.Helper()
+	tb.submitAuth(email, password, "register-button")
+}
+
+// submitAuth fills the form and presses button (register or log in), then waits for the connection.
+func (tb *tab) submitAuth(email, password, button string) {
+	tb.t.Helper()
 	tb.do(
 		chromedp.WaitVisible(chromedp.ID("email")),
 		chromedp.SendKeys(chromedp.ID("email"), email),
 		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("register-button")),
+		chromedp.Click(chromedp.ID(button)),
 	)
 	tb.waitConnected()
 }

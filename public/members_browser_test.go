@@ -12,13 +12,7 @@ import (
 // logIn fills the form and logs in to an existing account.
 func (tb *tab) logIn(email, password string) {
 	tb.t.Helper()
-	tb.do(
-		chromedp.WaitVisible(chromedp.ID("email")),
-		chromedp.SendKeys(chromedp.ID("email"), email),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("login-button")),
-	)
-	tb.waitConnected()
+	tb.submitAuth(email, password, "login-button")
 }
 
 // roomButton is the JavaScript of a room's button in the room list.
