@@ -238,3 +238,36 @@ func TestEditsDeletesAndReactionsConvergeAcrossNodes(t *testing.T) {
 	nodes := startNodes(t, 2)
 	checkConvergence(t, nodes[0], nodes[1])
 }
+
+// A node counts the events the bus brings for rooms it has no connection in: with one channel for every
+// room, a message in a room served by one node costs the other a decode for nothing.
+func TestUnservedEventsAreCounted(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2)
+	one, two := nodes[0], nodes[1]
+	ada := one.Register(t, "ada@example.com")
+	one.CreateRoom(t, ada, "atelier")
+	unserved := func(s *servertest.Server) string {
+		for line := range strings.SplitSeq(s.Get(t, "/metrics"), "\n") {
+			if strings.HasPrefix(line, "causerie_bus_unserved_events_total ") {
+				return strings.TrimPrefix(line, "causerie_bus_unserved_events_total ")
+			}
+		}
+		t.Fatal("no causerie_bus_unserved_events_total")
+		return ""
+	}
+	a := one.Connect(t, ada, "&rooms=atelier")
+	before := unserved(two)
+	a.Send(map[string]string{"type": "message", "room": "atelier", "text": "ici seulement", "id": "u1"})
+	a.Read() // the ack: the event is on the bus
+	deadline := time.Now().Add(servertest.Timeout)
+	for unserved(two) == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := unserved(two); after == before {
+		t.Errorf("node 2 counted %s unserved events before and after a message in a room it does not serve", before)
+	}
+	if got := unserved(one); got != "0" {
+		t.Errorf("node 1, which serves atelier, counted %s unserved events", got)
+	}
+}

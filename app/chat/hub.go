@@ -224,6 +224,11 @@ func (b busHandler) Event(ev bus.Event) {
 	if ev.Sent != 0 {
 		b.h.opts.Timings.BusLag(time.Duration(time.Now().UnixNano() - ev.Sent))
 	}
+	if _, user := app.ChannelUser(ev.Room); !user {
+		if _, here := b.h.rooms.Load(ev.Room); !here {
+			b.h.stats.Unserved.Add(1)
+		}
+	}
 	b.h.dispatch(ev, nil, nil)
 }
 

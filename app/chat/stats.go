@@ -12,7 +12,10 @@ type Stats struct {
 	Deliveries         atomic.Int64
 	SlowClientsDropped atomic.Uint64
 	// CaughtUp counts messages read back from the store to fill a gap in what the bus delivered.
-	CaughtUp  atomic.Uint64
+	CaughtUp atomic.Uint64
+	// Unserved counts the room events the bus brought from other nodes for rooms with no connection here:
+	// decoded for nothing, the cost of one channel for every room (issue 17).
+	Unserved  atomic.Uint64
 	badFrames sync.Map // code -> *atomic.Uint64
 }
 
