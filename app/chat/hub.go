@@ -110,6 +110,7 @@ type Hub struct {
 	budgets   *budget.Users
 	creations *budget.Rooms
 	access    *access.Rooms
+	subs      subscriptions
 
 	// clients is the registry of live connections by Client.ID, and users the same by user.
 	clients sync.Map
@@ -170,6 +171,10 @@ func New(opts Options) (*Hub, error) {
 	h.budgets = budget.New(budget.Config{PerSecond: opts.RateLimit, Burst: opts.RateBurst, MaxConns: opts.MaxConnsPerUser, Usage: opts.Usage, Log: opts.Log})
 	h.creations = &budget.Rooms{Max: opts.RoomsPerHour, Counter: opts.Creations}
 	h.access = access.New(opts.Store)
+	h.subs.count = &h.stats.Subscriptions
+	if rb, ok := opts.Bus.(roomBus); ok {
+		h.subs.bus = rb
+	}
 	h.relay = bus.NewRelay(opts.Bus, opts.NodeID, opts.Log)
 	h.presence = presence.New(presence.Config{
 		Directory: opts.Presence,
@@ -230,6 +235,14 @@ func (b busHandler) Event(ev bus.Event) {
 		}
 	}
 	b.h.dispatch(ev, nil, nil)
+}
+
+// Subscribed catches room up from the store: the bus carries its events from now on, and those published
+// before may have been missed.
+func (b busHandler) Subscribed(name string) {
+	if v, ok := b.h.rooms.Load(name); ok {
+		v.(*room).seq.Resync()
+	}
 }
 
 // Resync catches every room up from the store, closes the connections of sessions that ended meanwhile,
@@ -367,7 +380,10 @@ func (h *Hub) enterRoom(c *Client, name string) (*room, <-chan struct{}) {
 		if !ok {
 			fresh := &room{name: name}
 			fresh.seq = h.newSequencer(fresh)
-			v, _ = h.rooms.LoadOrStore(name, fresh)
+			var loaded bool
+			if v, loaded = h.rooms.LoadOrStore(name, fresh); !loaded {
+				h.subs.enter(name)
+			}
 		}
 		if r := v.(*room); r.enter(c, joined) {
 			return r, recorded
@@ -388,6 +404,7 @@ func (h *Hub) removeFromRoom(c *Client, name string) {
 	}
 	if r.exit(c, left) {
 		h.rooms.CompareAndDelete(name, r)
+		h.subs.gone(name)
 		r.seq.Stop()
 	}
 }
@@ -521,6 +538,7 @@ func (h *Hub) Shutdown(ctx context.Context, code int, reason string) error {
 const drainTimeout = 3 * time.Second
 
 func (h *Hub) drain() {
+	h.subs.stop()
 	for _, close := range []func(context.Context){h.pipe.Close, h.relay.Close} {
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		if !h.looping.Load() {

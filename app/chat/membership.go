@@ -190,6 +190,7 @@ func (h *Hub) evict(r *room, ev bus.Event) {
 		left := func() { h.presence.Leave(r.name, author(c.User)) }
 		if r.exit(c, left) {
 			h.rooms.CompareAndDelete(r.name, r)
+			h.subs.gone(r.name)
 			go r.seq.Stop()
 		}
 	}

@@ -15,8 +15,10 @@ type Stats struct {
 	CaughtUp atomic.Uint64
 	// Unserved counts the room events the bus brought from other nodes for rooms with no connection here:
 	// decoded for nothing, the cost of one channel for every room (issue 17).
-	Unserved  atomic.Uint64
-	badFrames sync.Map // code -> *atomic.Uint64
+	Unserved atomic.Uint64
+	// Subscriptions counts the rooms this node wants of a bus that carries rooms apart (Redis).
+	Subscriptions atomic.Int64
+	badFrames     sync.Map // code -> *atomic.Uint64
 }
 
 func (s *Stats) badFrame(code string) {

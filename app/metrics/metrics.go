@@ -97,6 +97,9 @@ func (m *Metrics) Watch(stats *chat.Stats) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "causerie_bus_unserved_events_total", Help: "Room events the bus brought from other nodes for rooms with no connection on this node.",
 		}, func() float64 { return float64(stats.Unserved.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "causerie_bus_room_subscriptions", Help: "Rooms whose events this node takes from Redis.",
+		}, func() float64 { return float64(stats.Subscriptions.Load()) }),
 		badFrames{stats},
 	)
 }

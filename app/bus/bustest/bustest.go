@@ -21,6 +21,8 @@ func Run(t *testing.T, open func(t *testing.T) (bus.Bus, bus.Bus)) {
 		a.Subscribe(got[0])
 		a.Subscribe(got[1])
 		b.Subscribe(got[2])
+		WantRoom(t, "r", got[0], a)
+		WantRoom(t, "r", got[2], b)
 		event := func(i int) bus.Event {
 			return bus.Event{Room: "r", Payload: []byte(fmt.Sprint(i)), Skip: "conn-1", SkipUser: 7, ID: int64(i), Node: "n1", Sent: int64(i) << 40}
 		}
@@ -64,9 +66,54 @@ func Run(t *testing.T, open func(t *testing.T) (bus.Bus, bus.Bus)) {
 
 // Recorder is a bus.Handler that keeps what it receives.
 type Recorder struct {
-	mu      sync.Mutex
-	events  []bus.Event
-	resyncs int
+	mu         sync.Mutex
+	events     []bus.Event
+	resyncs    int
+	subscribed map[string]bool
+}
+
+// Subscribed records that room's events come, for a bus that carries rooms apart.
+func (r *Recorder) Subscribed(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.subscribed == nil {
+		r.subscribed = map[string]bool{}
+	}
+	r.subscribed[room] = true
+}
+
+// roomBus is a bus that carries a room's events only to the nodes that want the room.
+type roomBus interface {
+	Want(room string, want bool)
+}
+
+// WantRoom makes each of buses that carries rooms apart want room, and waits until r, a subscriber of
+// each, is told the room's events come; other buses carry every room already.
+func WantRoom(t testing.TB, room string, r *Recorder, buses ...bus.Bus) {
+	t.Helper()
+	n := 0
+	for _, b := range buses {
+		if rb, ok := b.(roomBus); ok {
+			rb.Want(room, true)
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		done := r.subscribed[room]
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s: no subscription confirmed", room)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Event records ev.

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/causerie/causerie/app"
 	"github.com/causerie/causerie/app/bus"
 )
 
@@ -33,18 +35,21 @@ const (
 	maxBackoff       = 5 * time.Second
 )
 
-// Bus is the bus of a deployment of several nodes, over Redis pub/sub: every node publishes its events
-// on one channel and receives everyone's.
+// Bus is the bus of a deployment of several nodes, over Redis pub/sub. A room's events go on a channel of
+// the room's, which a node hears only while it wants the room (Want: while it has connections there), so
+// that a node decodes the events of the rooms it serves and no others; the events of no room (nodes'
+// presence, sessions ended, resync requests, a user's own) go on one channel every node hears.
 //
 // Pub/sub and not streams: the store already keeps every message, numbered per room, so the bus only has
 // to be fast; what pub/sub loses while a node is disconnected, the hub reads back from the store, told by
 // Resync when the subscription comes back or by a gap in a room's ids. Streams would keep a second copy
-// of the history in Redis, to be trimmed and kept in step with the database. One channel and not one per
-// room: a node then never has to subscribe before a join can read its backlog, and the traffic a node
-// drops (rooms it has no connection in) costs a map lookup per event.
+// of the history in Redis, to be trimmed and kept in step with the database. A room's events published
+// before its subscription is confirmed may be missed: the handler is told (Subscribed) and the room
+// catches up from the store, as after a lost subscription.
 type Bus struct {
 	client  *redis.Client
-	channel string
+	channel string // the channel of the events of no room
+	prefix  string // starts the channels of rooms
 	log     *slog.Logger
 	// live is set while the subscription answers; Ping reports it.
 	live    atomic.Bool
@@ -60,6 +65,16 @@ type Bus struct {
 	handlers []bus.Handler
 	pubsub   *redis.PubSub
 	closed   bool
+	// rooms are the rooms this node wants, subscribed again with every new subscription; changes holds
+	// the wants not yet sent to Redis, in order, for the loop that sends them (wants), woken by wake.
+	rooms   map[string]bool
+	changes []roomWant
+	wake    chan struct{}
+}
+
+type roomWant struct {
+	room string
+	want bool
 }
 
 // Config says where the bus is.
@@ -86,7 +101,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	opts.ContextTimeoutEnabled = true
 	redis.SetLogger(redisLog{log})
 	client := redis.NewClient(opts)
-	r := &Bus{client: client, channel: cfg.Prefix + "events", log: log, stopped: make(chan struct{})}
+	r := &Bus{client: client, channel: cfg.Prefix + "events", prefix: cfg.Prefix + "room:", log: log,
+		stopped: make(chan struct{}), rooms: map[string]bool{}, wake: make(chan struct{}, 1)}
 	r.pubsub, err = r.subscribe(ctx)
 	if err != nil {
 		_ = client.Close()
@@ -96,12 +112,84 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	loop, stop := context.WithCancel(context.Background())
 	r.stop = stop
 	go r.receive(loop, r.pubsub)
+	go r.wants(loop)
 	return r, nil
 }
 
-// subscribe opens a subscription and waits for Redis to confirm it.
+// Want starts (want true) or stops carrying room's events to this node. It does not wait for Redis: once
+// the subscription is confirmed, the handlers that have a Subscribed(room) method are told, and the room
+// catches up from the store what was published before.
+func (r *Bus) Want(room string, want bool) {
+	r.mu.Lock()
+	if want {
+		r.rooms[room] = true
+	} else {
+		delete(r.rooms, room)
+	}
+	r.changes = append(r.changes, roomWant{room, want})
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wants sends the wants to Redis, in order, on the current subscription, until ctx ends. A want that
+// fails is mended by the next subscription, which subscribes to every room wanted then.
+func (r *Bus) wants(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		changes, ps := r.changes, r.pubsub
+		r.changes = nil
+		r.mu.Unlock()
+		if ps == nil {
+			// Being replaced: kept for the new subscription, which wakes this loop, as a want made while it
+			// was subscribing may have missed it.
+			r.mu.Lock()
+			r.changes = append(changes, r.changes...)
+			r.mu.Unlock()
+			continue
+		}
+		for _, c := range changes {
+			sctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
+			var err error
+			if c.want {
+				err = ps.Subscribe(sctx, r.prefix+c.room)
+			} else {
+				err = ps.Unsubscribe(sctx, r.prefix+c.room)
+			}
+			cancel()
+			if err != nil {
+				r.log.Warn("bus: change a room's subscription", "room", c.room, "want", c.want, "err", err)
+			}
+		}
+	}
+}
+
+// channelOf is the channel ev goes on: its room's, or that of the events of no room.
+func (r *Bus) channelOf(ev bus.Event) string {
+	if ev.Room == "" || !app.ValidRoom(ev.Room) {
+		return r.channel
+	}
+	return r.prefix + ev.Room
+}
+
+// subscribe opens a subscription, to the channel of the events of no room and to every room wanted, and
+// waits for Redis to confirm the first; the rooms' confirmations come to the receive loop.
 func (r *Bus) subscribe(ctx context.Context) (*redis.PubSub, error) {
-	ps := r.client.Subscribe(ctx, r.channel)
+	r.mu.RLock()
+	channels := make([]string, 0, len(r.rooms)+1)
+	channels = append(channels, r.channel)
+	for room := range r.rooms {
+		channels = append(channels, r.prefix+room)
+	}
+	r.mu.RUnlock()
+	ps := r.client.Subscribe(ctx, channels...)
 	if _, err := ps.Receive(ctx); err != nil { // the first reply is the confirmation
 		_ = ps.Close()
 		return nil, err
@@ -141,9 +229,7 @@ func (r *Bus) receive(ctx context.Context, ps *redis.PubSub) {
 		pinged = false
 		switch m := m.(type) {
 		case *redis.Subscription:
-			// go-redis reconnected by itself, and subscribed again, after a read failed.
-			r.log.Info("bus: subscribed to redis again; catching up from the store", "channel", m.Channel)
-			r.resync()
+			r.confirmed(m)
 		case *redis.Message:
 			ev, err := decodeEvent([]byte(m.Payload))
 			if err != nil {
@@ -181,6 +267,10 @@ func (r *Bus) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub 
 				_ = ps.Close()
 				return nil
 			}
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
 			return ps
 		}
 		select {
@@ -190,6 +280,33 @@ func (r *Bus) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub 
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// confirmed takes a subscription's confirmation: a room's tells the handlers that the room may have
+// missed events before it; that of the events of no room comes only when go-redis reconnected by itself,
+// after a read failed, and subscribed again.
+func (r *Bus) confirmed(m *redis.Subscription) {
+	if m.Kind != "subscribe" {
+		return
+	}
+	room, ok := strings.CutPrefix(m.Channel, r.prefix)
+	if !ok {
+		r.log.Info("bus: subscribed to redis again; catching up from the store", "channel", m.Channel)
+		r.resync()
+		return
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, h := range r.handlers {
+		if s, ok := h.(subscribedHandler); ok {
+			s.Subscribed(room)
+		}
+	}
+}
+
+// subscribedHandler is a handler told when a room's subscription is confirmed.
+type subscribedHandler interface {
+	Subscribed(room string)
 }
 
 func (r *Bus) resync() {
@@ -204,7 +321,7 @@ func (r *Bus) resync() {
 func (r *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
 	pipe := r.client.Pipeline()
 	for _, ev := range evs {
-		pipe.Publish(ctx, r.channel, encodeEvent(ev))
+		pipe.Publish(ctx, r.channelOf(ev), encodeEvent(ev))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("bus: publish %d events: %w", len(evs), err)

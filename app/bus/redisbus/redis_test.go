@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ func TestRedisResubscribesAndAsksForResync(t *testing.T) {
 	a, b := openRedis(t)
 	rec := &bustest.Recorder{}
 	b.Subscribe(rec)
+	bustest.WantRoom(t, "r", rec, b) // the new subscription must take the room again
 
 	ctx := context.Background()
 	admin := b.Client()
@@ -59,7 +61,7 @@ func TestRedisResubscribesAndAsksForResync(t *testing.T) {
 	name := admin.Options().ClientName
 	killed := 0
 	for _, line := range strings.Split(list, "\n") {
-		if strings.Contains(line, " name="+name+" ") && strings.Contains(line, "sub=1") {
+		if strings.Contains(line, " name="+name+" ") && subscriber.MatchString(line) {
 			id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
 			if err := admin.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
 				t.Fatal(err)
@@ -125,6 +127,7 @@ func TestRedisReplacesSilentSubscription(t *testing.T) {
 	t.Cleanup(func() { a.Close() })
 	rec := &bustest.Recorder{}
 	b.Subscribe(rec)
+	bustest.WantRoom(t, "r", rec, b) // the new subscription must take the room again
 
 	proxy.freeze() // the connections open now stay open, and carry nothing more
 	deadline := time.Now().Add(15 * time.Second)
@@ -212,6 +215,52 @@ func (p *freezingProxy) pipe(src, dst net.Conn) {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
 			}
+		}
+	}
+}
+
+// subscriber matches the CLIENT LIST line of a connection subscribed to channels: the events of no room,
+// and each room wanted.
+var subscriber = regexp.MustCompile(` sub=[1-9]`)
+
+// A node hears a room's events only while it wants the room, and every node hears the events of no room:
+// it decodes nothing of the rooms it does not serve.
+func TestRedisCarriesOnlyWantedRooms(t *testing.T) {
+	a, b := openRedis(t)
+	rec := &bustest.Recorder{}
+	b.Subscribe(rec)
+	bustest.WantRoom(t, "ici", rec, b)
+	ctx := context.Background()
+	publish := func(room, payload string) {
+		t.Helper()
+		if err := a.Publish(ctx, bus.Event{Room: room, Payload: []byte(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("ailleurs", "not for b")
+	publish("ici", "for b")
+	publish("", "for every node")
+	got := rec.Wait(t, 2)
+	if string(got[0].Payload) != "for b" || string(got[1].Payload) != "for every node" {
+		t.Errorf("b got %q and %q", got[0].Payload, got[1].Payload)
+	}
+
+	b.Want("ici", false)
+	// Redis hands a subscriber the events of one publisher in order, whatever their channels: once a round
+	// brings the marker of no room first, the room is given up.
+	seen := 2
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		publish("ici", "after leaving")
+		publish("", "marker")
+		next := rec.Wait(t, seen+1)[seen]
+		if string(next.Payload) == "marker" {
+			break
+		}
+		seen += 2 // the room's event, then the marker
+		rec.Wait(t, seen)
+		if time.Now().After(deadline) {
+			t.Fatal("b still hears ici after giving it up")
 		}
 	}
 }
