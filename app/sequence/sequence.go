@@ -71,6 +71,9 @@ type Room struct {
 	// fetching is set while a catch-up is scheduled or running; again, when a resync came meanwhile: what
 	// it says was missed may postdate what the running one read.
 	fetching, again bool
+	// resyncBased is set when a resync came while the base was being read: the base may predate what the
+	// resync says was missed, so a catch-up follows the read.
+	resyncBased bool
 	// retry is the wait before the next catch-up after a failed one; 0 when the last one worked.
 	retry time.Duration
 	// closed is set when the room has gone: what still arrives is answered and dropped.
@@ -221,6 +224,10 @@ func (s *Room) Begin(ctx context.Context) error {
 			return err
 		}
 		s.based, s.last = true, last
+		if s.resyncBased {
+			s.resyncBased = false
+			s.scheduleCatchUpLocked(0)
+		}
 		s.answerWaitersLocked()
 		for id, pe := range s.pending {
 			if id <= last {
@@ -395,8 +402,11 @@ func (s *Room) Stop() {
 func (s *Room) Resync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.based {
+	switch {
+	case s.based:
 		s.again = s.fetching
 		s.scheduleCatchUpLocked(0)
+	case s.basing != nil:
+		s.resyncBased = true
 	}
 }

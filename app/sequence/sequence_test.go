@@ -178,3 +178,53 @@ func TestStopEndsACatchUp(t *testing.T) {
 		t.Fatal("the store read went on after Stop")
 	}
 }
+
+// A resync that comes while the room's base is being read (a subscription confirmed during a join) is not
+// lost: the base may predate what was missed, so a catch-up follows the read.
+func TestResyncDuringBeginCatchesUp(t *testing.T) {
+	reading, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var delivered []int64
+	msgs := []app.Message{{ID: 1, Room: "r", Text: "missed", At: time.Now()}}
+	s := New(Config{
+		Name: "r",
+		Deliver: func(ev bus.Event) {
+			mu.Lock()
+			delivered = append(delivered, ev.ID)
+			mu.Unlock()
+		},
+		Base: func(context.Context) (int64, error) {
+			close(reading)
+			<-release
+			return 0, nil // read before message 1 was stored
+		},
+		Fetch: func(_ context.Context, after int64) ([]app.Message, error) {
+			if after == 0 {
+				return msgs, nil
+			}
+			return nil, nil
+		},
+	})
+	t.Cleanup(s.Stop)
+	began := make(chan error, 1)
+	go func() { began <- s.Begin(context.Background()) }()
+	<-reading
+	s.Resync()
+	close(release)
+	if err := <-began; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Clone(delivered)
+		mu.Unlock()
+		if slices.Equal(got, []int64{1}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %v, want message 1 caught up", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
