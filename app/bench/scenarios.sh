@@ -6,7 +6,7 @@
 #   bash app/bench/scenarios.sh [S1|S2|S2-overload|S3|S3-100k|S4|S5|S1-deflate ...]
 #                                                           (default: S1 S2 S2-overload S3 S4)
 #   BASELINE=<git revision> bash app/bench/scenarios.sh S1 S2   also runs Causerie as built at that revision
-#                                                              (in S1, S2, S2-wsload and S3)
+#                                                              (in S1, S2, S2-wsload, S3 and S5-spread)
 #   CAUSERIE_ENV="WS_WRITE_DELAY=0" bash app/bench/scenarios.sh S2   settings for every Causerie server
 #
 # S2-wsload runs S2's closed loop under the second load tool, app/bench/wsload (Node.js, needs node and npm).
@@ -67,7 +67,7 @@ start_nodes() { # N
     local port=$((18180 + i))
     env HOST= PORT=$port DATA_DIR="$work/data" LOG_LEVEL=error JWT_SECRET=benchmark-secret-of-at-least-32-bytes \
       RATE_LIMIT=0 MAX_CONNS_PER_USER=0 MAX_CONNS_PER_IP=0 REGISTRATIONS_PER_IP=0 ROOMS_PER_HOUR=0 NODE_ID="node-$i" REDIS_URL="$redis_url" REDIS_PREFIX="$schema:" \
-      DATABASE_URL="$db_url${sep}search_path=$schema" taskset -c 0 "$work/causerie" >"$work/node-$i.log" 2>&1 &
+      DATABASE_URL="$db_url${sep}search_path=$schema" taskset -c 0 "${BIN:-$work/causerie}" >"$work/node-$i.log" 2>&1 &
     node_pids+=($!)
     node_urls+=(-url "http://127.0.0.1:$port")
     wait_port $port
@@ -80,14 +80,17 @@ stop_nodes() {
 }
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 
-# measure_nodes NAME LOAD-ARGS...: the load tool over every node; the nodes' CPU seconds in all.
+# measure_nodes NAME LOAD-ARGS...: the load tool over every node; the nodes' CPU seconds in all, and the
+# room events they decoded for rooms they have no connection in (causerie_bus_unserved_events_total).
 measure_nodes() {
   local name=$1; shift
-  local t0 t1 load
+  local t0 t1 load unserved
   t0=$(cpu_ticks "${node_pids[@]}")
   load=$(taskset -c 1 "$work/causerie" bench "${node_urls[@]}" -json "$@" || true)
   t1=$(cpu_ticks "${node_pids[@]}")
-  echo "{\"scenario\":\"$name\",\"nodes_cpu_s\":$(echo "($t1 - $t0) / $(getconf CLK_TCK)" | bc -l | xargs printf '%.2f'),\"load\":$load}"
+  unserved=$(for ((k = 1; k < ${#node_urls[@]}; k += 2)); do curl -s "${node_urls[$k]}/metrics"; done |
+    awk '$1 == "causerie_bus_unserved_events_total" {s += $2} END {printf "%d", s}')
+  echo "{\"scenario\":\"$name\",\"nodes_cpu_s\":$(echo "($t1 - $t0) / $(getconf CLK_TCK)" | bc -l | xargs printf '%.2f'),\"unserved_events\":$unserved,\"load\":$load}"
 }
 
 # measure NAME LOAD-ARGS...: runs the load tool against $url; it reports the server's CPU time while
@@ -173,6 +176,14 @@ for s in "${@:-S1 S2 S2-overload S3 S4}"; do
     S5) # several nodes over PostgreSQL and Redis: S2's load spread over NODES (default "1 2 3") nodes
       for n in ${NODES:-1 2 3}; do
         start_nodes "$n"; measure_nodes "S5-$n-nodes" -conns 1000 -senders 10 -inflight 3 -duration 15s -ramp 2s; stop_nodes
+      done ;;
+    S5-spread) # S5 with 6 rooms, each served by one node (connection i goes to node i mod N and room i mod 6)
+      for n in ${NODES:-1 2 3}; do
+        start_nodes "$n"; measure_nodes "S5-spread-$n-nodes" -conns 1002 -senders 12 -rooms 6 -inflight 3 -duration 15s -ramp 2s; stop_nodes
+        if [ -n "${BASELINE:-}" ]; then
+          BIN="$work/causerie-baseline" start_nodes "$n"
+          measure_nodes "S5-spread-$n-nodes-baseline" -conns 1002 -senders 12 -rooms 6 -inflight 3 -duration 15s -ramp 2s; stop_nodes
+        fi
       done ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
     esac
