@@ -1036,8 +1036,6 @@ function connect() {
     if (ws !== state.ws) return;
     openedAt = Date.now();
     state.dropped = false;
-    setStatus('connected');
-    systemLine('Connected');
   };
   ws.onmessage = (event) => {
     if (ws === state.ws) onFrame(event.data);
@@ -1260,6 +1258,10 @@ function onWelcome(frame) {
     if (names.length > 0) syncRooms(names);
   }
   applyRoomList(frame.room_list, frame.room_list_version);
+  // Connected once the welcome says who, where, and how long a message may be: not at the upgrade, before
+  // which the page knows none of it.
+  setStatus('connected');
+  systemLine('Connected');
   if (Number.isSafeInteger(frame.max_message_bytes) && frame.max_message_bytes > 0) {
     state.maxMessageBytes = frame.max_message_bytes;
   }
