@@ -230,7 +230,7 @@ func (b busHandler) Event(ev bus.Event) {
 		b.h.opts.Timings.BusLag(time.Duration(time.Now().UnixNano() - ev.Sent))
 	}
 	if _, user := app.ChannelUser(ev.Room); !user {
-		if _, here := b.h.rooms.Load(ev.Room); !here {
+		if _, here := b.h.rooms.Load(ev.Room); !here && !b.h.subs.wants(ev.Room) {
 			b.h.stats.Unserved.Add(1)
 		}
 	}

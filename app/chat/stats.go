@@ -13,8 +13,8 @@ type Stats struct {
 	SlowClientsDropped atomic.Uint64
 	// CaughtUp counts messages read back from the store to fill a gap in what the bus delivered.
 	CaughtUp atomic.Uint64
-	// Unserved counts the room events the bus brought from other nodes for rooms with no connection here:
-	// decoded for nothing, the cost of one channel for every room (issue 17).
+	// Unserved counts the room events the bus brought from other nodes for rooms this node neither serves
+	// nor asked for: decoded for nothing. With a channel per room it stays 0.
 	Unserved atomic.Uint64
 	// Subscriptions counts the rooms this node wants of a bus that carries rooms apart (Redis).
 	Subscriptions atomic.Int64

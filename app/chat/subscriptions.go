@@ -76,6 +76,18 @@ func (s *subscriptions) gone(room string) {
 	s.wanted[room] = t
 }
 
+// wants reports whether room's events are asked for here: a room with connections, or one given up a
+// moment ago that lingers. With a bus that carries every room to every node, none is.
+func (s *subscriptions) wants(room string) bool {
+	if s.bus == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.wanted[room]
+	return ok
+}
+
 // stop stops the timers, at shutdown.
 func (s *subscriptions) stop() {
 	s.mu.Lock()

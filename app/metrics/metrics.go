@@ -95,7 +95,7 @@ func (m *Metrics) Watch(stats *chat.Stats) {
 			Name: "causerie_caught_up_messages_total", Help: "Messages read back from the store to fill a gap in what the bus delivered.",
 		}, func() float64 { return float64(stats.CaughtUp.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "causerie_bus_unserved_events_total", Help: "Room events the bus brought from other nodes for rooms with no connection on this node.",
+			Name: "causerie_bus_unserved_events_total", Help: "Room events the bus brought from other nodes for rooms this node neither serves nor asked for.",
 		}, func() float64 { return float64(stats.Unserved.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "causerie_bus_room_subscriptions", Help: "Rooms whose events this node takes from Redis.",
