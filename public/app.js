@@ -120,7 +120,7 @@ const state = {
   quietTimer: 0,
   readTimer: 0,
   listVersion: -1, // the version of the last room list taken from the server
-  editing: null, // {room, id}: the message the message box edits, rather than a new one
+  editing: null, // {room, id, draft}: the message the message box edits, and what the box held before
 };
 
 // READ_DELAY_MS gathers the reads of a burst of messages into one read frame.
@@ -679,10 +679,7 @@ function markRead() {
 function switchRoom(name) {
   const next = state.rooms.get(name);
   if (!next || name === state.current) return;
-  if (state.editing && state.editing.room !== name) {
-    stopEditing();
-    els.input.value = '';
-  }
+  if (state.editing && state.editing.room !== name) stopEditing();
   const prev = currentRoom();
   const list = els.messages;
   // The lines moving in are not news: keep the live region quiet while they move.
@@ -1467,10 +1464,7 @@ function onSend(event) {
   if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
   if (state.editing) {
     const { room: editRoom, id: message } = state.editing;
-    if (sendFrame({ type: 'edit', room: editRoom, message, text, id: newClientId() })) {
-      stopEditing();
-      els.input.value = '';
-    }
+    if (sendFrame({ type: 'edit', room: editRoom, message, text, id: newClientId() })) stopEditing();
     return;
   }
   const id = newClientId();
@@ -1541,7 +1535,9 @@ function showMessageState(line, message) {
 // box, the others at once.
 function requestChange(room, id, kind, emoji, line) {
   if (kind === 'edit') {
-    state.editing = { room, id };
+    // What was being written waits for the edit to end.
+    const draft = state.editing ? state.editing.draft : els.input.value;
+    state.editing = { room, id, draft };
     els.input.value = line.querySelector('.msg-text').textContent;
     els.send.textContent = 'Save';
     els.input.setAttribute('aria-label', 'Edit your message (Escape to cancel)');
@@ -1553,10 +1549,13 @@ function requestChange(room, id, kind, emoji, line) {
   }
 }
 
+// stopEditing ends an edit; the message box gets back what was being written before it.
 function stopEditing() {
+  const draft = state.editing ? state.editing.draft : '';
   state.editing = null;
   els.send.textContent = 'Send';
   els.input.removeAttribute('aria-label');
+  els.input.value = draft;
 }
 
 // onChange shows a change to a message (an edit, a deletion, a reaction) in its place, when it is shown.
@@ -1770,10 +1769,7 @@ function boot() {
   els.messageForm.addEventListener('submit', onSend);
   els.input.addEventListener('input', onInput);
   els.input.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && state.editing) {
-      stopEditing();
-      els.input.value = '';
-    }
+    if (event.key === 'Escape' && state.editing) stopEditing();
   });
   els.joinForm.addEventListener('submit', onJoinSubmit);
   els.joinInput.addEventListener('input', () => {

@@ -24,13 +24,17 @@ func TestEditReactAndDelete(t *testing.T) {
 	if got := eval[string](ada, `document.getElementById(`+edit+`.getAttribute('aria-describedby')).textContent`); got != "mauvais texte" {
 		t.Errorf("the edit button is described by %q, want its message's text", got)
 	}
+	// A draft waits for the edit to end.
+	ada.do(chromedp.SendKeys(chromedp.ID("message-input"), "brouillon"))
 	ada.click(edit)
 	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Save' && document.querySelector('#message-input').value === 'mauvais texte'`)
 	ada.do(chromedp.KeyEvent("\x1b"))
-	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Send' && document.querySelector('#message-input').value === ''`)
+	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Send' && document.querySelector('#message-input').value === 'brouillon'`)
 	ada.click(edit)
 	eval[bool](ada, `(() => { document.querySelector('#message-input').value = ''; return true })()`)
 	ada.do(chromedp.SendKeys(chromedp.ID("message-input"), "bon texte\r"))
+	ada.waitJS(`document.querySelector('#message-input').value === 'brouillon'`)
+	eval[bool](ada, `(() => { document.querySelector('#message-input').value = ''; return true })()`)
 	bob.waitJS(lineWith("bon texte") + `?.querySelector('.msg-edited')?.textContent === '(edited)'`)
 	if eval[bool](bob, lineWith("bon texte")+`.querySelector('button[data-tool="edit"]') !== null`) {
 		t.Error("bob is offered to edit ada's message")
