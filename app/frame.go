@@ -139,25 +139,15 @@ func DecodeMemberEvent(frame []byte) (ev Message, ok bool) {
 // EncodeMessageAck returns the ack frame for a message the client sent with clientID; object is the
 // message JSON from EncodeMessage.
 func EncodeMessageAck(clientID string, object []byte) []byte {
-	b := make([]byte, 0, len(object)+len(clientID)+64)
-	b = append(b, `{"type":"ack","for":"message",`...)
-	if clientID != "" {
-		b = append(b, `"id":`...)
-		q, _ := json.Marshal(clientID) // a string always marshals
-		b = append(b, q...)
-		b = append(b, ',')
-	}
-	b = append(b, `"message":`...)
-	b = append(b, object...)
-	return append(b, '}')
+	return encodeEntryAck(FrameMessage, "message", clientID, object)
 }
 
-// EncodeChangeAck returns the ack frame for a change (edit, delete, react, unreact) the client asked for
-// with clientID; object is the change's JSON from EncodeMessage.
-func EncodeChangeAck(kind, clientID string, object []byte) []byte {
+// encodeEntryAck returns the ack of an entry of a room's log the client sent with clientID (a message, a
+// change): for names the frame it answers, and key holds object, the entry's JSON from EncodeMessage.
+func encodeEntryAck(forType, key, clientID string, object []byte) []byte {
 	b := make([]byte, 0, len(object)+len(clientID)+64)
 	b = append(b, `{"type":"ack","for":"`...)
-	b = append(b, kind...)
+	b = append(b, forType...)
 	b = append(b, `",`...)
 	if clientID != "" {
 		b = append(b, `"id":`...)
@@ -165,9 +155,17 @@ func EncodeChangeAck(kind, clientID string, object []byte) []byte {
 		b = append(b, q...)
 		b = append(b, ',')
 	}
-	b = append(b, `"change":`...)
+	b = append(b, '"')
+	b = append(b, key...)
+	b = append(b, `":`...)
 	b = append(b, object...)
 	return append(b, '}')
+}
+
+// EncodeChangeAck returns the ack frame for a change (edit, delete, react, unreact) the client asked for
+// with clientID; object is the change's JSON from EncodeMessage.
+func EncodeChangeAck(kind, clientID string, object []byte) []byte {
+	return encodeEntryAck(kind, "change", clientID, object)
 }
 
 // EncodeError returns an error frame; clientID, when set, names the client frame it answers, and retry,

@@ -229,12 +229,9 @@ func (b busHandler) Event(ev bus.Event) {
 	if ev.Sent != 0 {
 		b.h.opts.Timings.BusLag(time.Duration(time.Now().UnixNano() - ev.Sent))
 	}
-	if _, user := app.ChannelUser(ev.Room); !user {
-		if _, here := b.h.rooms.Load(ev.Room); !here && !b.h.subs.wants(ev.Room) {
-			b.h.stats.Unserved.Add(1)
-		}
+	if !b.h.dispatch(ev, nil, nil) && !b.h.subs.wants(ev.Room) {
+		b.h.stats.Unserved.Add(1)
 	}
-	b.h.dispatch(ev, nil, nil)
 }
 
 // Subscribed catches room up from the store: the bus carries its events from now on, and those published

@@ -112,28 +112,29 @@ const typingEvery = time.Second
 // room's sequencer, others at once. done, when not nil, runs once ev is delivered or known to need no
 // delivery here: it queues the sender's ack, which so never overtakes a message of the room on the
 // sender's connection. landed, when not nil, is the message of a connection of this node that ev
-// announces: its in-flight mark goes.
-func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) {
+// announces: its in-flight mark goes. It reports false for the event of a room with no connection here.
+func (h *Hub) dispatch(ev bus.Event, landed *app.Message, done func()) bool {
 	if user, ok := app.ChannelUser(ev.Room); ok {
 		h.toUser(user, ev)
 		if done != nil {
 			done()
 		}
-		return
+		return true
 	}
 	v, ok := h.rooms.Load(ev.Room)
 	if !ok {
 		if done != nil {
 			done()
 		}
-		return
+		return false
 	}
 	r := v.(*room)
 	if ev.ID == 0 {
 		h.fanOut(r, ev)
-		return
+		return true
 	}
 	r.seq.Dispatch(ev, landed, done)
+	return true
 }
 
 // newSequencer returns the sequencer of room r of the hub.

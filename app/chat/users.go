@@ -45,6 +45,17 @@ func (u *byUser) remove(c *Client) {
 	}
 }
 
+// ids returns the users with a connection here.
+func (u *byUser) ids() []int64 {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	ids := make([]int64, 0, len(u.conns))
+	for user := range u.conns {
+		ids = append(ids, user)
+	}
+	return ids
+}
+
 // each calls fn for each connection of user; fn must not block.
 func (u *byUser) each(user int64, fn func(*Client)) {
 	u.mu.RLock()
@@ -78,13 +89,7 @@ func (h *Hub) pushRooms(ctx context.Context, user int64, skip string) {
 // resendLists gives each user connected to this node their room list again, as the store has it: the bus
 // may have lost a rooms or read frame. Each user's connections on other nodes get theirs from their node.
 func (h *Hub) resendLists(ctx context.Context) {
-	h.users.mu.RLock()
-	users := make([]int64, 0, len(h.users.conns))
-	for user := range h.users.conns {
-		users = append(users, user)
-	}
-	h.users.mu.RUnlock()
-	for _, user := range users {
+	for _, user := range h.users.ids() {
 		list, err := h.opts.Store.MemberRooms(ctx, user)
 		if err != nil {
 			h.log.Error("read room list", "user", user, "err", err)
