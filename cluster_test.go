@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/causerie/causerie/app/bus/bustest"
 	"github.com/causerie/causerie/app/servertest"
 )
 
@@ -736,45 +737,91 @@ func TestClusterNodeLoss(t *testing.T) {
 		{"SIGTERM", (*servertest.Node).Stop, websocket.CloseServiceRestart},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nodes := startCluster(t, 3, nil)
-			ada := join(t, nodes[0], nodes[0].Register(t, "ada@example.com"))
-			bob := join(t, nodes[1], nodes[1].Register(t, "bob@example.com"))
-			cat := join(t, nodes[2], nodes[2].Register(t, "cat@example.com"))
-			dan := join(t, nodes[2], nodes[2].Register(t, "dan@example.com"))
-
-			const n, every = 200, 4 * time.Millisecond
-			for _, s := range []*member{ada, bob, dan} {
-				s.send(n, every)
-			}
-			// End node-3 when about a quarter of the messages are through.
-			if !waitUntil(servertest.Timeout, func() bool { return cat.delivered() >= 3*n/4 }) {
-				t.Fatalf("cat got %d messages, want %d before node-3 ends", cat.delivered(), 3*n/4)
-			}
-			tc.end(nodes[2], t)
-			t.Logf("node-3 ended (%s) with cat at %d messages, dan at %d acks, ada at %d, bob at %d", tc.name, cat.delivered(), dan.acked(), ada.acked(), bob.acked())
-			cat.recover(t, nodes[0])
-			dan.recover(t, nodes[1])
-			if tc.code != 0 {
-				for _, m := range []*member{cat, dan} {
-					if m.closeCode() != tc.code {
-						t.Errorf("%s: node-3's connection ended with %v, want close %d", m.name, m.firstEnd, tc.code)
-					}
-				}
-			}
-
-			waitAcked(t, ada, bob, dan)
-			hist := sameHistory(t, nodes[:2], ada.user.Token)
-			checkHistory(t, hist, ada, bob, dan)
-			waitDelivered(t, len(hist), cat, ada, bob, dan)
-			for _, m := range []*member{cat, ada, bob, dan} {
-				checkDelivery(t, m, hist)
-			}
-			for _, m := range []*member{ada, bob} {
-				if m.conns != 1 || m.isEnded() {
-					t.Errorf("%s: %d connections, ended %v: node-3's end must not touch the other nodes' clients", m.name, m.conns, m.isEnded())
-				}
-			}
+			loseANode(t, startCluster(t, 3, nil), tc.end, tc.code)
 		})
+	}
+}
+
+// The same on a Redis Cluster of three masters: rooms on sharded channels, presence and usage each on a
+// slot of their own. Every user shows online from every node, and a node killed mid-flow loses nothing.
+func TestClusterOnRedisCluster(t *testing.T) {
+	envs := servertest.NodeEnvs(t, 3, nil) // skips without PostgreSQL, before a Redis Cluster is started for nothing
+	url := bustest.RedisCluster(t)
+	var nodes []*servertest.Node
+	for _, e := range envs {
+		e["REDIS_URL"] = url
+		nodes = append(nodes, servertest.StartProcess(t, e))
+	}
+	loseANode(t, nodes, (*servertest.Node).Kill, 0)
+	// The other nodes' messages came over Redis (bob's 200 and some of dan's to node-1), not only through
+	// catch-ups from the store, and nothing came for a room node-1 does not serve.
+	metrics := nodes[0].Get(t, "/metrics")
+	if n := metricSum(metrics, "causerie_bus_lag_seconds_count"); n < 200 {
+		t.Errorf("node-1 received %d events over the bus, want at least bob's 200", n)
+	}
+	if n := metricSum(metrics, "causerie_bus_unserved_events_total"); n != 0 {
+		t.Errorf("node-1 received %d events of rooms it does not serve", n)
+	}
+}
+
+// metricSum adds up the samples of name in a /metrics page.
+func metricSum(page, name string) int {
+	sum := 0.0
+	for line := range strings.SplitSeq(page, "\n") {
+		if fields := strings.Fields(line); len(fields) == 2 && (fields[0] == name || strings.HasPrefix(fields[0], name+"{")) {
+			v, _ := strconv.ParseFloat(fields[1], 64)
+			sum += v
+		}
+	}
+	return int(sum)
+}
+
+// loseANode joins ada, bob, cat and dan to general on nodes 1, 2, 3 and 3, ends node-3 with end while
+// ada, bob and dan send, and checks that every message reaches every one of them exactly once, cat and
+// dan reconnecting to the other nodes; code is the close code node-3's clients must see, 0 for any.
+func loseANode(t *testing.T, nodes []*servertest.Node, end func(*servertest.Node, testing.TB), code int) {
+	t.Helper()
+	ada := join(t, nodes[0], nodes[0].Register(t, "ada@example.com"))
+	bob := join(t, nodes[1], nodes[1].Register(t, "bob@example.com"))
+	cat := join(t, nodes[2], nodes[2].Register(t, "cat@example.com"))
+	dan := join(t, nodes[2], nodes[2].Register(t, "dan@example.com"))
+	for _, node := range nodes {
+		if !waitUntil(servertest.Timeout, func() bool { return online(t, node, ada.user.Token) == 4 }) {
+			t.Errorf("%s counts %d online in general, want 4", node.Config.NodeID, online(t, node, ada.user.Token))
+		}
+	}
+
+	const n, every = 200, 4 * time.Millisecond
+	for _, s := range []*member{ada, bob, dan} {
+		s.send(n, every)
+	}
+	// End node-3 when about a quarter of the messages are through.
+	if !waitUntil(servertest.Timeout, func() bool { return cat.delivered() >= 3*n/4 }) {
+		t.Fatalf("cat got %d messages, want %d before node-3 ends", cat.delivered(), 3*n/4)
+	}
+	end(nodes[2], t)
+	t.Logf("node-3 ended with cat at %d messages, dan at %d acks, ada at %d, bob at %d", cat.delivered(), dan.acked(), ada.acked(), bob.acked())
+	cat.recover(t, nodes[0])
+	dan.recover(t, nodes[1])
+	if code != 0 {
+		for _, m := range []*member{cat, dan} {
+			if m.closeCode() != code {
+				t.Errorf("%s: node-3's connection ended with %v, want close %d", m.name, m.firstEnd, code)
+			}
+		}
+	}
+
+	waitAcked(t, ada, bob, dan)
+	hist := sameHistory(t, nodes[:2], ada.user.Token)
+	checkHistory(t, hist, ada, bob, dan)
+	waitDelivered(t, len(hist), cat, ada, bob, dan)
+	for _, m := range []*member{cat, ada, bob, dan} {
+		checkDelivery(t, m, hist)
+	}
+	for _, m := range []*member{ada, bob} {
+		if m.conns != 1 || m.isEnded() {
+			t.Errorf("%s: %d connections, ended %v: node-3's end must not touch the other nodes' clients", m.name, m.conns, m.isEnded())
+		}
 	}
 }
 

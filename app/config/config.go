@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,8 +182,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		p.fail("DATABASE_URL", "must be a postgres:// URL (or unset, for SQLite in DATA_DIR)")
 	}
-	if u := c.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
-		p.fail("REDIS_URL", "must be a redis:// or rediss:// URL (or unset, for a single node)")
+	if u := c.RedisURL; u != "" && !slices.ContainsFunc(redisSchemes, func(s string) bool { return strings.HasPrefix(u, s) }) {
+		p.fail("REDIS_URL", "must be a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL (or unset, for a single node)")
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") {
+		// A Redis Cluster places keys and channels by the first {...} in their names: the ones
+		// Causerie puts there must be the first.
+		p.fail("REDIS_PREFIX", "must not contain { or }")
 	}
 	if c.RedisURL != "" && c.JWTSecret == "" {
 		p.fail("JWT_SECRET", "must be set when REDIS_URL is: every node must verify the tokens the others issue")
@@ -232,6 +238,9 @@ func validNodeID(id string) bool {
 	}
 	return true
 }
+
+// redisSchemes start the URLs of one Redis and of a Redis Cluster, plain or over TLS.
+var redisSchemes = []string{"redis://", "rediss://", "redis+cluster://", "rediss+cluster://"}
 
 // Clustered reports whether this node shares its traffic with others.
 func (c Config) Clustered() bool { return c.RedisURL != "" }

@@ -90,6 +90,15 @@ func TestCluster(t *testing.T) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}
 	}
+
+	cluster := map[string]string{"REDIS_URL": "redis+cluster://r1:7000?addr=r2:7001", "JWT_SECRET": strings.Repeat("k", 32)}
+	if c, err := config.Load(func(k string) string { return cluster[k] }); err != nil || !c.Clustered() {
+		t.Errorf("a Redis Cluster's URL: clustered %v, err %v", c.Clustered(), err)
+	}
+	cluster["REDIS_PREFIX"] = "app{1}:"
+	if _, err := config.Load(func(k string) string { return cluster[k] }); err == nil || !strings.Contains(err.Error(), "REDIS_PREFIX") {
+		t.Errorf("a prefix with a hash tag: err %v, want one naming REDIS_PREFIX", err)
+	}
 }
 
 // Every variable Load reads is in README.md's table, docs/deploy.md's and .env.example, and they name no

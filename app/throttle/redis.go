@@ -10,13 +10,13 @@ import (
 
 // Redis counts in Redis, shared by every node that uses the same prefix.
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	window time.Duration
 }
 
 // NewRedis returns a Redis whose keys start with prefix and whose windows last window.
-func NewRedis(client *redis.Client, prefix string, window time.Duration) *Redis {
+func NewRedis(client redis.UniversalClient, prefix string, window time.Duration) *Redis {
 	return &Redis{client: client, prefix: prefix + "throttle:", window: window}
 }
 

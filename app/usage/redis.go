@@ -12,10 +12,11 @@
 // heartbeat is older than the staleness given to NewRedis (it stopped, or restarted under a new process
 // id) no longer count, and the next reader deletes them.
 //
-// Keys, under the prefix: usage:<user id>, a hash of process -> "conns:sent:at" (at in Redis's clock,
-// ms), which expires Keep after its last write; usage-processes, a sorted set of process -> heartbeat.
-// A process is "<node>/<random>". The script touches keys it computes, so this needs one Redis (or a
-// primary with replicas).
+// Keys, under the prefix and "{usage}:": usage:<user id>, a hash of process -> "conns:sent:at" (at in
+// Redis's clock, ms), which expires Keep after its last write; usage-processes, a sorted set of process
+// -> heartbeat. A process is "<node>/<random>". The script touches keys it computes: the hash tag puts
+// them all on one slot, so that on a Redis Cluster they live on the master that runs the script, which
+// each call routes to by the key usage-processes.
 package usage
 
 import (
@@ -33,7 +34,7 @@ import (
 
 // Redis exchanges figures through Redis. It is safe for concurrent use.
 type Redis struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	prefix  string
 	process string
 	stale   time.Duration
@@ -41,10 +42,10 @@ type Redis struct {
 
 // NewRedis returns the exchange of this process of node over client; the figures of a process whose
 // heartbeat is older than stale no longer count.
-func NewRedis(client *redis.Client, prefix, node string, stale time.Duration) *Redis {
+func NewRedis(client redis.UniversalClient, prefix, node string, stale time.Duration) *Redis {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return &Redis{client: client, prefix: prefix, process: node + "/" + hex.EncodeToString(b[:]), stale: stale}
+	return &Redis{client: client, prefix: prefix + "{usage}:", process: node + "/" + hex.EncodeToString(b[:]), stale: stale}
 }
 
 // Keep is how long a user's figures stay in Redis after they were last written: a process writes again,
@@ -116,7 +117,7 @@ func (r *Redis) Exchange(ctx context.Context, mine map[int64]app.Spent, since in
 	for uid, s := range mine {
 		args = append(args, strconv.FormatInt(uid, 10), s.Conns, s.Sent)
 	}
-	res, err := exchange.Run(ctx, r.client, nil, args...).Int64Slice()
+	res, err := exchange.Run(ctx, r.client, []string{r.prefix + "usage-processes"}, args...).Int64Slice()
 	if err != nil {
 		return nil, since, fmt.Errorf("usage: exchange: %w", err)
 	}

@@ -63,7 +63,7 @@ func TestExchange(t *testing.T) {
 	if got := others[7]; got != (app.Spent{}) {
 		t.Errorf("after node 2 stopped, node 1 learns %+v of user 7, want nothing", got)
 	}
-	if n, _ := c.HLen(ctx, prefix+"usage:7").Result(); n != 1 {
+	if n, _ := c.HLen(ctx, prefix+"{usage}:usage:7").Result(); n != 1 {
 		t.Errorf("user 7's hash holds %d figures, want node 1's alone (the stopped process's deleted)", n)
 	}
 }

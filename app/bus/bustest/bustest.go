@@ -4,6 +4,7 @@ package bustest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -135,6 +136,13 @@ func (r *Recorder) Resyncs() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.resyncs
+}
+
+// Events returns the events received so far.
+func (r *Recorder) Events() []bus.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
 }
 
 // Wait returns the first n events, failing the test if they do not come in time.

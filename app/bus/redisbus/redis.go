@@ -2,14 +2,12 @@ package redisbus
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,11 +18,11 @@ import (
 
 var _ bus.Bus = (*Bus)(nil)
 
-// Timing of the subscription's watchdog. go-redis's own health check only writes its pings: on a
+// Timing of a subscription's watchdog. go-redis's own health check only writes its pings: on a
 // half-open connection (a partition, a frozen host) the writes succeed, nothing comes back, and the node
 // would go deaf, unnoticed, until TCP gives up minutes later.
 const (
-	// quietFor is how long the subscription may stay silent before it is pinged; a ping left unanswered
+	// quietFor is how long a subscription may stay silent before it is pinged; a ping left unanswered
 	// for as long again means the connection is dead: it is dropped and the node subscribes afresh. Long
 	// enough that a Redis busy for a moment (a slow script, a fork) does not make every node resubscribe
 	// and catch every room up at once.
@@ -35,10 +33,21 @@ const (
 	maxBackoff       = 5 * time.Second
 )
 
+// partitions is how many groups the rooms fall into on a Redis Cluster, each on a hash slot of its own
+// and heard through one connection: enough that the rooms spread over the masters of a cluster of a few,
+// few enough that a node holds at most partitions+1 subscriber connections.
+const partitions = 16
+
 // Bus is the bus of a deployment of several nodes, over Redis pub/sub. A room's events go on a channel of
 // the room's, which a node hears only while it wants the room (Want: while it has connections there), so
 // that a node decodes the events of the rooms it serves and no others; the events of no room (nodes'
 // presence, sessions ended, resync requests, a user's own) go on one channel every node hears.
+//
+// On one Redis, one connection hears them all. On a Redis Cluster (a redis+cluster:// URL), channels are
+// sharded (SSUBSCRIBE, SPUBLISH: an event travels to the master of its channel's slot alone, not to every
+// master) and a room's channel carries the hash tag of its partition, so that each partition's rooms
+// share a slot and one connection, opened at the first room wanted there, hears them: SSUBSCRIBE takes
+// the channels of one slot, and go-redis subscribes a connection's channels again in one command.
 //
 // Pub/sub and not streams: the store already keeps every message, numbered per room, so the bus only has
 // to be fast; what pub/sub loses while a node is disconnected, the hub reads back from the store, told by
@@ -47,39 +56,33 @@ const (
 // before its subscription is confirmed may be missed: the handler is told (Subscribed) and the room
 // catches up from the store, as after a lost subscription.
 type Bus struct {
-	client  *redis.Client
+	client  redis.UniversalClient
+	sharded bool   // a Redis Cluster: sharded channels, rooms in partitions
 	channel string // the channel of the events of no room
-	prefix  string // starts the channels of rooms
+	prefix  string // REDIS_PREFIX, which starts every channel
 	log     *slog.Logger
-	// live is set while the subscription answers; Ping reports it.
-	live    atomic.Bool
+	// loop lives until Close; every subscription's goroutines run in it, counted by running.
+	loop    context.Context
 	stop    context.CancelFunc
-	stopped chan struct{}
+	running sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
 
-	// mu guards handlers, and pubsub and closed: the receive loop replaces a dead subscription, Close
-	// closes the current one.
+	// mu guards handlers, closed, parts, and what each subscription holds.
 	mu       sync.RWMutex
 	handlers []bus.Handler
-	pubsub   *redis.PubSub
 	closed   bool
-	// rooms are the rooms this node wants, subscribed again with every new subscription; changes holds
-	// the wants not yet sent to Redis, in order, for the loop that sends them (wants), woken by wake.
-	rooms   map[string]bool
-	changes []roomWant
-	wake    chan struct{}
-}
-
-type roomWant struct {
-	room string
-	want bool
+	// control hears the events of no room, and on one Redis every room's as well; on a Redis Cluster,
+	// parts[p] hears the rooms of partition p, from the first one wanted.
+	control *subscription
+	parts   []*subscription
 }
 
 // Config says where the bus is.
 type Config struct {
-	// URL is redis://[user:password@]host:port/db.
+	// URL is redis://[user:password@]host:port/db, or redis+cluster://[user:password@]host:port for a
+	// Redis Cluster, with more seed nodes as addr=host:port parameters (rediss for TLS, both ways).
 	URL string
 	// Prefix starts the channel's name (and the presence keys'), so that deployments, or tests, can share
 	// a Redis.
@@ -91,216 +94,144 @@ type Config struct {
 // New connects to Redis and subscribes to the channel Prefix+"events". It returns once the
 // subscription is active, so that no event published after it returns is missed.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
+	client, addr, sharded, err := connect(cfg)
+	if err != nil {
+		return nil, err
+	}
+	redis.SetLogger(redisLog{log})
+	b := &Bus{client: client, sharded: sharded, channel: cfg.Prefix + "events", prefix: cfg.Prefix, log: log}
+	if sharded {
+		b.control = b.newSubscription(b.channel, "")
+		b.parts = make([]*subscription, partitions)
+	} else {
+		b.control = b.newSubscription(b.channel, cfg.Prefix+"room:")
+	}
+	ps, err := b.control.open(ctx)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("bus: subscribe to redis at %s: %w", addr, err)
+	}
+	b.control.pubsub = ps
+	b.loop, b.stop = context.WithCancel(context.Background())
+	b.running.Add(2)
+	go b.control.run(b.loop, ps)
+	go b.control.wants(b.loop)
+	return b, nil
+}
+
+// connect makes the client REDIS_URL names, and tells whether it is a Redis Cluster's.
+func connect(cfg Config) (client redis.UniversalClient, addr string, sharded bool, err error) {
+	if url, ok := cutClusterScheme(cfg.URL); ok {
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, "", false, fmt.Errorf("bus: REDIS_URL: %w", err)
+		}
+		opts.ClientName = cfg.Prefix + cfg.Node
+		opts.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(opts), strings.Join(opts.Addrs, ","), true, nil
+	}
 	opts, err := redis.ParseURL(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("bus: REDIS_URL: %w", err)
+		return nil, "", false, fmt.Errorf("bus: REDIS_URL: %w", err)
 	}
 	opts.ClientName = cfg.Prefix + cfg.Node
 	// The callers' deadlines (a second for presence, two for a publish) must hold on a Redis that does not
 	// answer, not go-redis's own 3 to 5 s.
 	opts.ContextTimeoutEnabled = true
-	redis.SetLogger(redisLog{log})
-	client := redis.NewClient(opts)
-	r := &Bus{client: client, channel: cfg.Prefix + "events", prefix: cfg.Prefix + "room:", log: log,
-		stopped: make(chan struct{}), rooms: map[string]bool{}, wake: make(chan struct{}, 1)}
-	r.pubsub, err = r.subscribe(ctx)
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("bus: subscribe to redis at %s: %w", opts.Addr, err)
+	return redis.NewClient(opts), opts.Addr, false, nil
+}
+
+// cutClusterScheme turns a redis+cluster:// (or rediss+cluster://) URL into the redis:// (rediss://) one
+// go-redis parses for a cluster, and reports whether url was one.
+func cutClusterScheme(url string) (string, bool) {
+	for _, scheme := range [...]string{"redis", "rediss"} {
+		if rest, ok := strings.CutPrefix(url, scheme+"+cluster://"); ok {
+			return scheme + "://" + rest, true
+		}
 	}
-	r.live.Store(true)
-	loop, stop := context.WithCancel(context.Background())
-	r.stop = stop
-	go r.receive(loop, r.pubsub)
-	go r.wants(loop)
-	return r, nil
+	return url, false
+}
+
+// IsClusterURL reports whether url names a Redis Cluster.
+func IsClusterURL(url string) bool {
+	_, ok := cutClusterScheme(url)
+	return ok
 }
 
 // Want starts (want true) or stops carrying room's events to this node. It does not wait for Redis: once
 // the subscription is confirmed, the handlers that have a Subscribed(room) method are told, and the room
 // catches up from the store what was published before.
-func (r *Bus) Want(room string, want bool) {
-	r.mu.Lock()
+func (b *Bus) Want(room string, want bool) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	s, opened := b.control, false
+	if b.sharded {
+		p := partition(room)
+		if s = b.parts[p]; s == nil {
+			if !want {
+				b.mu.Unlock()
+				return
+			}
+			s = b.newSubscription(b.partitionPrefix(p), b.partitionPrefix(p))
+			b.parts[p], opened = s, true
+			b.running.Add(2)
+		}
+	}
 	if want {
-		r.rooms[room] = true
+		s.rooms[room] = true
 	} else {
-		delete(r.rooms, room)
+		delete(s.rooms, room)
 	}
-	r.changes = append(r.changes, roomWant{room, want})
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
+	if !opened {
+		s.changes = append(s.changes, roomWant{room, want})
 	}
+	b.mu.Unlock()
+	if opened {
+		// Its first subscription takes the room with its anchor.
+		go s.run(b.loop, nil)
+		go s.wants(b.loop)
+		return
+	}
+	s.poke()
 }
 
-// wants sends the wants to Redis, in order, on the current subscription, until ctx ends. A want that
-// fails is mended by the next subscription, which subscribes to every room wanted then.
-func (r *Bus) wants(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.wake:
-		}
-		r.mu.Lock()
-		changes, ps := r.changes, r.pubsub
-		r.changes = nil
-		r.mu.Unlock()
-		if ps == nil {
-			// Being replaced: kept for the new subscription, which wakes this loop, as a want made while it
-			// was subscribing may have missed it.
-			r.mu.Lock()
-			r.changes = append(changes, r.changes...)
-			r.mu.Unlock()
-			continue
-		}
-		for _, c := range changes {
-			sctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
-			var err error
-			if c.want {
-				err = ps.Subscribe(sctx, r.prefix+c.room)
-			} else {
-				err = ps.Unsubscribe(sctx, r.prefix+c.room)
-			}
-			cancel()
-			if err != nil {
-				r.log.Warn("bus: change a room's subscription", "room", c.room, "want", c.want, "err", err)
-			}
-		}
+// partition is the partition of room on a Redis Cluster, by FNV-1a.
+func partition(room string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(room); i++ {
+		h ^= uint32(room[i])
+		h *= 16777619
 	}
+	return int(h % partitions)
+}
+
+// partitionPrefix starts the channels of partition p's rooms. Alone, it is the partition's anchor: a
+// channel on the partition's slot that nothing is published to.
+func (b *Bus) partitionPrefix(p int) string {
+	return b.prefix + "room{" + strconv.Itoa(p) + "}:"
 }
 
 // channelOf is the channel ev goes on: its room's, or that of the events of no room.
-func (r *Bus) channelOf(ev bus.Event) string {
-	if ev.Room == "" || !app.ValidRoom(ev.Room) {
-		return r.channel
-	}
-	return r.prefix + ev.Room
-}
-
-// subscribe opens a subscription, to the channel of the events of no room and to every room wanted, and
-// waits for Redis to confirm the first; the rooms' confirmations come to the receive loop.
-func (r *Bus) subscribe(ctx context.Context) (*redis.PubSub, error) {
-	r.mu.RLock()
-	channels := make([]string, 0, len(r.rooms)+1)
-	channels = append(channels, r.channel)
-	for room := range r.rooms {
-		channels = append(channels, r.prefix+room)
-	}
-	r.mu.RUnlock()
-	ps := r.client.Subscribe(ctx, channels...)
-	if _, err := ps.Receive(ctx); err != nil { // the first reply is the confirmation
-		_ = ps.Close()
-		return nil, err
-	}
-	return ps, nil
-}
-
-// receive hands what the subscription brings to the handlers until ctx ends. A subscription that fails,
-// or stays silent through a ping, is replaced, and the handlers are told to resync.
-func (r *Bus) receive(ctx context.Context, ps *redis.PubSub) {
-	defer close(r.stopped)
-	pinged := false
-	for {
-		m, err := ps.ReceiveTimeout(ctx, quietFor)
-		if ctx.Err() != nil {
-			return
-		}
-		var ne net.Error
-		if err != nil && !pinged && errors.As(err, &ne) && ne.Timeout() {
-			if pinged = ps.Ping(ctx) == nil; pinged {
-				continue
-			}
-		}
-		if err != nil {
-			if r.live.Swap(false) {
-				r.log.Warn("bus: lost the redis subscription; subscribing again", "err", err)
-			}
-			if ps = r.resubscribe(ctx, ps); ps == nil {
-				return
-			}
-			pinged = false
-			r.live.Store(true)
-			r.log.Info("bus: subscribed to redis again; catching up from the store", "channel", r.channel)
-			r.resync()
-			continue
-		}
-		pinged = false
-		switch m := m.(type) {
-		case *redis.Subscription:
-			r.confirmed(m)
-		case *redis.Message:
-			ev, err := decodeEvent([]byte(m.Payload))
-			if err != nil {
-				r.log.Error("bus: drop malformed event", "err", err)
-				continue
-			}
-			r.mu.RLock()
-			for _, h := range r.handlers {
-				h.Event(ev)
-			}
-			r.mu.RUnlock()
-		}
+func (b *Bus) channelOf(ev bus.Event) string {
+	switch {
+	case ev.Room == "" || !app.ValidRoom(ev.Room):
+		return b.channel
+	case b.sharded:
+		return b.partitionPrefix(partition(ev.Room)) + ev.Room
+	default:
+		return b.prefix + "room:" + ev.Room
 	}
 }
 
-// resubscribe closes old and subscribes until it works or ctx ends (nil then).
-func (r *Bus) resubscribe(ctx context.Context, old *redis.PubSub) *redis.PubSub {
-	r.mu.Lock()
-	r.pubsub = nil // closed here: Close must not close it again
-	r.mu.Unlock()
-	_ = old.Close()
-	backoff := 100 * time.Millisecond
-	for {
-		sctx, cancel := context.WithTimeout(ctx, subscribeTimeout)
-		ps, err := r.subscribe(sctx)
-		cancel()
-		if err == nil {
-			r.mu.Lock()
-			closed := r.closed
-			if !closed {
-				r.pubsub = ps
-			}
-			r.mu.Unlock()
-			if closed {
-				_ = ps.Close()
-				return nil
-			}
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
-			return ps
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// confirmed takes a subscription's confirmation: a room's tells the handlers that the room may have
-// missed events before it; that of the events of no room comes only when go-redis reconnected by itself,
-// after a read failed, and subscribed again.
-func (r *Bus) confirmed(m *redis.Subscription) {
-	if m.Kind != "subscribe" {
-		return
-	}
-	room, ok := strings.CutPrefix(m.Channel, r.prefix)
-	if !ok {
-		r.log.Info("bus: subscribed to redis again; catching up from the store", "channel", m.Channel)
-		r.resync()
-		return
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, h := range r.handlers {
-		if s, ok := h.(subscribedHandler); ok {
-			s.Subscribed(room)
-		}
+// deliver hands ev to every handler.
+func (b *Bus) deliver(ev bus.Event) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, h := range b.handlers {
+		h.Event(ev)
 	}
 }
 
@@ -309,19 +240,35 @@ type subscribedHandler interface {
 	Subscribed(room string)
 }
 
-func (r *Bus) resync() {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, h := range r.handlers {
+// subscribed tells the handlers that room's events come from now on, and that it may have missed some
+// before.
+func (b *Bus) subscribed(room string) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, h := range b.handlers {
+		if s, ok := h.(subscribedHandler); ok {
+			s.Subscribed(room)
+		}
+	}
+}
+
+func (b *Bus) resync() {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, h := range b.handlers {
 		h.Resync()
 	}
 }
 
-// Publish sends evs in one round trip, in order.
-func (r *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
-	pipe := r.client.Pipeline()
+// Publish sends evs in one round trip (on a Redis Cluster, one per master concerned), in order.
+func (b *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
+	pipe := b.client.Pipeline()
 	for _, ev := range evs {
-		pipe.Publish(ctx, r.channelOf(ev), encodeEvent(ev))
+		if b.sharded {
+			pipe.SPublish(ctx, b.channelOf(ev), encodeEvent(ev))
+		} else {
+			pipe.Publish(ctx, b.channelOf(ev), encodeEvent(ev))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("bus: publish %d events: %w", len(evs), err)
@@ -330,42 +277,48 @@ func (r *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
 }
 
 // Subscribe adds h.
-func (r *Bus) Subscribe(h bus.Handler) {
-	r.mu.Lock()
-	r.handlers = append(r.handlers, h)
-	r.mu.Unlock()
+func (b *Bus) Subscribe(h bus.Handler) {
+	b.mu.Lock()
+	b.handlers = append(b.handlers, h)
+	b.mu.Unlock()
 }
 
-// Ping reports whether Redis answers and the subscription is alive.
-func (r *Bus) Ping(ctx context.Context) error {
-	if !r.live.Load() {
-		return errors.New("bus: redis subscription lost; subscribing again")
+// Ping reports whether Redis answers and every subscription is alive.
+func (b *Bus) Ping(ctx context.Context) error {
+	b.mu.RLock()
+	subs := append([]*subscription{b.control}, b.parts...)
+	b.mu.RUnlock()
+	for _, s := range subs {
+		if s != nil && !s.live.Load() {
+			return errors.New("bus: redis subscription lost; subscribing again")
+		}
 	}
-	if err := r.client.Ping(ctx).Err(); err != nil {
+	if err := b.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("bus: redis: %w", err)
 	}
 	return nil
 }
 
 // Client returns the Redis client, for the presence directory to share its connections.
-func (r *Bus) Client() *redis.Client { return r.client }
+func (b *Bus) Client() redis.UniversalClient { return b.client }
 
-// Close ends the subscription and the connections. Later calls do nothing.
-func (r *Bus) Close() error {
-	r.closeOnce.Do(func() {
-		r.stop()
-		r.mu.Lock()
-		r.closed = true
-		ps := r.pubsub
-		r.mu.Unlock()
-		var err error
-		if ps != nil {
-			err = ps.Close() // unblocks the receive loop's read
+// Close ends the subscriptions and the connections. Later calls do nothing.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.stop()
+		b.mu.Lock()
+		b.closed = true
+		var errs []error
+		for _, s := range append([]*subscription{b.control}, b.parts...) {
+			if s != nil && s.pubsub != nil {
+				errs = append(errs, s.pubsub.Close()) // unblocks the receive loop's read
+			}
 		}
-		<-r.stopped
-		r.closeErr = errors.Join(err, r.client.Close())
+		b.mu.Unlock()
+		b.running.Wait()
+		b.closeErr = errors.Join(append(errs, b.client.Close())...)
 	})
-	return r.closeErr
+	return b.closeErr
 }
 
 // redisLog sends go-redis's own messages (failed dials while Redis is away, mostly) to the node's log,
@@ -375,54 +328,4 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
-}
-
-// eventVersion opens every encoded event, so that a format change can be told from the old one.
-const eventVersion = 1
-
-// encodeEvent lays ev out as a version byte, the length-prefixed strings Room, Skip and Node, the varints
-// SkipUser, ID and Sent, and the payload to the end: no JSON around JSON, one allocation.
-func encodeEvent(ev bus.Event) []byte {
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(ev.Room)+len(ev.Skip)+len(ev.Node)+3*binary.MaxVarintLen64+len(ev.Payload))
-	b = append(b, eventVersion)
-	for _, s := range [...]string{ev.Room, ev.Skip, ev.Node} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	b = binary.AppendVarint(b, ev.SkipUser)
-	b = binary.AppendVarint(b, ev.ID)
-	b = binary.AppendVarint(b, ev.Sent)
-	return append(b, ev.Payload...)
-}
-
-var errMalformed = errors.New("bus: malformed event")
-
-func decodeEvent(b []byte) (bus.Event, error) {
-	if len(b) == 0 || b[0] != eventVersion {
-		return bus.Event{}, errMalformed
-	}
-	b = b[1:]
-	var strs [3]string
-	for i := range strs {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return bus.Event{}, errMalformed
-		}
-		strs[i] = string(b[k : k+int(n)])
-		b = b[k+int(n):]
-	}
-	var ints [3]int64
-	for i := range ints {
-		v, k := binary.Varint(b)
-		if k <= 0 {
-			return bus.Event{}, errMalformed
-		}
-		ints[i] = v
-		b = b[k:]
-	}
-	ev := bus.Event{Room: strs[0], Skip: strs[1], Node: strs[2], SkipUser: ints[0], ID: ints[1], Sent: ints[2]}
-	if len(b) > 0 {
-		ev.Payload = b
-	}
-	return ev, nil
 }

@@ -23,6 +23,12 @@ import (
 func openRedis(t *testing.T) (*redisbus.Bus, *redisbus.Bus) {
 	t.Helper()
 	url, prefix := bustest.Redis(t)
+	return openBuses(t, url, prefix)
+}
+
+// openBuses opens two buses ("nodes") on the Redis at url, their channels under prefix.
+func openBuses(t *testing.T, url, prefix string) (*redisbus.Bus, *redisbus.Bus) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var nodes [2]*redisbus.Bus
 	for i, name := range []string{"a", "b"} {
@@ -53,7 +59,7 @@ func TestRedisResubscribesAndAsksForResync(t *testing.T) {
 	bustest.WantRoom(t, "r", rec, b) // the new subscription must take the room again
 
 	ctx := context.Background()
-	admin := b.Client()
+	admin := b.Client().(*redis.Client)
 	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,11 @@
 // their "left" events go out exactly once. Each operation is one Lua script, so it is atomic in Redis
 // and takes one round trip; the scripts read Redis's own clock, so nodes' clocks need not agree.
 //
-// Keys, under the prefix: nodes (sorted set of node -> heartbeat, ms), presence:<room> (sorted set of
-// "<user id>|<node>"), node:<node> (set of "<room>|<user id>", what a node must clean up), names (hash of
-// user id -> name), rooms (set of rooms with someone in them). The scripts touch keys they compute, so
-// this needs one Redis (or a primary with replicas), not Redis Cluster.
+// Keys, under the prefix and "{presence}:": nodes (sorted set of node -> heartbeat, ms), presence:<room>
+// (sorted set of "<user id>|<node>"), node:<node> (set of "<room>|<user id>", what a node must clean
+// up), names (hash of user id -> name), rooms (set of rooms with someone in them). The scripts touch
+// keys they compute: the hash tag puts every key on one slot, so that on a Redis Cluster they all live
+// on the master that runs the script, which each call routes to by the key nodes.
 package redispresence
 
 import (
@@ -26,7 +27,7 @@ import (
 
 // Directory is the presence directory of one node, in Redis. It is safe for concurrent use.
 type Directory struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	node   string
 	ttl    time.Duration
@@ -34,8 +35,8 @@ type Directory struct {
 
 // New returns the directory for node over client; ttl is how long a node's users outlive its last
 // heartbeat.
-func New(client *redis.Client, prefix, node string, ttl time.Duration) *Directory {
-	return &Directory{client: client, prefix: prefix, node: node, ttl: ttl}
+func New(client redis.UniversalClient, prefix, node string, ttl time.Duration) *Directory {
+	return &Directory{client: client, prefix: prefix + "{presence}:", node: node, ttl: ttl}
 }
 
 // The Lua helpers every script shares. now() is Redis's clock in ms; alive(node) reads the heartbeat.
@@ -202,13 +203,16 @@ redis.call('ZADD', P .. 'nodes', now, node)
 return out
 `)
 
+// keys routes a script, on a Redis Cluster, to the master of the presence slot.
+func (r *Directory) keys() []string { return []string{r.prefix + "nodes"} }
+
 func (r *Directory) args(extra ...any) []any {
 	return append([]any{r.prefix, r.node, r.ttl.Milliseconds()}, extra...)
 }
 
 // Enter records that who is in room on this node, and reports whether they were in it on no node before.
 func (r *Directory) Enter(ctx context.Context, room string, who app.Author) (bool, error) {
-	n, err := enterScript.Run(ctx, r.client, nil, r.args(room, who.ID, who.Name)...).Int()
+	n, err := enterScript.Run(ctx, r.client, r.keys(), r.args(room, who.ID, who.Name)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence: enter %s: %w", room, err)
 	}
@@ -217,7 +221,7 @@ func (r *Directory) Enter(ctx context.Context, room string, who app.Author) (boo
 
 // Leave records that who left room on this node, and reports whether they are now in it on no node.
 func (r *Directory) Leave(ctx context.Context, room string, who app.Author) (bool, error) {
-	n, err := leaveScript.Run(ctx, r.client, nil, r.args(room, who.ID)...).Int()
+	n, err := leaveScript.Run(ctx, r.client, r.keys(), r.args(room, who.ID)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence: leave %s: %w", room, err)
 	}
@@ -226,7 +230,7 @@ func (r *Directory) Leave(ctx context.Context, room string, who app.Author) (boo
 
 // List returns the users in room on any live node.
 func (r *Directory) List(ctx context.Context, room string) ([]app.Author, error) {
-	flat, err := listScript.Run(ctx, r.client, nil, r.args(room)...).StringSlice()
+	flat, err := listScript.Run(ctx, r.client, r.keys(), r.args(room)...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("presence: list %s: %w", room, err)
 	}
@@ -243,7 +247,7 @@ func (r *Directory) List(ctx context.Context, room string) ([]app.Author, error)
 
 // Online returns the number of users present in each room that has any, on any live node.
 func (r *Directory) Online(ctx context.Context) (map[string]int, error) {
-	flat, err := onlineScript.Run(ctx, r.client, nil, r.args()...).Slice()
+	flat, err := onlineScript.Run(ctx, r.client, r.keys(), r.args()...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("presence: online: %w", err)
 	}
@@ -266,7 +270,7 @@ func (r *Directory) Refresh(ctx context.Context, start bool) (app.Refreshed, err
 	if start {
 		flag = "1"
 	}
-	flat, err := refreshScript.Run(ctx, r.client, nil, r.args(flag)...).Slice()
+	flat, err := refreshScript.Run(ctx, r.client, r.keys(), r.args(flag)...).Slice()
 	if err != nil {
 		return app.Refreshed{}, fmt.Errorf("presence: refresh: %w", err)
 	}
@@ -289,7 +293,7 @@ func (r *Directory) Reassert(ctx context.Context, here []app.RoomUser) ([]app.Ro
 	for i, e := range here {
 		entries[i] = e.Room + "|" + strconv.FormatInt(e.User.ID, 10) + "|" + e.User.Name
 	}
-	flat, err := reassertScript.Run(ctx, r.client, nil, r.args(entries...)...).StringSlice()
+	flat, err := reassertScript.Run(ctx, r.client, r.keys(), r.args(entries...)...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("presence: reassert: %w", err)
 	}
