@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,10 +71,13 @@ type Bus struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// mu guards handlers, closed, parts, and what each subscription holds.
-	mu       sync.RWMutex
-	handlers []bus.Handler
-	closed   bool
+	// handlers are called with no lock held: a handler may call Want (the hub does, from its own locks,
+	// which its Event takes too). Subscribe replaces the slice, never appends to it in place.
+	handlers atomic.Pointer[[]bus.Handler]
+
+	// mu guards closed, parts, and what each subscription holds.
+	mu     sync.RWMutex
+	closed bool
 	// control hears the events of no room, and on one Redis every room's as well; on a Redis Cluster,
 	// parts[p] hears the rooms of partition p, from the first one wanted.
 	control *subscription
@@ -84,8 +89,7 @@ type Config struct {
 	// URL is redis://[user:password@]host:port/db, or redis+cluster://[user:password@]host:port for a
 	// Redis Cluster, with more seed nodes as addr=host:port parameters (rediss for TLS, both ways).
 	URL string
-	// Prefix starts the channel's name (and the presence keys'), so that deployments, or tests, can share
-	// a Redis.
+	// Prefix starts every channel's name, so that deployments, or tests, can share a Redis.
 	Prefix string
 	// Node names the connections (CLIENT LIST shows prefix+node), to tell the nodes apart.
 	Node string
@@ -150,12 +154,6 @@ func cutClusterScheme(url string) (string, bool) {
 		}
 	}
 	return url, false
-}
-
-// IsClusterURL reports whether url names a Redis Cluster.
-func IsClusterURL(url string) bool {
-	_, ok := cutClusterScheme(url)
-	return ok
 }
 
 // Want starts (want true) or stops carrying room's events to this node. It does not wait for Redis: once
@@ -226,11 +224,17 @@ func (b *Bus) channelOf(ev bus.Event) string {
 	}
 }
 
+// subscribers returns the handlers.
+func (b *Bus) subscribers() []bus.Handler {
+	if hs := b.handlers.Load(); hs != nil {
+		return *hs
+	}
+	return nil
+}
+
 // deliver hands ev to every handler.
 func (b *Bus) deliver(ev bus.Event) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	for _, h := range b.handlers {
+	for _, h := range b.subscribers() {
 		h.Event(ev)
 	}
 }
@@ -243,9 +247,7 @@ type subscribedHandler interface {
 // subscribed tells the handlers that room's events come from now on, and that it may have missed some
 // before.
 func (b *Bus) subscribed(room string) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	for _, h := range b.handlers {
+	for _, h := range b.subscribers() {
 		if s, ok := h.(subscribedHandler); ok {
 			s.Subscribed(room)
 		}
@@ -253,14 +255,15 @@ func (b *Bus) subscribed(room string) {
 }
 
 func (b *Bus) resync() {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	for _, h := range b.handlers {
+	for _, h := range b.subscribers() {
 		h.Resync()
 	}
 }
 
-// Publish sends evs in one round trip (on a Redis Cluster, one per master concerned), in order.
+// Publish sends evs in one round trip, in order. On a Redis Cluster it takes one round trip per master
+// concerned, and the order holds within each partition (a room's events stay in order), not across them:
+// nothing needs more, since each room is put back in order by its ids and the events of no room carry
+// their own versions.
 func (b *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
 	pipe := b.client.Pipeline()
 	for _, ev := range evs {
@@ -279,8 +282,9 @@ func (b *Bus) Publish(ctx context.Context, evs ...bus.Event) error {
 // Subscribe adds h.
 func (b *Bus) Subscribe(h bus.Handler) {
 	b.mu.Lock()
-	b.handlers = append(b.handlers, h)
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	hs := append(slices.Clone(b.subscribers()), h)
+	b.handlers.Store(&hs)
 }
 
 // Ping reports whether Redis answers and every subscription is alive.

@@ -135,28 +135,22 @@ func (s *subscription) take(m any) error {
 // confirmed takes a subscription's news. A room's confirmation tells the handlers that the room may
 // have missed events before it; the anchor's comes here only when go-redis reconnected by itself, after
 // a read failed, and subscribed again. Redis ends a sharded channel's subscriptions itself when its slot
-// moves to another master (resharding, a failover): the connection is then replaced, and goes where the
-// slot is now.
+// moves to another master (resharding, a failover), the anchor's among them since it shares the slot:
+// the connection is then replaced, and goes where the slot is now. A room's own end is the answer to an
+// unsubscribe of ours.
 func (s *subscription) confirmed(m *redis.Subscription) error {
-	room, isRoom := "", false
-	if m.Channel != s.anchor && s.roomPrefix != "" {
-		room, isRoom = strings.CutPrefix(m.Channel, s.roomPrefix)
-	}
-	switch m.Kind {
-	case "subscribe", "ssubscribe":
-		if isRoom {
+	switch {
+	case m.Channel == s.anchor && m.Kind == "sunsubscribe":
+		return fmt.Errorf("bus: redis ended the subscription to %s", m.Channel)
+	case m.Kind != "subscribe" && m.Kind != "ssubscribe":
+		return nil
+	case m.Channel != s.anchor:
+		if room, ok := strings.CutPrefix(m.Channel, s.roomPrefix); ok && s.roomPrefix != "" {
 			s.b.subscribed(room)
-		} else if s.anchor == s.b.channel {
-			s.b.log.Info("bus: subscribed to redis again; catching up from the store", "channel", m.Channel)
-			s.b.resync()
 		}
-	case "sunsubscribe":
-		s.b.mu.RLock()
-		wanted := !isRoom || s.rooms[room]
-		s.b.mu.RUnlock()
-		if wanted {
-			return fmt.Errorf("bus: redis ended the subscription to %s", m.Channel)
-		}
+	case s.anchor == s.b.channel:
+		s.b.log.Info("bus: subscribed to redis again; catching up from the store", "channel", m.Channel)
+		s.b.resync()
 	}
 	return nil
 }
@@ -168,6 +162,7 @@ func (s *subscription) reopen(ctx context.Context, old *redis.PubSub) *redis.Pub
 	s.b.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
+		s.reloadSlots()
 	}
 	backoff := 100 * time.Millisecond
 	for {
@@ -192,10 +187,7 @@ func (s *subscription) reopen(ctx context.Context, old *redis.PubSub) *redis.Pub
 		if s.live.Swap(false) {
 			s.b.log.Warn("bus: subscribe to redis", "channel", s.anchor, "err", err)
 		}
-		if cc, ok := s.b.client.(*redis.ClusterClient); ok {
-			// The slot may have moved, or its master failed over: ask the cluster where it is now.
-			cc.ReloadState(ctx)
-		}
+		s.reloadSlots()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -205,8 +197,17 @@ func (s *subscription) reopen(ctx context.Context, old *redis.PubSub) *redis.Pub
 	}
 }
 
+// reloadSlots asks a Redis Cluster, in the background, where the slots are now: a connection lost may
+// mean that its slot moved, or that its master failed over.
+func (s *subscription) reloadSlots() {
+	if cc, ok := s.b.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
+}
+
 // wants sends the wants to Redis, in order, on the current connection, until ctx ends. A want that fails
-// is mended by the next connection, which subscribes to every room wanted then.
+// closes the connection: go-redis may have replaced it by then without the room, and the next one, which
+// run opens, subscribes to every room wanted.
 func (s *subscription) wants(ctx context.Context) {
 	defer s.b.running.Done()
 	for {
@@ -227,7 +228,9 @@ func (s *subscription) wants(ctx context.Context) {
 		s.b.mu.Unlock()
 		for _, c := range changes {
 			if err := s.send(ctx, ps, c); err != nil {
-				s.b.log.Warn("bus: change a room's subscription", "room", c.room, "want", c.want, "err", err)
+				s.b.log.Warn("bus: change a room's subscription; subscribing afresh", "room", c.room, "want", c.want, "err", err)
+				_ = ps.Close()
+				break
 			}
 		}
 	}
