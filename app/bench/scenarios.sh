@@ -16,7 +16,8 @@
 #
 # Needs taskset (util-linux) and about two minutes per scenario. S5 (several nodes) also needs psql, and
 # PostgreSQL and Redis at BENCH_DATABASE_URL and BENCH_REDIS_URL (default: this machine's, as in .ci/run);
-# each run gets a schema and a key prefix of its own, dropped afterwards.
+# each run gets a schema and a key prefix of its own, dropped afterwards. BENCH_REDIS_URL may name a Redis
+# Cluster (redis+cluster://host:port?addr=host2:port2), as docs/performance.md's cluster run did.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
