@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -975,12 +974,7 @@ func startRedis(t *testing.T) *redisServer {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not in PATH: the Redis restart test skipped")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &redisServer{port: ln.Addr().(*net.TCPAddr).Port}
-	ln.Close()
+	r := &redisServer{port: bustest.FreePort(t)}
 	r.start(t)
 	t.Cleanup(r.stop)
 	return r

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causerie/causerie/app/bus/bustest"
 	"github.com/causerie/causerie/app/config"
 )
 
@@ -53,7 +54,7 @@ func StartProcess(t testing.TB, env map[string]string) *Node {
 	pickPort := vars["PORT"] == "" || vars["PORT"] == "0"
 	for attempt := 1; ; attempt++ {
 		if pickPort {
-			vars["PORT"] = strconv.Itoa(freePort(t))
+			vars["PORT"] = strconv.Itoa(bustest.FreePort(t))
 		}
 		n, err := startNode(t, bin, vars)
 		if err == nil {
@@ -210,17 +211,6 @@ func (n *Node) Stop(t testing.TB) {
 		<-n.exited
 		t.Errorf("node %s did not exit within %v of SIGTERM; killed", n.Config.NodeID, n.Config.ShutdownTimeout+Timeout)
 	}
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // tailBytes is how much of a node's output a failure shows: the end, where the cause usually is.

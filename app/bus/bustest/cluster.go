@@ -26,7 +26,7 @@ func RedisCluster(t testing.TB) string {
 	dir := t.TempDir()
 	addrs, busPorts := make([]string, masters), make([]int, masters)
 	for i := range addrs {
-		port, busPort := freePort(t), freePort(t)
+		port, busPort := FreePort(t), FreePort(t)
 		addrs[i], busPorts[i] = "127.0.0.1:"+strconv.Itoa(port), busPort
 		cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(busPort),
@@ -95,7 +95,8 @@ func ClusterClient(t testing.TB, url string) *redis.ClusterClient {
 	return c
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a loopback port that was free a moment ago, for a server a test starts.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

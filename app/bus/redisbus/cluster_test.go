@@ -28,6 +28,17 @@ func TestRedisCluster(t *testing.T) {
 	})
 }
 
+// openCluster starts a Redis Cluster and opens two buses on it, a and b, channels under "c:"; rec
+// records what b receives.
+func openCluster(t *testing.T) (url string, a, b *redisbus.Bus, rec *bustest.Recorder) {
+	t.Helper()
+	url = bustest.RedisCluster(t)
+	a, b = openBuses(t, url, "c:")
+	rec = &bustest.Recorder{}
+	b.Subscribe(rec)
+	return url, a, b, rec
+}
+
 // roomsOfPartition returns count rooms that fall into the same partition, heard through one connection.
 func roomsOfPartition(p, count int) []string {
 	var rooms []string
@@ -42,10 +53,7 @@ func roomsOfPartition(p, count int) []string {
 // On a Redis Cluster too, a node hears only the rooms it wants; the rooms' partitions spread its
 // subscriptions over every master, and an event goes to its channel's master alone.
 func TestRedisClusterCarriesOnlyWantedRooms(t *testing.T) {
-	url := bustest.RedisCluster(t)
-	a, b := openBuses(t, url, "c:")
-	rec := &bustest.Recorder{}
-	b.Subscribe(rec)
+	url, a, b, rec := openCluster(t)
 	ctx := context.Background()
 	publish := func(room, payload string) {
 		t.Helper()
@@ -139,10 +147,7 @@ func eachMaster(t *testing.T, cluster *redis.ClusterClient, f func(context.Conte
 // A node whose subscriber connections are all cut, on every master, subscribes again by itself, tells
 // the hub to resync, and hears its rooms again.
 func TestRedisClusterResubscribes(t *testing.T) {
-	url := bustest.RedisCluster(t)
-	a, b := openBuses(t, url, "c:")
-	rec := &bustest.Recorder{}
-	b.Subscribe(rec)
+	url, a, b, rec := openCluster(t)
 	rooms := []string{roomsOfPartition(0, 1)[0], roomsOfPartition(redisbus.Partitions-1, 1)[0]}
 	for _, room := range rooms {
 		bustest.WantRoom(t, room, rec, b)
@@ -181,10 +186,7 @@ func TestRedisClusterResubscribes(t *testing.T) {
 // When a partition's slot moves to another master, Redis ends its subscriptions there: the node
 // subscribes where the slot is now, and hears the partition's rooms again.
 func TestRedisClusterFollowsAMovedSlot(t *testing.T) {
-	url := bustest.RedisCluster(t)
-	a, b := openBuses(t, url, "c:")
-	rec := &bustest.Recorder{}
-	b.Subscribe(rec)
+	url, a, b, rec := openCluster(t)
 	room := roomsOfPartition(3, 1)[0]
 	bustest.WantRoom(t, room, rec, b)
 
