@@ -75,7 +75,8 @@ func (s *subscription) open(ctx context.Context) (*redis.PubSub, error) {
 
 // run hands what the subscription brings to the handlers until ctx ends; ps is its connection, or nil
 // when it is still to be opened. A connection that fails, or stays silent through a ping, is replaced,
-// and the handlers are told to resync.
+// and the handlers catch up: every room (Resync) when it is the control subscription's, each room of a
+// partition as Redis confirms it again (Subscribed).
 func (s *subscription) run(ctx context.Context, ps *redis.PubSub) {
 	defer s.b.running.Done()
 	if ps == nil {
@@ -115,8 +116,8 @@ func (s *subscription) run(ctx context.Context, ps *redis.PubSub) {
 	}
 }
 
-// take hands a message to the handlers, or takes a subscription's news; it fails when Redis dropped a
-// channel still wanted.
+// take hands a message to the handlers, or takes a subscription's news; it fails when Redis ended the
+// anchor's subscription.
 func (s *subscription) take(m any) error {
 	switch m := m.(type) {
 	case *redis.Subscription:
