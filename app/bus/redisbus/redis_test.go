@@ -100,9 +100,11 @@ func TestRedisPingAndBadURL(t *testing.T) {
 		t.Errorf("ping: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, err := redisbus.New(context.Background(), redisbus.Config{URL: "http://nope"}, log)
-	if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
-		t.Errorf("bad URL: err = %v, want one naming REDIS_URL", err)
+	for _, url := range []string{"http://nope", "redis+cluster://127.0.0.1:1?no_such_option=1"} {
+		_, err := redisbus.New(context.Background(), redisbus.Config{URL: url}, log)
+		if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+			t.Errorf("bad URL %s: err = %v, want one naming REDIS_URL", url, err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
