@@ -175,4 +175,24 @@ func checkReadState(t *testing.T, one, two *servertest.Server) {
 			break
 		}
 	}
+
+	// What ada writes herself, here over REST, is no news to her other devices; nor is a member event.
+	one.Do(t, http.MethodPost, "/api/rooms/general/messages", ada.Token, map[string]string{"text": "mine"})
+	if got := unread(); got != "general:public:1" {
+		t.Errorf("after ada's own message: %s, want still 1 unread", got)
+	}
+	if status, body := one.Do(t, http.MethodPost, "/api/rooms", ada.Token, map[string]any{"name": "atelier", "private": true}); status != http.StatusCreated {
+		t.Fatalf("create atelier: %d %v", status, body)
+	}
+	if status, body := one.Do(t, http.MethodPut, "/api/rooms/atelier/members/bob", ada.Token, nil); status >= 300 {
+		t.Fatalf("add bob to atelier: %d %v", status, body)
+	}
+	two.Do(t, http.MethodPost, "/api/rooms/atelier/messages", bob.Token, map[string]string{"text": "merci"})
+	if status, body := two.Do(t, http.MethodDelete, "/api/rooms/atelier/members/bob", bob.Token, nil); status >= 300 {
+		t.Fatalf("bob leaves atelier: %d %v", status, body)
+	}
+	_, body := two.Do(t, http.MethodGet, "/api/me/rooms", ada.Token, nil)
+	if got := listOf(body["rooms"]); got != "atelier:private:1 general:public:1" {
+		t.Errorf("ada's rooms after bob wrote in atelier and left: %s, want bob's message alone unread there", got)
+	}
 }

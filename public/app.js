@@ -1593,7 +1593,8 @@ function addMessage(room, message, source) {
     const key = userKey(message.from);
     if (key !== null) stopTyping(room, key);
   }
-  if (source !== 'history' && !current && !isOwn(message)) {
+  // As the server counts: the messages of others, not one's own, nor member events.
+  if (source !== 'history' && !current && !isOwn(message) && !message.kind) {
     room.unread += 1;
     updateRoomList();
   }

@@ -79,13 +79,12 @@ func TestChangesToMessages(t *testing.T) {
 			t.Errorf("the log after 2: %v, want %s", kinds, want)
 		}
 
-		// A member has read up to message 1: what is unread is message 2 (a tombstone, still in its
-		// place), not the changes after it.
+		// A member has read up to message 1: what is unread is bob's message 2, not the changes after it.
 		if err := db.CreateRoom(ctx, app.Room{Name: "r", Kind: app.RoomPrivate, Owner: ada.ID}, []int64{ada.ID}, now); err != nil {
 			t.Fatal(err)
 		}
-		appendAll(app.Message{Room: "r", From: a, Text: "1", At: now}, app.Message{Room: "r", From: a, Text: "2", At: now},
-			app.Message{Room: "r", From: a, Kind: app.ChangeReact, TargetID: 1, Text: "👀", At: now})
+		appendAll(app.Message{Room: "r", From: b, Text: "1", At: now}, app.Message{Room: "r", From: b, Text: "2", At: now},
+			app.Message{Room: "r", From: b, Kind: app.ChangeReact, TargetID: 1, Text: "👀", At: now})
 		if _, unread, err := db.MarkRead(ctx, "r", ada.ID, 1); err != nil || unread != 1 {
 			t.Errorf("unread after reading 1 of r: %d, %v; want 1", unread, err)
 		}

@@ -19,11 +19,12 @@ type roomQueries struct {
 }
 
 func newRoomQueries(r func(string) string) roomQueries {
-	// What is unread: the messages and member events after what was read, not the changes to messages
-	// (an edit or a reaction is no news of the room). The partial index messages_news (migration 0007)
-	// holds just those, so the count reads no row of the table.
+	// What is unread: the messages of others after what was read; not one's own, not member events, not
+	// the changes to messages (an edit or a reaction is no news of the room). The partial index
+	// messages_news (migration 0008) holds just the messages, with their authors, so the count reads no row
+	// of the table.
 	const unread = `(SELECT COUNT(*) FROM messages AS x WHERE x.room = m.room AND x.id > m.read_upto
-		AND (x.kind IS NULL OR x.kind NOT IN ('edit', 'delete', 'react', 'unreact')))`
+		AND x.kind IS NULL AND x.user_id <> m.user_id)`
 	return roomQueries{
 		createRoom: r(`INSERT INTO rooms (name, last_id, kind, owner_id) VALUES (?, 0, ?, ?)`),
 		room:       r(`SELECT kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE name = ?`),

@@ -98,9 +98,11 @@ func TestReadState(t *testing.T) {
 		if err := db.CreateRoom(ctx, app.Room{Name: "secret", Kind: app.RoomPrivate, Owner: ada.ID}, []int64{ada.ID}, now); err != nil {
 			t.Fatal(err)
 		}
+		// Five messages of cat's (who need not be a member here), which are news to ada.
+		cat := createUser(t, db, "cat@example.com")
 		var msgs []app.Message
 		for i := range 5 {
-			msgs = append(msgs, app.Message{Room: "secret", From: app.Author{ID: ada.ID, Name: ada.Name}, Text: fmt.Sprint(i), At: now})
+			msgs = append(msgs, app.Message{Room: "secret", From: app.Author{ID: cat.ID, Name: cat.Name}, Text: fmt.Sprint(i), At: now})
 		}
 		if _, err := db.AppendMessages(ctx, msgs); err != nil {
 			t.Fatal(err)
@@ -124,6 +126,19 @@ func TestReadState(t *testing.T) {
 		if got := rooms(); got != "[{secret private 5 0 5 <nil>}]" {
 			t.Errorf("after reading: %s", got)
 		}
+		// What ada writes herself, from another device say, is no news to her; cat's next message is.
+		if _, err := db.AppendMessages(ctx, []app.Message{
+			{Room: "secret", From: app.Author{ID: ada.ID, Name: ada.Name}, Text: "mine", At: now},
+			{Room: "secret", From: app.Author{ID: cat.ID, Name: cat.Name}, Text: "cat's", At: now},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := rooms(); got != "[{secret private 7 1 5 <nil>}]" {
+			t.Errorf("after ada's own message and cat's: %s, want 1 unread", got)
+		}
+		if _, _, err := db.MarkRead(ctx, "secret", ada.ID, 99); err != nil {
+			t.Fatal(err)
+		}
 		if _, _, err := db.MarkRead(ctx, "general", ada.ID, 1); app.ErrorCode(err) != app.CodeNotFound {
 			t.Errorf("reading a room one is not a member of: %v, want not_found", err)
 		}
@@ -132,7 +147,7 @@ func TestReadState(t *testing.T) {
 		if _, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
 			t.Fatal(err)
 		}
-		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 5 0 5 <nil>}]" {
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 7 0 7 <nil>}]" {
 			t.Errorf("bob's rooms: %v, %v; want secret with nothing unread", list, err)
 		}
 		// A DM names the other user, for each of the two.
