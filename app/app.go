@@ -249,6 +249,9 @@ type Appended struct {
 	// Created is false when the message carried a ClientID its author had already used: nothing was
 	// stored, and Message is the earlier message with that id.
 	Created bool
+	// Err refuses the message, which was not stored: a member event whose change was already made (the
+	// same user added twice at once, from two nodes say).
+	Err error
 }
 
 // TimeLayout is how times go on the wire: RFC 3339 in UTC with milliseconds, always three digits.

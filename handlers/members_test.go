@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/causerie/causerie/app/servertest"
@@ -263,4 +264,44 @@ func TestDirectMessages(t *testing.T) {
 			t.Errorf("DELETE %s: %d %v, want 403: a DM is for two", path, status, body)
 		}
 	}
+}
+
+// The same member added by several requests at once is added once: one 201 and one member_added event in
+// the room's log, whatever reached the store first; the others are told, with 204, that bob is a member.
+func TestConcurrentAddsLogOneEvent(t *testing.T) {
+	t.Parallel()
+	servertest.EachBackend(t, func(t *testing.T, start func(map[string]string) *servertest.Server) {
+		s := start(map[string]string{"RATE_LIMIT": "0"})
+		ada := s.Register(t, "ada@example.com")
+		s.Register(t, "bob@example.com")
+		s.Do(t, http.MethodPost, "/api/rooms", ada.Token, map[string]any{"name": "secret", "private": true})
+		const n = 8
+		statuses := make(chan int, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				status, _ := s.Do(t, http.MethodPut, "/api/rooms/secret/members/bob", ada.Token, nil)
+				statuses <- status
+			})
+		}
+		wg.Wait()
+		close(statuses)
+		count := map[int]int{}
+		for status := range statuses {
+			count[status]++
+		}
+		if count[http.StatusCreated] != 1 || count[http.StatusNoContent] != n-1 {
+			t.Errorf("statuses of %d adds at once: %v, want one 201 and the rest 204", n, count)
+		}
+		_, body := s.Do(t, http.MethodGet, "/api/rooms/secret/messages", ada.Token, nil)
+		added := 0
+		for _, m := range body["messages"].([]any) {
+			if m.(map[string]any)["kind"] == "member_added" {
+				added++
+			}
+		}
+		if added != 1 {
+			t.Errorf("secret's history holds %d member_added events, want 1", added)
+		}
+	})
 }

@@ -105,6 +105,9 @@ func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name stri
 	}
 	ev, err = h.logMember(ctx, actor, room, app.MemberAdded, who)
 	h.pushRooms(ctx, who.ID, "")
+	if app.ErrorCode(err) == app.CodeConflict {
+		return app.Message{}, false, nil // added meanwhile, by another request, here or on another node
+	}
 	return ev, err == nil, err
 }
 

@@ -196,7 +196,7 @@ func (p *Pipeline) store(msgs []app.Message) []stored {
 	p.Commit(time.Since(start), len(msgs))
 	if err == nil {
 		for i := range all {
-			out[i].Appended = all[i]
+			out[i].Appended, out[i].err = all[i], all[i].Err
 		}
 		return out
 	}
@@ -210,7 +210,7 @@ func (p *Pipeline) store(msgs []app.Message) []stored {
 			out[i].err = err
 			continue
 		}
-		out[i].Appended = one[0]
+		out[i].Appended, out[i].err = one[0], one[0].Err
 	}
 	return out
 }

@@ -14,7 +14,7 @@ import (
 type roomQueries struct {
 	createRoom, room, addMember, removeMember string
 	members, memberRooms, readUpto, markRead  string
-	isMember, visibleRooms                    string
+	isMember, visibleRooms, giveBackIDs       string
 	addMemberAt, bumpList, listVersion        string
 }
 
@@ -46,8 +46,9 @@ func newRoomQueries(r func(string) string) roomQueries {
 			WHERE m.user_id = ? ORDER BY r.name`),
 		readUpto: r(`SELECT m.read_upto, r.last_id, ` + unread + ` FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			WHERE m.room = ? AND m.user_id = ?`),
-		markRead: r(`UPDATE room_members SET read_upto = ? WHERE room = ? AND user_id = ? AND read_upto < ?`),
-		isMember: r(`SELECT COUNT(*) FROM room_members WHERE room = ? AND user_id = ?`),
+		markRead:    r(`UPDATE room_members SET read_upto = ? WHERE room = ? AND user_id = ? AND read_upto < ?`),
+		isMember:    r(`SELECT COUNT(*) FROM room_members WHERE room = ? AND user_id = ?`),
+		giveBackIDs: r(`UPDATE rooms SET last_id = last_id - ? WHERE name = ?`),
 		visibleRooms: r(`SELECT name, kind, COALESCE(owner_id, 0), last_id FROM rooms WHERE kind = 'public'
 			OR name IN (SELECT room FROM room_members WHERE user_id = ?) ORDER BY name`),
 	}
@@ -100,6 +101,57 @@ func (d *DB) applyMembers(ctx context.Context, tx *sql.Tx, stored []app.Message)
 		}
 	}
 	return nil
+}
+
+// refuseMadeChanges refuses the member events of out whose change is already made (a user added twice at
+// once, or removed twice), before they take an id: it reads the memberships under the locks of the rooms,
+// which claimIDs took, so a concurrent batch of another node waits and then reads this one's. The ids
+// claimed for the refused events are given back, so that a room's ids keep no gap; back counts them per
+// room.
+func (d *DB) refuseMadeChanges(ctx context.Context, tx *sql.Tx, out []app.Appended) (back map[string]int64, err error) {
+	type membership struct {
+		room string
+		user int64
+	}
+	member := map[membership]bool{} // as the events before, in this batch, left it
+	for i := range out {
+		m := out[i].Message
+		if !out[i].Created || m.User == nil || (m.Kind != app.MemberAdded && m.Kind != app.MemberRemoved && m.Kind != app.MemberLeft) {
+			continue
+		}
+		k := membership{m.Room, m.User.ID}
+		is, known := member[k]
+		if !known {
+			var n int
+			if err := tx.QueryRowContext(ctx, d.rq.isMember, m.Room, m.User.ID).Scan(&n); err != nil {
+				return nil, fmt.Errorf("store: membership of %d in %s: %w", m.User.ID, m.Room, err)
+			}
+			is = n > 0
+		}
+		var refused error
+		switch {
+		case m.Kind == app.MemberAdded && is:
+			refused = app.Errorf(app.CodeConflict, "%s is already a member of #%s", m.User.Name, m.Room)
+		case m.Kind != app.MemberAdded && !is:
+			refused = app.Errorf(app.CodeNotFound, "%s is not a member of #%s", m.User.Name, m.Room)
+		}
+		if refused == nil {
+			member[k] = m.Kind == app.MemberAdded
+			continue
+		}
+		member[k] = is
+		out[i] = app.Appended{Message: m, Err: refused}
+		if back == nil {
+			back = map[string]int64{}
+		}
+		back[m.Room]++
+	}
+	for room, n := range back {
+		if _, err := tx.ExecContext(ctx, d.rq.giveBackIDs, n, room); err != nil {
+			return nil, fmt.Errorf("store: give back %d ids of %s: %w", n, room, err)
+		}
+	}
+	return back, nil
 }
 
 // inTx runs f in a transaction of the write pool, committed when f returns nil.

@@ -283,5 +283,33 @@ func TestMemberEventsChangeMemberships(t *testing.T) {
 		if !(v0 < v1 && v1 < v2 && v2 < v3 && version() == v3) {
 			t.Errorf("versions %d %d %d %d then %d: want each change to move it on, and no change to leave it", v0, v1, v2, v3, version())
 		}
+
+		// A change already made is refused before it takes an id (two adds at once, say): bob added twice
+		// in one batch, removed though he is no member, and ada's message after them takes the next id.
+		out, err := db.AppendMessages(ctx, []app.Message{
+			{Room: "secret", From: a, Kind: app.MemberAdded, User: &b, At: now},
+			{Room: "secret", From: a, Kind: app.MemberAdded, User: &b, At: now},
+			{Room: "secret", From: a, Kind: app.MemberRemoved, User: &b, At: now},
+			{Room: "secret", From: a, Kind: app.MemberRemoved, User: &b, At: now},
+			{Room: "secret", From: a, Text: "après", At: now},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range out {
+			code := ""
+			if o.Err != nil {
+				code = app.ErrorCode(o.Err)
+			}
+			got = append(got, fmt.Sprint(o.Message.ID, ":", o.Created, ":", code))
+		}
+		if want := "[4:true: 0:false:conflict 5:true: 0:false:not_found 6:true:]"; fmt.Sprint(got) != want {
+			t.Errorf("a batch of repeated member events: %v, want %s", got, want)
+		}
+		log, err := db.Messages(ctx, "secret", app.MessageQuery{Log: true, Limit: 100})
+		if err != nil || len(log) != 6 || log[5].ID != 6 {
+			t.Errorf("secret's log: %v, %v; want 6 entries, without a gap", log, err)
+		}
 	})
 }

@@ -688,6 +688,14 @@ func (d *DB) appendMessages(ctx context.Context, msgs []app.Message, lookUp bool
 	if err != nil {
 		return nil, err
 	}
+	back, err := d.refuseMadeChanges(ctx, tx, out)
+	if err != nil {
+		return nil, err
+	}
+	for name, n := range back {
+		newIn[name] -= n
+		last[name] -= n
+	}
 	next := make(map[string]int64, len(names))
 	for _, name := range names {
 		next[name] = last[name] - newIn[name]
