@@ -92,6 +92,9 @@ type MemberRoom struct {
 	ReadUpto int64 `json:"read_upto"`
 	// With is, for a DM, the other user.
 	With *Author `json:"with,omitempty"`
+	// Owner is set when the user owns the room: they add and remove its members, and delete anyone's
+	// messages in it.
+	Owner bool `json:"owner,omitempty"`
 }
 
 // RoomList is a user's room list, by name. Version moves on with every change of the user's memberships:

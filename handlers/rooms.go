@@ -106,7 +106,7 @@ func (r *Rooms) Create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, app.MemberRoom{Name: room.Name, Kind: room.Kind})
+	return c.JSON(http.StatusCreated, app.MemberRoom{Name: room.Name, Kind: room.Kind, Owner: true})
 }
 
 // History returns a page of a room's messages, oldest first: GET /api/rooms/:room/messages.

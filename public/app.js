@@ -487,6 +487,7 @@ function newRoom(name) {
     unread: 0,
     kind: 'public', // or 'private', or 'dm', as the server's room list says
     with: null, // for a DM, the other user
+    owner: false, // the user owns the room: adds its members, deletes anyone's messages
     readUpto: 0, // how far the user has read the room, on any device
     stick: true, // the list was at the bottom when last seen
     fromBottom: 0, // else how far from the bottom it was
@@ -602,7 +603,8 @@ function updateRoomTitle() {
   if (room && room.kind === 'dm' && room.with) title = `@${room.with.name}`;
   else if (room) title = room.kind === 'private' ? `#${room.name} (private)` : `#${room.name}`;
   els.roomTitle.textContent = title;
-  const members = room !== null && room.kind === 'private';
+  // Only the owner adds members: the others would be refused.
+  const members = room !== null && room.kind === 'private' && room.owner;
   if (els.memberForm.hidden === members) {
     els.memberForm.hidden = !members;
     els.memberError.textContent = '';
@@ -635,6 +637,7 @@ function applyRoomList(list, version) {
     const room = addRoom(entry.name);
     if (entry.kind === 'public' || entry.kind === 'private' || entry.kind === 'dm') room.kind = entry.kind;
     room.with = dmWith(entry);
+    room.owner = entry.owner === true;
     if (messageId(entry.read_upto) !== null) room.readUpto = Math.max(room.readUpto, entry.read_upto);
     if (messageId(entry.unread) !== null && entry.name !== state.current) room.unread = entry.unread;
     // A room of the list this connection is not in yet: joined quietly, without moving to it.
@@ -1528,7 +1531,9 @@ function showMessageState(line, message) {
   const id = messageId(message.id);
   if (id === null || !validRoom(message.room)) return;
   const me = state.user ? state.user.id : null;
-  showState(line, message, me, isOwn(message), (kind, emoji) => requestChange(message.room, id, kind, emoji, line));
+  const room = state.rooms.get(message.room);
+  const owner = room !== undefined && room.owner;
+  showState(line, message, me, isOwn(message), owner, (kind, emoji) => requestChange(message.room, id, kind, emoji, line));
 }
 
 // requestChange asks the server for a change to message id of room: an edit goes through the message

@@ -45,6 +45,23 @@ func TestPrivateRoomAndDirectMessage(t *testing.T) {
 	bob.waitJS(roomButton("projet") + `.querySelector('.unread')?.textContent.trim() === '1'`)
 	bob.do(chromedp.Click(chromedp.CSS(`#rooms button[data-room="projet"]`)))
 	bob.waitLine("ada", "le plan")
+	if !eval[bool](bob, `document.querySelector('#member-form').hidden`) {
+		t.Error("bob, who does not own projet, is offered to add members")
+	}
+
+	// The owner deletes a member's message (and may not edit it); the member may not delete the owner's.
+	bob.say("hors sujet")
+	ada.waitLine("bob", "hors sujet")
+	if eval[bool](ada, lineWith("hors sujet")+`.querySelector('button[data-tool="edit"]') !== null`) {
+		t.Error("ada is offered to edit bob's message")
+	}
+	if eval[bool](bob, lineWith("le plan")+`.querySelector('button[data-tool="delete"]') !== null`) {
+		t.Error("bob is offered to delete the owner's message")
+	}
+	del := lineWith("hors sujet") + `.querySelector('button[data-tool="delete"]')`
+	ada.click(del)
+	ada.click(del)
+	bob.waitJS(`document.querySelector('#messages .msg[data-deleted="true"] .msg-text')?.textContent === 'This message was deleted.'`)
 
 	// bob opens a DM with ada from the online list of projet.
 	bob.waitJS(`document.querySelector('#presence button[data-dm="ada"]') !== null`)

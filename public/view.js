@@ -64,10 +64,10 @@ export function messageLine(author, text, own) {
 }
 
 // showState shows a message's current state on its line: its text, or that it was deleted; whether it was
-// edited; its reactions, as buttons that add or take back one's own; and, when the message is one's own,
-// buttons to edit and delete it. me is the viewer's user id; act(kind, emoji) asks for a change ('edit',
-// 'delete', 'react', 'unreact').
-export function showState(line, message, me, own, act) {
+// edited; its reactions, as buttons that add or take back one's own; when the message is one's own, a
+// button to edit it; and when it is one's own or the viewer owns the room (owner), a button to delete it.
+// me is the viewer's user id; act(kind, emoji) asks for a change ('edit', 'delete', 'react', 'unreact').
+export function showState(line, message, me, own, owner, act) {
   const body = line.querySelector('.msg-text');
   const deleted = message.deleted === true;
   // The buttons say which message they act on: its text describes them.
@@ -145,6 +145,9 @@ export function showState(line, message, me, own, act) {
     if (own) {
       const edit = toolButton(TOOL, 'Edit', () => act('edit'));
       edit.dataset.tool = 'edit';
+      buttons.push(edit);
+    }
+    if (own || owner) {
       const del = toolButton(TOOL, 'Delete', () => {
         // Two steps, without a dialog: the first click asks, the second deletes.
         if (del.dataset.confirm === 'true') {
@@ -159,7 +162,7 @@ export function showState(line, message, me, own, act) {
         delete del.dataset.confirm;
         del.textContent = 'Delete';
       });
-      buttons.push(edit, del);
+      buttons.push(del);
     }
     buttons.push(picker);
   }

@@ -39,7 +39,8 @@ func newRoomQueries(r func(string) string) roomQueries {
 		listVersion: r(`SELECT list_version FROM users WHERE id = ?`),
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
 			WHERE m.room = ? ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id`),
-		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, '')
+		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, ''),
+			CASE WHEN r.owner_id = m.user_id THEN 1 ELSE 0 END
 			FROM room_members AS m JOIN rooms AS r ON r.name = m.room
 			LEFT JOIN room_members AS om ON r.kind = 'dm' AND om.room = r.name AND om.user_id <> m.user_id
 			LEFT JOIN users AS o ON o.id = om.user_id
@@ -295,9 +296,11 @@ func (d *DB) memberRooms(ctx context.Context, user int64) ([]app.MemberRoom, err
 	for rows.Next() {
 		var r app.MemberRoom
 		var with app.Author
-		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &r.ReadUpto, &r.Unread, &with.ID, &with.Name); err != nil {
+		var owner int
+		if err := rows.Scan(&r.Name, &r.Kind, &r.LastID, &r.ReadUpto, &r.Unread, &with.ID, &with.Name, &owner); err != nil {
 			return nil, fmt.Errorf("store: rooms of user %d: %w", user, err)
 		}
+		r.Owner = owner == 1
 		if with.ID != 0 {
 			r.With = &with
 		}

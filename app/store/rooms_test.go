@@ -115,7 +115,7 @@ func TestReadState(t *testing.T) {
 			}
 			return fmt.Sprint(list.Rooms)
 		}
-		if got := rooms(); got != "[{secret private 5 5 0 <nil>}]" {
+		if got := rooms(); got != "[{secret private 5 5 0 <nil> true}]" {
 			t.Errorf("before reading: %s", got)
 		}
 		for _, step := range []struct{ upto, want, unread int64 }{{3, 3, 2}, {2, 3, 2}, {99, 5, 0}} {
@@ -123,7 +123,7 @@ func TestReadState(t *testing.T) {
 				t.Errorf("read up to %d: %d (%d unread), %v; want %d (%d unread)", step.upto, got, unread, err, step.want, step.unread)
 			}
 		}
-		if got := rooms(); got != "[{secret private 5 0 5 <nil>}]" {
+		if got := rooms(); got != "[{secret private 5 0 5 <nil> true}]" {
 			t.Errorf("after reading: %s", got)
 		}
 		// What ada writes herself, from another device say, is no news to her; cat's next message is.
@@ -133,7 +133,7 @@ func TestReadState(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if got := rooms(); got != "[{secret private 7 1 5 <nil>}]" {
+		if got := rooms(); got != "[{secret private 7 1 5 <nil> true}]" {
 			t.Errorf("after ada's own message and cat's: %s, want 1 unread", got)
 		}
 		if _, _, err := db.MarkRead(ctx, "secret", ada.ID, 99); err != nil {
@@ -147,7 +147,7 @@ func TestReadState(t *testing.T) {
 		if _, err := db.AddMember(ctx, "secret", bob.ID, now); err != nil {
 			t.Fatal(err)
 		}
-		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 7 0 7 <nil>}]" {
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 7 0 7 <nil> false}]" {
 			t.Errorf("bob's rooms: %v, %v; want secret with nothing unread", list, err)
 		}
 		// A DM names the other user, for each of the two.
@@ -262,7 +262,7 @@ func TestMemberEventsChangeMemberships(t *testing.T) {
 		if member, err := db.IsMember(ctx, "secret", bob.ID); err != nil || !member {
 			t.Errorf("after member_added: member %v, %v", member, err)
 		}
-		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 2 0 2 <nil>}]" {
+		if list, err := db.MemberRooms(ctx, bob.ID); err != nil || fmt.Sprint(list.Rooms) != "[{secret private 2 0 2 <nil> false}]" {
 			t.Errorf("bob's list after his adding: %+v, %v; want secret, read up to his adding", list, err)
 		}
 		v1 := version()
