@@ -113,6 +113,7 @@ const state = {
   current: null, // the name of the current room
   connectSince: new Map(), // room -> id sent in ?since= for the connection being opened
   pending: new Map(), // client id -> {line, room, text, attempts, resend}
+  edits: new Map(), // client id -> {room, message, text}: edits sent and not yet acknowledged
   joins: new Map(), // client id -> room name, join frames waiting for their ack
   leaves: new Map(), // client id -> room name, leave frames waiting for their ack
   auths: new Set(), // client ids of auth frames waiting for their ack
@@ -1345,6 +1346,9 @@ function onAck(frame) {
       if (typeof frame.id === 'string') state.auths.delete(frame.id);
       break;
     case 'edit':
+      if (typeof frame.id === 'string') state.edits.delete(frame.id);
+      onChange(frame.change);
+      break;
     case 'delete':
     case 'react':
     case 'unreact':
@@ -1399,6 +1403,14 @@ function onError(frame) {
     const p = state.pending.get(id);
     state.pending.delete(id);
     markFailed(p.line, `Not sent: ${text}`);
+    return;
+  }
+  if (id !== null && state.edits.has(id)) {
+    // A refused edit's text comes back in the message box, to be mended and saved, or given up (Escape).
+    const e = state.edits.get(id);
+    state.edits.delete(id);
+    if (!state.editing && e.room === state.current) startEditing(e.room, e.message, e.text);
+    els.messageError.textContent = `Not saved: ${text}`;
     return;
   }
   if (id !== null && state.joins.has(id)) {
@@ -1467,7 +1479,11 @@ function onSend(event) {
   if (!room || !ws || ws.readyState !== WebSocket.OPEN) return;
   if (state.editing) {
     const { room: editRoom, id: message } = state.editing;
-    if (sendFrame({ type: 'edit', room: editRoom, message, text, id: newClientId() })) stopEditing();
+    const id = newClientId();
+    if (sendFrame({ type: 'edit', room: editRoom, message, text, id })) {
+      state.edits.set(id, { room: editRoom, message, text });
+      stopEditing();
+    }
     return;
   }
   const id = newClientId();
@@ -1540,18 +1556,23 @@ function showMessageState(line, message) {
 // box, the others at once.
 function requestChange(room, id, kind, emoji, line) {
   if (kind === 'edit') {
-    // What was being written waits for the edit to end.
-    const draft = state.editing ? state.editing.draft : els.input.value;
-    state.editing = { room, id, draft };
-    els.input.value = line.querySelector('.msg-text').textContent;
-    els.send.textContent = 'Save';
-    els.input.setAttribute('aria-label', 'Edit your message (Escape to cancel)');
-    els.input.focus();
+    startEditing(room, id, line.querySelector('.msg-text').textContent);
     return;
   }
   if (!sendFrame({ type: kind, room, message: id, emoji, id: newClientId() })) {
     systemLine('Not connected: try again once the connection is back.', true);
   }
+}
+
+// startEditing puts text, message id's of room, in the message box to be edited and saved.
+function startEditing(room, id, text) {
+  // What was being written waits for the edit to end.
+  const draft = state.editing ? state.editing.draft : els.input.value;
+  state.editing = { room, id, draft };
+  els.input.value = text;
+  els.send.textContent = 'Save';
+  els.input.setAttribute('aria-label', 'Edit your message (Escape to cancel)');
+  els.input.focus();
 }
 
 // stopEditing ends an edit; the message box gets back what was being written before it.

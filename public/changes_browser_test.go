@@ -1,6 +1,7 @@
 package public_test
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -76,4 +77,33 @@ func TestEditReactAndDelete(t *testing.T) {
 func (tb *tab) click(expr string) {
 	tb.t.Helper()
 	eval[bool](tb, `(() => { const e = `+expr+`; e.focus(); e.click(); return true })()`)
+}
+
+// An edit the server refuses (here, of a message deleted meanwhile from another device) gives its text back
+// to the message box, with the reason, instead of losing it.
+func TestARefusedEditKeepsItsText(t *testing.T) {
+	s, ada, _ := twoUsers(t)
+	ada.say("premier jet")
+	edit := lineWith("premier jet") + `.querySelector('button[data-tool="edit"]')`
+	ada.waitJS(edit + ` !== null`)
+	ada.click(edit)
+	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Save'`)
+	eval[bool](ada, `(() => { document.querySelector('#message-input').value = 'version longue et soignée'; return true })()`)
+
+	status, body := s.Do(t, http.MethodPost, "/api/login", "", map[string]string{"email": "ada@example.com", "password": "password123"})
+	token, _ := body["token"].(string)
+	if status != http.StatusOK || token == "" {
+		t.Fatalf("log in over REST: %d %v", status, body)
+	}
+	if status, body := s.Do(t, http.MethodDelete, "/api/rooms/general/messages/1", token, nil); status != http.StatusOK {
+		t.Fatalf("delete from another device: %d %v", status, body)
+	}
+	ada.do(chromedp.SendKeys(chromedp.ID("message-input"), "\r"))
+	ada.waitJS(`document.querySelector('#message-error').textContent.startsWith('Not saved: ')`)
+	if got := eval[string](ada, `document.querySelector('#message-input').value`); got != "version longue et soignée" {
+		t.Errorf("the message box holds %q after the refusal, want the edit's text", got)
+	}
+	if got := eval[string](ada, `document.querySelector('#send-button').textContent.trim()`); got != "Save" {
+		t.Errorf("the send button says %q, want Save: the edit goes on", got)
+	}
 }
