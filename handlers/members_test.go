@@ -157,8 +157,35 @@ func TestPrivateRoomMembers(t *testing.T) {
 				assertError(t, body, tc.code)
 			}
 		}
-		if status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members", bob.Token, nil); status != http.StatusOK || fmt.Sprint(body["members"]) != fmt.Sprintf("[map[id:%d name:ada] map[id:%d name:bob] map[id:%d name:Zoé 100%%]]", ada.ID, bob.ID, ada.ID+3) {
+		if status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members", bob.Token, nil); status != http.StatusOK || fmt.Sprint(body["members"]) != fmt.Sprintf("[map[id:%d name:ada] map[id:%d name:bob] map[id:%d name:Zoé 100%%]]", ada.ID, bob.ID, ada.ID+3) || body["next"] != nil {
 			t.Errorf("members: %d %v", status, body)
+		}
+		// In pages: next is the after of the next page, and the last page has none.
+		var paged []string
+		for after := "0"; ; {
+			status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members?limit=2&after="+after, bob.Token, nil)
+			if status != http.StatusOK {
+				t.Fatalf("a page of members: %d %v", status, body)
+			}
+			for _, m := range body["members"].([]any) {
+				paged = append(paged, m.(map[string]any)["name"].(string))
+			}
+			next, ok := body["next"].(float64)
+			if !ok {
+				break
+			}
+			after = fmt.Sprint(int64(next))
+		}
+		if fmt.Sprint(paged) != "[ada bob Zoé 100%]" {
+			t.Errorf("members in pages of 2: %v", paged)
+		}
+		for _, query := range []string{"limit=0", "limit=501", "limit=x", "after=-1", "after=bob"} {
+			status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members?"+query, bob.Token, nil)
+			if status != http.StatusBadRequest {
+				t.Errorf("members?%s: %d %v, want 400", query, status, body)
+				continue
+			}
+			assertError(t, body, "invalid")
 		}
 		if status, body := s.Do(t, http.MethodPut, "/api/rooms/general/members/bob", ada.Token, nil); status != http.StatusForbidden {
 			t.Errorf("adding to a public room: %d %v, want 403", status, body)

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -22,7 +23,7 @@ type RoomHub interface {
 	// Open returns the room if user may see it, or the not_found error of a room that does not exist.
 	Open(ctx context.Context, user int64, name string) (app.Room, error)
 	Post(ctx context.Context, user app.Identity, room, text, clientID string) (app.Message, bool, error)
-	Members(ctx context.Context, user int64, room string) ([]app.Author, error)
+	Members(ctx context.Context, user int64, room string, after int64, limit int) ([]app.Author, error)
 	AddMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, bool, error)
 	RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error)
 	OpenDM(ctx context.Context, actor app.Identity, name string) (app.MemberRoom, bool, error)
@@ -48,7 +49,8 @@ type Rooms struct {
 	Messages MessageReader
 }
 
-// Pages of GET /api/rooms: one user could otherwise make the list as long as it likes.
+// Pages of GET /api/rooms, and of a room's members: one user could otherwise make the list of rooms as
+// long as it likes, and general's members are everyone.
 const (
 	defaultRoomPage = 100
 	maxRoomPage     = 500
@@ -170,20 +172,41 @@ func (r *Rooms) Publish(c echo.Context) error {
 	return c.JSON(status, m)
 }
 
-// Members lists a room's members, by name, for a user who may see it: GET /api/rooms/:room/members.
+// Members lists a page of a room's members, by name, for a user who may see it:
+// GET /api/rooms/:room/members?limit=&after=.
 func (r *Rooms) Members(c echo.Context) error {
 	room, err := roomParam(c)
 	if err != nil {
 		return err
 	}
-	members, err := r.Hub.Members(c.Request().Context(), middleware.Identity(c).UserID, room)
+	limit, err := intParam(c, "limit", defaultRoomPage, 1, maxRoomPage)
 	if err != nil {
 		return err
 	}
-	if members == nil {
-		members = []app.Author{}
+	after, err := strconv.ParseInt(cmp.Or(c.QueryParam("after"), "0"), 10, 64)
+	if err != nil || after < 0 {
+		return app.Errorf(app.CodeInvalid, "after must be a user id, the next of the previous page")
 	}
-	return c.JSON(http.StatusOK, map[string][]app.Author{"members": members})
+	// One more than the page tells whether there is a next one.
+	members, err := r.Hub.Members(c.Request().Context(), middleware.Identity(c).UserID, room, after, limit+1)
+	if err != nil {
+		return err
+	}
+	page := memberPage{Members: members}
+	if len(members) > limit {
+		page.Members = members[:limit]
+		page.Next = members[limit-1].ID
+	}
+	if page.Members == nil {
+		page.Members = []app.Author{}
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+type memberPage struct {
+	Members []app.Author `json:"members"`
+	// Next, when set, is the after of the next page.
+	Next int64 `json:"next,omitempty"`
 }
 
 // AddMember makes a user a member of a private room, as its owner: PUT /api/rooms/:room/members/:name.

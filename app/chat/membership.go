@@ -21,7 +21,7 @@ type RoomStore interface {
 	// AddMember and RemoveMember report whether they changed anything.
 	AddMember(ctx context.Context, room string, user int64, at time.Time) (bool, error)
 	RemoveMember(ctx context.Context, room string, user int64) (bool, error)
-	Members(ctx context.Context, room string) ([]app.Author, error)
+	Members(ctx context.Context, room string, after int64, limit int) ([]app.Author, error)
 	// MarkRead records how far user has read room, forwards only, and returns the read state then.
 	MarkRead(ctx context.Context, room string, user, upto int64) (read, unread int64, err error)
 	// MemberRooms returns the rooms user is a member of, with unread counts and, for a DM, the other user.
@@ -69,12 +69,13 @@ func (h *Hub) Rooms(ctx context.Context, user int64) ([]app.RoomInfo, error) {
 	return list, nil
 }
 
-// Members returns the members of room, by name, for a user who may see it.
-func (h *Hub) Members(ctx context.Context, user int64, room string) ([]app.Author, error) {
+// Members returns limit members of room at most, by name, after the member of id after (0: from the
+// first), for a user who may see it.
+func (h *Hub) Members(ctx context.Context, user int64, room string, after int64, limit int) ([]app.Author, error) {
 	if _, err := h.access.Open(ctx, user, room); err != nil {
 		return nil, err
 	}
-	members, err := h.opts.Store.Members(ctx, room)
+	members, err := h.opts.Store.Members(ctx, room, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("chat: members of %s: %w", room, err)
 	}

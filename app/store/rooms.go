@@ -37,8 +37,12 @@ func newRoomQueries(r func(string) string) roomQueries {
 			ON CONFLICT (room, user_id) DO NOTHING`),
 		bumpList:    r(`UPDATE users SET list_version = list_version + 1 WHERE id = ?`),
 		listVersion: r(`SELECT list_version FROM users WHERE id = ?`),
+		// A page of members, by name, after the member of id ? (0: from the first). Row values compare the
+		// sort keys in order, so that a page starts right after the previous one's last, names alike or not.
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
-			WHERE m.room = ? ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id`),
+			WHERE m.room = ? AND (? = 0 OR (COALESCE(u.name_key, LOWER(u.name)), u.id) >
+				(SELECT COALESCE(a.name_key, LOWER(a.name)), a.id FROM users AS a WHERE a.id = ?))
+			ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id LIMIT ?`),
 		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, ''),
 			CASE WHEN r.owner_id = m.user_id THEN 1 ELSE 0 END
 			FROM room_members AS m JOIN rooms AS r ON r.name = m.room
@@ -252,9 +256,10 @@ func (d *DB) VisibleRooms(ctx context.Context, user int64) ([]app.Room, error) {
 	return out, rows.Err()
 }
 
-// Members returns the members of room, by name.
-func (d *DB) Members(ctx context.Context, room string) ([]app.Author, error) {
-	rows, err := d.read.QueryContext(ctx, d.rq.members, room)
+// Members returns limit members of room at most, by name, from the one after the member of id after (0:
+// from the first).
+func (d *DB) Members(ctx context.Context, room string, after int64, limit int) ([]app.Author, error) {
+	rows, err := d.read.QueryContext(ctx, d.rq.members, room, after, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: members of %s: %w", room, err)
 	}

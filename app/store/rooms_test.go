@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,8 +50,23 @@ func TestRoomsAndMembers(t *testing.T) {
 		if _, err := db.AddMember(ctx, "nowhere", bob.ID, now); app.ErrorCode(err) != app.CodeNotFound {
 			t.Errorf("adding to a room that does not exist: %v, want not_found", err)
 		}
-		if got, err := db.Members(ctx, "secret"); err != nil || fmt.Sprint(got) != fmt.Sprint([]app.Author{{ID: ada.ID, Name: ada.Name}, {ID: bob.ID, Name: bob.Name}}) {
+		if got, err := db.Members(ctx, "secret", 0, 10); err != nil || fmt.Sprint(got) != fmt.Sprint([]app.Author{{ID: ada.ID, Name: ada.Name}, {ID: bob.ID, Name: bob.Name}}) {
 			t.Errorf("members %v, %v", got, err)
+		}
+		// A page starts after the member named: ada's next is bob, and bob's next is no one.
+		for _, step := range []struct {
+			after int64
+			limit int
+			want  string
+		}{{0, 1, ada.Name}, {ada.ID, 1, bob.Name}, {bob.ID, 5, ""}} {
+			got, err := db.Members(ctx, "secret", step.after, step.limit)
+			var names []string
+			for _, a := range got {
+				names = append(names, a.Name)
+			}
+			if err != nil || strings.Join(names, " ") != step.want {
+				t.Errorf("members after %d, %d at most: %v, %v; want %q", step.after, step.limit, names, err, step.want)
+			}
 		}
 		for _, who := range []struct {
 			user int64
