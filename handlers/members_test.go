@@ -179,6 +179,10 @@ func TestPrivateRoomMembers(t *testing.T) {
 		if fmt.Sprint(paged) != "[ada bob Zoé 100%]" {
 			t.Errorf("members in pages of 2: %v", paged)
 		}
+		// An after that names no user (beyond 32 bits here) gives an empty page, not an error.
+		if status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members?after=3000000000", bob.Token, nil); status != http.StatusOK || fmt.Sprint(body["members"]) != "[]" || body["next"] != nil {
+			t.Errorf("members after a user that does not exist: %d %v, want an empty page", status, body)
+		}
 		for _, query := range []string{"limit=0", "limit=501", "limit=x", "after=-1", "after=bob"} {
 			status, body := s.Do(t, http.MethodGet, "/api/rooms/secret/members?"+query, bob.Token, nil)
 			if status != http.StatusBadRequest {

@@ -534,6 +534,7 @@ function clearRooms() {
   state.joins.clear();
   state.leaves.clear();
   state.auths.clear();
+  state.edits.clear();
   els.rooms.replaceChildren();
   els.messages.replaceChildren();
   els.joinError.textContent = '';
@@ -1102,6 +1103,8 @@ async function onClose(event, openedAt) {
   }
   state.leaves.clear();
   state.auths.clear();
+  // An edit sent without an answer may or may not be saved: its text is kept, as a refused one's.
+  for (const id of [...state.edits.keys()]) refuseEdit(id, 'the connection dropped; save it again once it is back');
   // Who is online is known again from the presence frames of the next connection; until then the list
   // would show people who may have left.
   for (const room of state.rooms.values()) {
@@ -1406,11 +1409,7 @@ function onError(frame) {
     return;
   }
   if (id !== null && state.edits.has(id)) {
-    // A refused edit's text comes back in the message box, to be mended and saved, or given up (Escape).
-    const e = state.edits.get(id);
-    state.edits.delete(id);
-    if (!state.editing && e.room === state.current) startEditing(e.room, e.message, e.text);
-    els.messageError.textContent = `Not saved: ${text}`;
+    refuseEdit(id, text);
     return;
   }
   if (id !== null && state.joins.has(id)) {
@@ -1564,6 +1563,21 @@ function requestChange(room, id, kind, emoji, line) {
   }
 }
 
+// refuseEdit gives the text of edit id, which was not saved, back to the message box, to be mended and
+// saved, or given up (Escape); when the box is busy with another edit, or the edit was of another room,
+// the text goes in a line of the room shown, so that it is not lost either.
+function refuseEdit(id, reason) {
+  const e = state.edits.get(id);
+  state.edits.delete(id);
+  if (!e) return;
+  if (!state.editing && e.room === state.current) {
+    startEditing(e.room, e.message, e.text);
+    els.messageError.textContent = `Not saved: ${reason}`;
+    return;
+  }
+  systemLine(`Your edit in #${e.room} was not saved (${reason}). Its text: ${e.text}`, true);
+}
+
 // startEditing puts text, message id's of room, in the message box to be edited and saved.
 function startEditing(room, id, text) {
   // What was being written waits for the edit to end.
@@ -1579,6 +1593,7 @@ function startEditing(room, id, text) {
 function stopEditing() {
   const draft = state.editing ? state.editing.draft : '';
   state.editing = null;
+  els.messageError.textContent = '';
   els.send.textContent = 'Send';
   els.input.removeAttribute('aria-label');
   els.input.value = draft;

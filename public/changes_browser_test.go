@@ -106,4 +106,7 @@ func TestARefusedEditKeepsItsText(t *testing.T) {
 	if got := eval[string](ada, `document.querySelector('#send-button').textContent.trim()`); got != "Save" {
 		t.Errorf("the send button says %q, want Save: the edit goes on", got)
 	}
+	// Escape gives it up, and the reason goes with it.
+	ada.do(chromedp.KeyEvent("\x1b"))
+	ada.waitJS(`document.querySelector('#send-button').textContent.trim() === 'Send' && document.querySelector('#message-error').textContent === ''`)
 }

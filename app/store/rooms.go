@@ -21,8 +21,8 @@ type roomQueries struct {
 func newRoomQueries(r func(string) string) roomQueries {
 	// What is unread: the messages of others after what was read; not one's own, not member events, not
 	// the changes to messages (an edit or a reaction is no news of the room). The partial index
-	// messages_news (migration 0008) holds just the messages, with their authors, so the count reads no row
-	// of the table.
+	// messages_news (migration 0008) holds just the messages, with their authors, so that the count need
+	// not read the rows of the messages it counts.
 	const unread = `(SELECT COUNT(*) FROM messages AS x WHERE x.room = m.room AND x.id > m.read_upto
 		AND x.kind IS NULL AND x.user_id <> m.user_id)`
 	return roomQueries{
@@ -37,10 +37,12 @@ func newRoomQueries(r func(string) string) roomQueries {
 			ON CONFLICT (room, user_id) DO NOTHING`),
 		bumpList:    r(`UPDATE users SET list_version = list_version + 1 WHERE id = ?`),
 		listVersion: r(`SELECT list_version FROM users WHERE id = ?`),
-		// A page of members, by name, after the member of id ? (0: from the first). Row values compare the
-		// sort keys in order, so that a page starts right after the previous one's last, names alike or not.
+		// A page of members, by name, after the member of id ? (0: from the first; one that names no user
+		// gives an empty page). Row values compare the sort keys in order, so that a page starts right after
+		// the previous one's last, names alike or not. The CAST: PostgreSQL would type the parameter after
+		// the literal 0, as a 32-bit integer.
 		members: r(`SELECT u.id, u.name FROM room_members AS m JOIN users AS u ON u.id = m.user_id
-			WHERE m.room = ? AND (? = 0 OR (COALESCE(u.name_key, LOWER(u.name)), u.id) >
+			WHERE m.room = ? AND (CAST(? AS BIGINT) = 0 OR (COALESCE(u.name_key, LOWER(u.name)), u.id) >
 				(SELECT COALESCE(a.name_key, LOWER(a.name)), a.id FROM users AS a WHERE a.id = ?))
 			ORDER BY COALESCE(u.name_key, LOWER(u.name)), u.id LIMIT ?`),
 		memberRooms: r(`SELECT r.name, r.kind, r.last_id, m.read_upto, ` + unread + `, COALESCE(o.id, 0), COALESCE(o.name, ''),
@@ -110,7 +112,8 @@ func (d *DB) applyMembers(ctx context.Context, tx *sql.Tx, stored []app.Message)
 
 // refuseMadeChanges refuses the member events of out whose change is already made (a user added twice at
 // once, or removed twice), before they take an id: it reads the memberships under the locks of the rooms,
-// which claimIDs took, so a concurrent batch of another node waits and then reads this one's. The ids
+// which claimIDs took, so a concurrent batch of another node waits and then reads this one's (under
+// PostgreSQL's READ COMMITTED, its default, each statement sees what committed before it began). The ids
 // claimed for the refused events are given back, so that a room's ids keep no gap; back counts them per
 // room.
 func (d *DB) refuseMadeChanges(ctx context.Context, tx *sql.Tx, out []app.Appended) (back map[string]int64, err error) {
