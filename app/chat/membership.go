@@ -84,7 +84,8 @@ func (h *Hub) Members(ctx context.Context, user int64, room string, after int64,
 
 // AddMember makes the user called name a member of room, a private room that actor owns, with a
 // member_added event in the room's log, which the store writes with the membership. A member already gets
-// created false and no event.
+// created false and no event: the store refuses the event, under the room's lock, so that two adds at
+// once, on any nodes, make one.
 func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name string) (ev app.Message, created bool, err error) {
 	r, err := h.access.Open(ctx, actor.UserID, room)
 	if err != nil {
@@ -100,21 +101,21 @@ func (h *Hub) AddMember(ctx context.Context, actor app.Identity, room, name stri
 	if err != nil {
 		return app.Message{}, false, err
 	}
-	member, err := h.opts.Store.IsMember(ctx, room, who.ID)
-	if err != nil || member {
+	ev, err = h.logMember(ctx, actor, room, app.MemberAdded, who)
+	if app.ErrorCode(err) == app.CodeConflict {
+		return app.Message{}, false, nil
+	}
+	if err != nil {
 		return app.Message{}, false, err
 	}
-	ev, err = h.logMember(ctx, actor, room, app.MemberAdded, who)
 	h.pushRooms(ctx, who.ID, "")
-	if app.ErrorCode(err) == app.CodeConflict {
-		return app.Message{}, false, nil // added meanwhile, by another request, here or on another node
-	}
-	return ev, err == nil, err
+	return ev, true, nil
 }
 
 // RemoveMember ends the membership of the user called name in room, a private room: its owner removes
 // anyone but itself, and a member removes itself (leaves). A member_removed or member_left event goes in
-// the room's log; once a node delivers it, that user's connections there get nothing more of the room.
+// the room's log; once a node delivers it, that user's connections there get nothing more of the room. A
+// user who is no member gets not_found: the store refuses the event.
 func (h *Hub) RemoveMember(ctx context.Context, actor app.Identity, room, name string) (app.Message, error) {
 	r, err := h.access.Open(ctx, actor.UserID, room)
 	if err != nil {
@@ -133,20 +134,16 @@ func (h *Hub) RemoveMember(ctx context.Context, actor app.Identity, room, name s
 	case !self && r.Owner != actor.UserID:
 		return app.Message{}, app.Errorf(app.CodeForbidden, "only the owner of #%s removes others", room)
 	}
-	member, err := h.opts.Store.IsMember(ctx, room, who.ID)
-	if err != nil {
-		return app.Message{}, fmt.Errorf("chat: remove member: %w", err)
-	}
-	if !member {
-		return app.Message{}, app.Errorf(app.CodeNotFound, "%s is not a member of #%s", who.Name, room)
-	}
 	kind := app.MemberRemoved
 	if self {
 		kind = app.MemberLeft
 	}
 	ev, err := h.logMember(ctx, actor, room, kind, who)
+	if err != nil {
+		return app.Message{}, err
+	}
 	h.pushRooms(ctx, who.ID, "")
-	return ev, err
+	return ev, nil
 }
 
 // user returns the user called name as an author, or a not_found error.
